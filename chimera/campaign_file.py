@@ -1,0 +1,266 @@
+"""A campaign YAML file -> schemas.campaign.CampaignSpec, with its SOUL.md persona loaded (see specs/campaign-file.md).
+
+    file key                        -> CampaignSpec field
+    tenant                          -> tenant_id
+    id                              -> campaign_id
+    name                            -> name
+    persona (path to SOUL.md)       -> persona (loaded; the path is relative to the campaign file)
+    goals                           -> goals
+    platforms                       -> platforms
+    budget.daily_usd                -> daily_budget_usd
+    timezone                        -> timezone (an IANA name, checked with zoneinfo)
+    schedule.cycle_interval         -> cycle_interval_seconds (a duration: "1h", "15m", "90s" or seconds)
+    schedule.max_tasks_per_cycle    -> max_tasks_per_cycle
+    schedule.max_replans            -> max_replans
+    review.deadline                 -> review_deadline_seconds (a duration)
+    judge.weights.* / judge.bands.* -> judge (schemas.policy.JudgePolicy overrides)
+
+Like SOUL.md, unknown keys are errors and every problem is collected with its line; the persona's own
+problems are included, named with the persona file's path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import zoneinfo
+from functools import cache
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from chimera.durations import parse_duration
+from chimera.persona_file import (
+    FileFormatError,
+    FileIssue,
+    YamlPath,
+    describe_validation_error,
+    dotted,
+    line_of,
+    load_yaml_mapping,
+    persona_issues,
+    unknown_name_message,
+)
+from schemas.campaign import CampaignSpec, Platform
+from schemas.persona import Persona
+from schemas.policy import ConfidenceBands, ConfidenceWeights
+
+
+class CampaignFileError(FileFormatError):
+    """A campaign file (or the persona it names) is invalid."""
+
+
+# Allowed keys: None is a leaf value, a dict is a nested mapping with its own allowed keys.
+KEYS: dict[str, Any] = {
+    "tenant": None,
+    "id": None,
+    "name": None,
+    "persona": None,
+    "goals": None,
+    "platforms": None,
+    "budget": {"daily_usd": None},
+    "timezone": None,
+    "schedule": {"cycle_interval": None, "max_tasks_per_cycle": None, "max_replans": None},
+    "review": {"deadline": None},
+    "judge": {
+        "weights": dict.fromkeys(ConfidenceWeights.model_fields),
+        "bands": dict.fromkeys(ConfidenceBands.model_fields),
+    },
+}
+
+# CampaignSpec field -> where it is written in the file.
+FIELD_PATHS: dict[str, YamlPath] = {
+    "tenant_id": ("tenant",),
+    "campaign_id": ("id",),
+    "name": ("name",),
+    "persona": ("persona",),
+    "goals": ("goals",),
+    "platforms": ("platforms",),
+    "daily_budget_usd": ("budget", "daily_usd"),
+    "timezone": ("timezone",),
+    "cycle_interval_seconds": ("schedule", "cycle_interval"),
+    "max_tasks_per_cycle": ("schedule", "max_tasks_per_cycle"),
+    "max_replans": ("schedule", "max_replans"),
+    "review_deadline_seconds": ("review", "deadline"),
+    "judge": ("judge",),
+}
+_DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds"})
+_PLATFORMS: tuple[str, ...] = get_args(Platform)
+
+
+def load_campaign(path: Path) -> CampaignSpec:
+    """Read a campaign file and the SOUL.md it names. Raises CampaignFileError listing every problem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignFileError(source, [FileIssue(None, None, f"cannot read campaign file: {exc}")]) from exc
+    return parse_campaign(text, source, path.parent)
+
+
+def check_campaign(path: Path) -> list[FileIssue]:
+    """Every problem in a campaign file and its persona; an empty list means it loads."""
+    try:
+        load_campaign(path)
+    except CampaignFileError as exc:
+        return exc.errors
+    return []
+
+
+def parse_campaign(text: str, source: str, base_dir: Path) -> CampaignSpec:
+    """Parse campaign YAML; `persona` paths resolve against `base_dir`. Raises CampaignFileError."""
+    issues: list[FileIssue] = []
+    persona_problems: list[FileIssue] = []
+    parsed = load_yaml_mapping(text.removeprefix("\ufeff"), 1, issues, "campaign file")
+    if parsed is None:
+        raise CampaignFileError(source, issues)
+    raw, lines = parsed
+    _check_keys(raw, KEYS, (), lines, issues)
+
+    data: dict[str, Any] = {}
+    reported: set[str] = set()  # fields already explained; pydantic would only repeat them
+    for field, path in FIELD_PATHS.items():
+        found, value = _get(raw, path)
+        if not found:
+            continue
+        line = line_of(lines, path, 1)
+        label = dotted(path)
+        if field in _DURATION_FIELDS:
+            try:
+                value = parse_duration(value)
+            except ValueError as exc:
+                issues.append(FileIssue(line, field, f"{label}: {exc}"))
+                reported.add(field)
+                continue
+        elif field == "timezone" and not _valid_timezone(value, line, issues):
+            reported.add(field)
+            continue
+        elif field == "persona":
+            persona = _load_persona(value, base_dir, line, issues, persona_problems)
+            if persona is None:
+                reported.add(field)
+                continue
+            value = persona
+        data[field] = value
+
+    persona_value = data.get("persona")
+    if isinstance(persona_value, Persona) and isinstance(data.get("platforms"), list):
+        _check_handles(persona_value, data["platforms"], lines, issues)
+
+    spec: CampaignSpec | None = None
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = err["loc"]
+            field = str(loc[0]) if loc else ""
+            if field in reported:
+                continue
+            path = (*FIELD_PATHS.get(field, (field,)), *loc[1:])
+            issues.append(
+                FileIssue(line_of(lines, path, 1), field or None, describe_validation_error(err, dotted(path)))
+            )
+    issues.sort(key=lambda issue: issue.line or 0)
+    if spec is None or issues or persona_problems:
+        raise CampaignFileError(source, [*issues, *persona_problems])
+    return spec
+
+
+def _get(raw: dict[Any, Any], path: YamlPath) -> tuple[bool, Any]:
+    value: Any = raw
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _check_keys(
+    raw: dict[Any, Any], allowed: dict[str, Any], path: YamlPath, lines: dict[YamlPath, int], issues: list[FileIssue]
+) -> None:
+    """Unknown keys anywhere are errors; a group such as `budget:` must be a mapping."""
+    for key, value in raw.items():
+        name = str(key)
+        here = (*path, name)
+        line = line_of(lines, here, 1)
+        if name not in allowed:
+            issues.append(FileIssue(line, dotted(here), unknown_name_message("key", name, allowed, dotted(here))))
+            continue
+        sub = allowed[name]
+        if sub is None:
+            continue
+        if isinstance(value, dict):
+            _check_keys(value, sub, here, lines, issues)
+        else:
+            issues.append(
+                FileIssue(line, dotted(here), f"'{dotted(here)}' must be a mapping with keys: {', '.join(sub)}")
+            )
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _valid_timezone(value: Any, line: int | None, issues: list[FileIssue]) -> bool:
+    if isinstance(value, str) and value.strip():
+        try:
+            zoneinfo.ZoneInfo(value)
+            return True
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    close = difflib.get_close_matches(str(value), sorted(_timezones()), n=1)
+    maybe = f" (did you mean '{close[0]}'?)" if close else ""
+    issues.append(
+        FileIssue(
+            line, "timezone", f"unknown timezone {value!r}{maybe}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+        )
+    )
+    return False
+
+
+def _load_persona(
+    value: Any, base_dir: Path, line: int | None, issues: list[FileIssue], persona_problems: list[FileIssue]
+) -> Persona | None:
+    if not isinstance(value, str) or not value.strip():
+        issues.append(FileIssue(line, "persona", f"persona must be the path of a SOUL.md file, not {value!r}"))
+        return None
+    path = base_dir / value
+    name = os.path.normpath(path)  # "campaigns/../personas/x.md" reads badly in messages
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        issues.append(FileIssue(line, "persona", f"persona file not found: {name} (paths are relative to this file)"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(FileIssue(line, "persona", f"cannot read persona file {name}: {exc}"))
+        return None
+    persona, problems = persona_issues(text)
+    if problems:
+        count = f"{len(problems)} error{'s' if len(problems) != 1 else ''}"
+        issues.append(FileIssue(line, "persona", f"persona {name} is invalid ({count}, listed below)"))
+        persona_problems.extend(FileIssue(p.line, p.field, p.message, file=p.file or name) for p in problems)
+    return persona
+
+
+def _check_handles(persona: Persona, platforms: list[Any], lines: dict[YamlPath, int], issues: list[FileIssue]) -> None:
+    """The agent cannot post where its persona has no account; a platform listed twice is a typo."""
+    seen: set[str] = set()
+    for index, platform in enumerate(platforms):
+        if not isinstance(platform, str):
+            continue  # pydantic reports the type
+        line = line_of(lines, ("platforms", index), 1)
+        if platform in seen:
+            issues.append(FileIssue(line, "platforms", f"platform '{platform}' is listed twice"))
+        seen.add(platform)
+        if platform in _PLATFORMS and platform not in persona.handles:
+            have = ", ".join(persona.handles) or "none"
+            issues.append(
+                FileIssue(
+                    line,
+                    "platforms",
+                    f"platform '{platform}' has no handle in persona '{persona.id}' (handles: {have}); "
+                    f"add '{platform}:' under 'handles:' in its SOUL.md",
+                )
+            )

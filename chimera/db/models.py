@@ -1,0 +1,260 @@
+"""Chimera's tables (SQLAlchemy 2.x typed ORM).
+
+Every tenant-owned table carries `tenant_id NOT NULL` and references its parents through
+composite foreign keys that include tenant_id, so row-level security can later be added per
+table without reshaping anything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+GENESIS_HASH = "0" * 64  # prev_hash of a tenant's first audit entry
+
+ID = String(64)  # tenant, agent and campaign ids are slugs of at most 63 characters
+LONG_ID = String(255)  # task ids and state keys are built from several slugs
+MONEY = Numeric(14, 6, asdecimal=False)  # micro-dollar precision; arithmetic is done in Decimal
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL (timestamptz) and SQLite (naive text) alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        # SQLite has no zone; storing naive UTC keeps the text sortable and exact.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+CAMPAIGN_STATES = ("running", "paused", "stopped", "completed")
+SPEND_STATES = ("reserved", "settled", "released")
+REVIEW_STATES = ("none", "pending", "approved", "edited", "rejected", "expired", "cancelled")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Head of the audit chain: lets verify_audit notice entries deleted from the end, and
+    # updating it row-locks the tenant, which serializes appends on PostgreSQL.
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    persona: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        CheckConstraint(_one_of("status", CAMPAIGN_STATES), name="ck_campaigns_status"),
+        CheckConstraint("daily_budget_usd > 0", name="ck_campaigns_budget"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    status_actor: Mapped[str | None] = mapped_column(String(255))
+    daily_budget_usd: Mapped[float] = mapped_column(MONEY)
+    timezone: Mapped[str] = mapped_column(String(64))
+    goals: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"]),
+        Index("ix_tasks_campaign_status", "tenant_id", "campaign_id", "status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    key: Mapped[str] = mapped_column(LONG_ID)
+    task_type: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    attempt: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StateVersion(Base):
+    __tablename__ = "state_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        CheckConstraint("version >= 1", name="ck_state_versions_version"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(LONG_ID, doc="task_id of the last committer")
+
+
+class Spend(Base):
+    """One row per task: its reservation, then its actual cost."""
+
+    __tablename__ = "spend"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"]),
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        CheckConstraint(_one_of("status", SPEND_STATES), name="ck_spend_status"),
+        CheckConstraint("reserved_usd >= 0 AND (actual_usd IS NULL OR actual_usd >= 0)", name="ck_spend_amounts"),
+        Index("ix_spend_campaign_day", "tenant_id", "campaign_id", "day", "status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    day: Mapped[date] = mapped_column(Date, doc="the day in the campaign's time zone")
+    reserved_usd: Mapped[float] = mapped_column(MONEY)
+    actual_usd: Mapped[float | None] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"]),
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        CheckConstraint(_one_of("state", REVIEW_STATES), name="ck_reviews_state"),
+        # Task ids are global (the CLI looks a review up by task id alone).
+        UniqueConstraint("task_id", name="uq_reviews_task_id"),
+        Index("ix_reviews_state", "state", "tenant_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    platform: Mapped[str] = mapped_column(String(64))
+    task_type: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    deadline: Mapped[str] = mapped_column(String(64), doc="as given, so it round-trips exactly")
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), doc="deadline parsed, for ordering")
+    reviewer: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReviewEventRow(Base):
+    """Every change of a review's decision, kept forever."""
+
+    __tablename__ = "review_events"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "task_id"], ["reviews.tenant_id", "reviews.task_id"]),)
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    old_text: Mapped[str | None] = mapped_column(Text)
+    new_text: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Per-tenant hash chain: hash = sha256(prev_hash + canonical JSON of the entry)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Outcome(Base):
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"]),
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        Index("ix_outcomes_agent_type", "tenant_id", "agent_id", "task_type", "status"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    task_type: Mapped[str] = mapped_column(String(64))
+    human_decided: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

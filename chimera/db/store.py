@@ -1,0 +1,337 @@
+"""StateStore: Chimera's durable state behind a small synchronous API.
+
+Every method is its own transaction and is safe to call from many threads and processes at once
+(see chimera/db/engine.py for how SQLite and PostgreSQL are serialized). Nothing returned is an
+ORM object. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from sqlalchemy import func, select
+
+from chimera.db import audit, budget, campaigns, reviews, state
+from chimera.db.engine import Database, upsert
+from chimera.db.models import Campaign, Outcome, Task
+from chimera.db.records import (
+    AuditCheck,
+    AuditEntry,
+    CampaignRecord,
+    ReviewEvent,
+    SpendSummary,
+    StateValue,
+    SuccessRate,
+    TaskRecord,
+)
+from chimera.settings import Settings
+from schemas.campaign import CampaignSpec
+from schemas.review import ReviewRecord
+from schemas.task import Reservation, StateRead, TaskRef, TaskStatus
+
+# Beta prior for success_rate: 8 successes in 10 pseudo-observations, so a new agent starts at 0.8.
+PRIOR_SUCCESSES = 8
+PRIOR_OBSERVATIONS = 10
+SUCCESS_STATUSES = ("published",)
+FAILURE_STATUSES = ("rejected",)  # by the judge or a human; cancelled, failed and budget say nothing of quality
+
+_TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateStore:
+    """Tenants, campaigns, versioned state, budgets, reviews, tasks, outcomes and the audit chain."""
+
+    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+        """`url`: a SQLAlchemy URL (file SQLite or postgresql+psycopg). `clock` returns aware UTC "now" (tests)."""
+        self._db = Database(url)
+        self._clock = clock or _utcnow
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StateStore:
+        return cls(settings.resolved_database_url)
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    def close(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def ensure_schema(self) -> None:
+        """Create missing tables now (otherwise done on first use)."""
+        self._db.ensure_schema()
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store's clock returned a naive datetime; it must be timezone-aware")
+        return now.astimezone(UTC)
+
+    # ---- campaigns -------------------------------------------------------------------------
+
+    def ensure_campaign(self, spec: CampaignSpec) -> None:
+        """Upsert tenant, agent and campaign. Idempotent.
+
+        A new campaign starts `running` with the spec's budget and goals. For an existing one the
+        spec, name, time zone and persona are refreshed, but status, daily budget and goals are
+        kept: they are changed by audited control actions (set_*), which a restart must not undo.
+        """
+        with self._db.transaction(write=True) as s:
+            campaigns.ensure(s, spec, self._now())
+
+    def get_campaign(self, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
+        with self._db.transaction(write=False) as s:
+            row = s.get(Campaign, (tenant_id, campaign_id))
+            return campaigns.to_record(row) if row is not None else None
+
+    def campaign_status(self, tenant_id: str, campaign_id: str) -> str | None:
+        with self._db.transaction(write=False) as s:
+            return s.execute(
+                select(Campaign.status).where(Campaign.tenant_id == tenant_id, Campaign.id == campaign_id)
+            ).scalar_one_or_none()
+
+    def is_stopped(self, tenant_id: str, campaign_id: str) -> bool:
+        """True only for an emergency-stopped campaign (an unknown campaign is not stopped)."""
+        return self.campaign_status(tenant_id, campaign_id) == "stopped"
+
+    def set_campaign_status(self, tenant_id: str, campaign_id: str, status: str, actor: str, reason: str) -> None:
+        if status not in campaigns.CAMPAIGN_STATES:
+            raise ValueError(f"unknown campaign status {status!r}; expected one of {sorted(campaigns.CAMPAIGN_STATES)}")
+        with self._db.transaction(write=True) as s:
+            campaigns.change(
+                s, tenant_id, campaign_id, field="status", value=status, actor=actor, reason=reason, now=self._now()
+            )
+
+    def set_daily_budget(
+        self, tenant_id: str, campaign_id: str, daily_budget_usd: float, actor: str, reason: str = ""
+    ) -> None:
+        if not daily_budget_usd > 0:
+            raise ValueError(f"the daily budget must be positive, not {daily_budget_usd}")
+        with self._db.transaction(write=True) as s:
+            campaigns.change(
+                s,
+                tenant_id,
+                campaign_id,
+                field="daily_budget_usd",
+                value=float(daily_budget_usd),
+                actor=actor,
+                reason=reason,
+                now=self._now(),
+            )
+
+    def set_goals(self, tenant_id: str, campaign_id: str, goals: list[str], actor: str, reason: str = "") -> None:
+        cleaned = [g.strip() for g in goals]
+        if not cleaned or any(not g for g in cleaned):
+            raise ValueError("goals must be a non-empty list of non-blank strings")
+        with self._db.transaction(write=True) as s:
+            campaigns.change(
+                s, tenant_id, campaign_id, field="goals", value=cleaned, actor=actor, reason=reason, now=self._now()
+            )
+
+    # ---- versioned state (optimistic concurrency) -------------------------------------------
+
+    def read_versions(self, tenant_id: str, keys: list[str]) -> list[StateRead]:
+        """Current versions in the order asked; an absent key is version 0."""
+        with self._db.transaction(write=False) as s:
+            return state.read_versions(s, tenant_id, keys)
+
+    def get_state(self, tenant_id: str, key: str) -> StateValue | None:
+        with self._db.transaction(write=False) as s:
+            return state.get(s, tenant_id, key)
+
+    def commit(
+        self, ref: TaskRef, read_set: list[StateRead], write_keys: list[str], value: dict[str, Any], actor: str
+    ) -> list[StateRead]:
+        """Validate the read set and bump every write key by one, atomically; returns the new versions.
+
+        Raises StateConflict (and writes nothing) if any read key moved. A retry of a commit that
+        already succeeded (same task, same value) returns the versions it produced instead of conflicting.
+        """
+        with self._db.transaction(write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            return state.commit(s, ref, read_set, write_keys, value, actor, self._now())
+
+    # ---- budget ------------------------------------------------------------------------------
+
+    def reserve(self, ref: TaskRef, amount_usd: float, daily_budget_usd: float, timezone: str) -> Reservation:
+        """Reserve against today's budget (today in `timezone`); never exceeds it; idempotent per task_id."""
+        with self._db.transaction(write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            return budget.reserve(s, ref, amount_usd, daily_budget_usd, timezone, self._now())
+
+    def settle(self, ref: TaskRef, actual_usd: float, timezone: str) -> None:
+        with self._db.transaction(write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            budget.settle(s, ref, actual_usd, timezone, self._now())
+
+    def release(self, ref: TaskRef) -> None:
+        with self._db.transaction(write=True) as s:
+            budget.release(s, ref, self._now())
+
+    def spend_today(self, tenant_id: str, campaign_id: str, timezone: str) -> SpendSummary:
+        day = budget.local_day(self._now(), timezone)
+        with self._db.transaction(write=False) as s:
+            return budget.spend_on(s, tenant_id, campaign_id, day)
+
+    # ---- reviews -----------------------------------------------------------------------------
+
+    def record_review(self, rec: ReviewRecord) -> None:
+        with self._db.transaction(write=True) as s:
+            campaigns.get(s, rec.tenant_id, rec.campaign_id)
+            campaigns.require_agent(s, rec.tenant_id, rec.agent_id)
+            reviews.record(s, rec, self._now())
+
+    def get_review(self, task_id: str) -> ReviewRecord | None:
+        with self._db.transaction(write=False) as s:
+            return reviews.get(s, task_id)
+
+    def pending_reviews(self, tenant_id: str | None = None) -> list[ReviewRecord]:
+        """Pending reviews (all tenants when tenant_id is None), riskiest first, then earliest deadline."""
+        with self._db.transaction(write=False) as s:
+            return reviews.pending(s, tenant_id)
+
+    def review_events(self, task_id: str) -> list[ReviewEvent]:
+        with self._db.transaction(write=False) as s:
+            return reviews.events(s, task_id)
+
+    # ---- tasks -------------------------------------------------------------------------------
+
+    def record_task(
+        self,
+        ref: TaskRef,
+        key: str,
+        task_type: str,
+        platform: str,
+        status: str,
+        attempt: int,
+        confidence: float | None,
+    ) -> None:
+        if status not in _TASK_STATUSES:
+            raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
+        with self._db.transaction(write=True) as s:
+            now = self._now()
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            values: dict[str, Any] = {
+                "tenant_id": ref.tenant_id,
+                "task_id": ref.task_id,
+                "campaign_id": ref.campaign_id,
+                "agent_id": ref.agent_id,
+                "key": key,
+                "task_type": task_type,
+                "platform": platform,
+                "status": status,
+                "confidence": confidence,
+                "attempt": attempt,
+                "created_at": now,
+                "updated_at": now,
+            }
+            mutable = ["key", "task_type", "platform", "status", "confidence", "attempt", "updated_at"]
+            upsert(s, Task, values, ["tenant_id", "task_id"], mutable)
+
+    def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
+        with self._db.transaction(write=False) as s:
+            row = s.get(Task, (tenant_id, task_id))
+            return self._task_record(row) if row is not None else None
+
+    def list_tasks(self, tenant_id: str, campaign_id: str) -> list[TaskRecord]:
+        with self._db.transaction(write=False) as s:
+            rows = s.execute(
+                select(Task)
+                .where(Task.tenant_id == tenant_id, Task.campaign_id == campaign_id)
+                .order_by(Task.created_at, Task.task_id)
+            ).scalars()
+            return [self._task_record(row) for row in rows]
+
+    @staticmethod
+    def _task_record(row: Task) -> TaskRecord:
+        return TaskRecord(
+            tenant_id=row.tenant_id,
+            task_id=row.task_id,
+            campaign_id=row.campaign_id,
+            agent_id=row.agent_id,
+            key=row.key,
+            task_type=row.task_type,
+            platform=row.platform,
+            status=row.status,
+            attempt=row.attempt,
+            confidence=row.confidence,
+            updated_at=row.updated_at,
+        )
+
+    # ---- audit -------------------------------------------------------------------------------
+
+    def append_audit(self, tenant_id: str, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        """Append to the tenant's chain (the tenant row is created if missing: audit never refuses)."""
+        with self._db.transaction(write=True) as s:
+            audit.append(
+                s, tenant_id=tenant_id, actor=actor, action=action, subject=subject, detail=detail, now=self._now()
+            )
+
+    def audit_entries(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
+        """The newest `limit` entries, oldest first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        with self._db.transaction(write=False) as s:
+            return audit.entries(s, tenant_id, limit)
+
+    def verify_audit(self, tenant_id: str) -> AuditCheck:
+        with self._db.transaction(write=False, snapshot=True) as s:
+            return audit.verify(s, tenant_id)
+
+    # ---- outcomes ----------------------------------------------------------------------------
+
+    def record_outcome(self, ref: TaskRef, task_type: str, status: str, human_decided: bool) -> None:
+        """Idempotent per (task_id, status)."""
+        if status not in _TASK_STATUSES:
+            raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
+        with self._db.transaction(write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            campaigns.require_agent(s, ref.tenant_id, ref.agent_id)
+            values: dict[str, Any] = {
+                "tenant_id": ref.tenant_id,
+                "task_id": ref.task_id,
+                "status": status,
+                "campaign_id": ref.campaign_id,
+                "agent_id": ref.agent_id,
+                "task_type": task_type,
+                "human_decided": human_decided,
+                "at": self._now(),
+            }
+            upsert(s, Outcome, values, ["tenant_id", "task_id", "status"])
+
+    def success_rate(self, tenant_id: str, agent_id: str, task_type: str) -> SuccessRate:
+        """Posterior mean of a Beta(8, 2) prior updated with published (success) and rejected (failure)."""
+        with self._db.transaction(write=False) as s:
+            counts: dict[str, int] = dict(
+                s.execute(
+                    select(Outcome.status, func.count())
+                    .where(
+                        Outcome.tenant_id == tenant_id,
+                        Outcome.agent_id == agent_id,
+                        Outcome.task_type == task_type,
+                        Outcome.status.in_(SUCCESS_STATUSES + FAILURE_STATUSES),
+                    )
+                    .group_by(Outcome.status)
+                ).all()
+            )
+        successes = sum(int(counts.get(st, 0)) for st in SUCCESS_STATUSES)
+        failures = sum(int(counts.get(st, 0)) for st in FAILURE_STATUSES)
+        rate = (PRIOR_SUCCESSES + successes) / (PRIOR_OBSERVATIONS + successes + failures)
+        return SuccessRate(rate=rate, samples=successes + failures, successes=successes, failures=failures)
+
+
+__all__ = ["StateStore"]

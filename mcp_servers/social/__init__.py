@@ -1,0 +1,28 @@
+"""Sandbox social platforms (Twitter-like and Instagram-like) served over MCP.
+
+`sandbox` holds the SQLite-backed platform; `server` exposes it as an MCP server.
+"""
+
+from mcp_servers.social.sandbox import (
+    AlreadyReplied,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    Platform,
+    RateLimited,
+    SandboxError,
+    SandboxPlatform,
+    sandbox_dir_from_env,
+)
+
+__all__ = [
+    "AlreadyReplied",
+    "IdempotencyConflict",
+    "InvalidRequest",
+    "NotFound",
+    "Platform",
+    "RateLimited",
+    "SandboxError",
+    "SandboxPlatform",
+    "sandbox_dir_from_env",
+]

@@ -1,0 +1,402 @@
+"""A sandbox social platform with real persistence: one SQLite file per platform.
+
+Several MCP server processes (one per host call) may open the same file at once, so every
+write runs in a `BEGIN IMMEDIATE` transaction (one writer at a time, readers unaffected under
+WAL) and every check-then-insert (idempotency, rate limit) happens inside that transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+Platform = Literal["twitter", "instagram"]
+
+SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"
+DEFAULT_SANDBOX_DIR = Path(".chimera/sandbox")
+SEED_DIR = Path(__file__).resolve().parent.parent / "seed"
+
+DEFAULT_ACCOUNT = "mira"
+DEFAULT_RATE_LIMIT = 50
+DEFAULT_RATE_WINDOW_SECONDS = 15 * 60.0
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+# Long enough for several concurrent writer processes to queue behind each other.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PlatformRules:
+    max_text_chars: int
+    followers: int
+    id_prefix: str
+    url_template: str  # formatted with account= and post_id=
+
+
+RULES: dict[str, PlatformRules] = {
+    "twitter": PlatformRules(
+        max_text_chars=280,
+        followers=12_840,
+        id_prefix="tw-p-",
+        url_template="https://sandbox.twitter.local/{account}/status/{post_id}",
+    ),
+    "instagram": PlatformRules(
+        max_text_chars=2200,
+        followers=48_210,
+        id_prefix="ig-p-",
+        url_template="https://sandbox.instagram.local/p/{post_id}",
+    ),
+}
+
+
+class SandboxError(Exception):
+    """Any failure the sandbox reports to a caller; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_seconds = retry_after_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, "retry_after_seconds": self.retry_after_seconds}
+
+
+class InvalidRequest(SandboxError):
+    """The request breaks a platform rule (empty or too-long text, bad idempotency key)."""
+
+
+class NotFound(SandboxError):
+    def __init__(self, message: str) -> None:
+        super().__init__("not_found", message)
+
+
+class AlreadyReplied(SandboxError):
+    """A second reply (under a different idempotency key) to one mention: almost surely a bug upstream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("already_replied", message)
+
+
+class IdempotencyConflict(SandboxError):
+    """The key was already used for a different operation (a post vs a reply, or another mention)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("idempotency_conflict", message)
+
+
+class RateLimited(SandboxError):
+    def __init__(self, retry_after_seconds: float, message: str | None = None) -> None:
+        super().__init__(
+            "rate_limited",
+            message or f"rate limit exceeded; retry after {retry_after_seconds:.1f}s",
+            retry_after_seconds,
+        )
+
+
+def sandbox_dir_from_env() -> Path:
+    return Path(os.environ.get(SANDBOX_DIR_ENV) or DEFAULT_SANDBOX_DIR)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS posts (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    text TEXT NOT NULL,
+    reply_to TEXT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mentions (
+    id TEXT PRIMARY KEY,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    replied_post_id TEXT
+);
+CREATE TABLE IF NOT EXISTS trends (
+    topic TEXT PRIMARY KEY,
+    volume INTEGER NOT NULL
+);
+-- Sliding-window log of post events per account, pruned as the window moves.
+CREATE TABLE IF NOT EXISTS rate_events (
+    account TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_events_account_at ON rate_events (account, at);
+"""
+
+
+def _iso(ts: float) -> str:
+    # Fixed width, so string order is time order.
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SandboxPlatform:
+    """One sandbox platform ("twitter" or "instagram") stored in `<data_dir>/<platform>.sqlite3`.
+
+    Safe to use from several threads (each operation opens its own connection) and from
+    several processes at once (SQLite locking).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        platform: Platform,
+        seed: bool = True,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if platform not in get_args(Platform):
+            raise ValueError(f"unknown platform {platform!r}")
+        if rate_limit < 1 or rate_window_seconds <= 0:
+            raise ValueError("rate limit must allow at least one post in a positive window")
+        self.platform: Platform = platform
+        self.rules = RULES[platform]
+        self.account = account
+        self.rate_limit = rate_limit
+        self.rate_window_seconds = rate_window_seconds
+        self._clock = clock
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / f"{platform}.sqlite3"
+        self._init_db(seed)
+
+    # -- storage plumbing ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so transactions are explicit.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            # IMMEDIATE takes the write lock up front, making check-then-insert atomic across processes.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _init_db(self, seed: bool) -> None:
+        conn = self._connect()
+        try:
+            # WAL persists in the file; readers then never block the single writer.
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        with self._transaction(write=True) as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            seeded = conn.execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchone()
+            if seed and not seeded:
+                self._seed(conn)
+                conn.execute("INSERT INTO meta (key, value) VALUES ('seeded', ?)", (_iso(self._clock()),))
+
+    def _seed(self, conn: sqlite3.Connection) -> None:
+        now = self._clock()
+        mentions = json.loads((SEED_DIR / f"{self.platform}_mentions.json").read_text(encoding="utf-8"))
+        for m in mentions:
+            conn.execute(
+                "INSERT OR IGNORE INTO mentions (id, author, text, created_at) VALUES (?, ?, ?, ?)",
+                (m["id"], m["author"], m["text"], _iso(now - 60.0 * float(m.get("minutes_ago", 0)))),
+            )
+        trends = json.loads((SEED_DIR / f"{self.platform}_trends.json").read_text(encoding="utf-8"))
+        for t in trends:
+            conn.execute("INSERT OR REPLACE INTO trends (topic, volume) VALUES (?, ?)", (t["topic"], int(t["volume"])))
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _check_text(self, text: str) -> str:
+        # NFC so a composed and a decomposed "é" count the same; the real platforms weigh
+        # some characters and URLs differently, which the sandbox deliberately ignores.
+        normalized = unicodedata.normalize("NFC", text)
+        if not normalized.strip():
+            raise InvalidRequest("empty_text", "text must not be empty")
+        limit = self.rules.max_text_chars
+        if len(normalized) > limit:
+            raise InvalidRequest(
+                "text_too_long", f"{self.platform} allows at most {limit} characters; got {len(normalized)}"
+            )
+        return normalized
+
+    @staticmethod
+    def _check_key(idempotency_key: str) -> None:
+        if not idempotency_key.strip():
+            raise InvalidRequest("invalid_idempotency_key", "idempotency_key must not be empty")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidRequest(
+                "invalid_idempotency_key", f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            )
+
+    def _check_rate(self, conn: sqlite3.Connection, now: float) -> None:
+        window_start = now - self.rate_window_seconds
+        conn.execute("DELETE FROM rate_events WHERE account = ? AND at <= ?", (self.account, window_start))
+        times = [
+            row["at"]
+            for row in conn.execute(
+                "SELECT at FROM rate_events WHERE account = ? ORDER BY at", (self.account,)
+            ).fetchall()
+        ]
+        if len(times) < self.rate_limit:
+            return
+        # A slot frees up when enough of the oldest events leave the window.
+        freeing = times[len(times) - self.rate_limit]
+        retry_after = max(freeing + self.rate_window_seconds - now, 0.001)
+        raise RateLimited(
+            round(retry_after, 3),
+            f"{self.account} may post {self.rate_limit} times per {self.rate_window_seconds:g}s; "
+            f"retry after {retry_after:.1f}s",
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def post(self, text: str, idempotency_key: str) -> dict[str, Any]:
+        """Publish a top-level post. The same idempotency key never publishes twice."""
+        return self._publish(text, idempotency_key, reply_to=None)
+
+    def reply(self, mention_id: str, text: str, idempotency_key: str) -> dict[str, Any]:
+        """Reply to a mention (a comment on Instagram) and mark it replied."""
+        return self._publish(text, idempotency_key, reply_to=mention_id)
+
+    def _publish(self, text: str, idempotency_key: str, reply_to: str | None) -> dict[str, Any]:
+        self._check_key(idempotency_key)
+        with self._transaction(write=True) as conn:
+            existing = conn.execute(
+                "SELECT id, reply_to FROM posts WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            if existing is not None:
+                # Checked before anything else so a retry after success always succeeds, even when
+                # the text would now fail validation or the account is rate limited.
+                if existing["reply_to"] != reply_to:
+                    raise IdempotencyConflict(
+                        f"idempotency_key {idempotency_key!r} was already used for a different operation"
+                    )
+                return self._receipt(existing["id"], duplicate=True)
+            normalized = self._check_text(text)
+            if reply_to is not None:
+                mention = conn.execute("SELECT replied_post_id FROM mentions WHERE id = ?", (reply_to,)).fetchone()
+                if mention is None:
+                    raise NotFound(f"no mention or comment with id {reply_to!r}")
+                if mention["replied_post_id"] is not None:
+                    raise AlreadyReplied(f"{reply_to!r} was already answered by post {mention['replied_post_id']!r}")
+            now = self._clock()
+            self._check_rate(conn, now)
+            post_id = self.rules.id_prefix + secrets.token_hex(6)
+            conn.execute(
+                "INSERT INTO posts (id, account, text, reply_to, idempotency_key, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (post_id, self.account, normalized, reply_to, idempotency_key, _iso(now)),
+            )
+            conn.execute("INSERT INTO rate_events (account, at) VALUES (?, ?)", (self.account, now))
+            if reply_to is not None:
+                conn.execute("UPDATE mentions SET replied_post_id = ? WHERE id = ?", (post_id, reply_to))
+            return self._receipt(post_id, duplicate=False)
+
+    def add_mention(self, author: str, text: str, mention_id: str | None = None) -> dict[str, Any]:
+        """Simulate an incoming mention/comment (for tests and demos)."""
+        prefix = "tw-m-" if self.platform == "twitter" else "ig-c-"
+        new_id = mention_id or prefix + secrets.token_hex(6)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO mentions (id, author, text, created_at) VALUES (?, ?, ?, ?)",
+                (new_id, author, text, _iso(self._clock())),
+            )
+            row = conn.execute("SELECT * FROM mentions WHERE id = ?", (new_id,)).fetchone()
+            return self._mention(row)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def find_post(self, idempotency_key: str) -> dict[str, Any] | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute("SELECT * FROM posts WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            return None if row is None else self._post(row)
+
+    def posts(self) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT * FROM posts ORDER BY created_at, rowid").fetchall()
+            return [self._post(row) for row in rows]
+
+    def recent_mentions(self, limit: int = 20, unreplied_only: bool = False) -> list[dict[str, Any]]:
+        """Newest first."""
+        where = "WHERE replied_post_id IS NULL" if unreplied_only else ""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT * FROM mentions {where} ORDER BY created_at DESC, rowid DESC LIMIT ?", (max(limit, 0),)
+            ).fetchall()
+            return [self._mention(row) for row in rows]
+
+    def profile_stats(self) -> dict[str, Any]:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT SUM(reply_to IS NULL) AS posts, SUM(reply_to IS NOT NULL) AS replies"
+                " FROM posts WHERE account = ?",
+                (self.account,),
+            ).fetchone()
+        return {
+            "platform": self.platform,
+            "account": self.account,
+            "followers": self.rules.followers,
+            "post_count": int(row["posts"] or 0),
+            "reply_count": int(row["replies"] or 0),
+        }
+
+    def trends(self) -> list[dict[str, Any]]:
+        """Highest volume first."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT topic, volume FROM trends ORDER BY volume DESC, topic").fetchall()
+            return [{"platform": self.platform, "topic": r["topic"], "volume": int(r["volume"])} for r in rows]
+
+    # -- row shapes -----------------------------------------------------------------------
+
+    def _url(self, post_id: str) -> str:
+        return self.rules.url_template.format(account=self.account, post_id=post_id)
+
+    def _receipt(self, post_id: str, *, duplicate: bool) -> dict[str, Any]:
+        return {"post_id": post_id, "url": self._url(post_id), "duplicate": duplicate}
+
+    def _post(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "post_id": row["id"],
+            "url": self._url(row["id"]),
+            "platform": self.platform,
+            "account": row["account"],
+            "text": row["text"],
+            "reply_to": row["reply_to"],
+            "idempotency_key": row["idempotency_key"],
+            "created_at": row["created_at"],
+        }
+
+    def _mention(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "platform": self.platform,
+            "author": row["author"],
+            "text": row["text"],
+            "created_at": row["created_at"],
+            "replied": row["replied_post_id"] is not None,
+        }

@@ -1,0 +1,4 @@
+"""Chimera's contracts: pure pydantic models and pure policy, shared by every room.
+
+Nothing here does I/O; workflows import these modules through the sandbox.
+"""

@@ -1,0 +1,76 @@
+"""Human review: the decision signal, its acknowledgement, and what a reviewer sees."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from schemas.plan import Mention
+from schemas.policy import Verdict
+
+ReviewAction = Literal["approve", "edit", "reject"]
+ReviewState = Literal["none", "pending", "approved", "edited", "rejected", "expired", "cancelled"]
+
+
+class ReviewDecision(BaseModel):
+    request_id: str = Field(min_length=1, description="chosen by the sender; the ack carries it back")
+    action: ReviewAction
+    reviewer: str = Field(min_length=1)
+    reason: str = ""
+    text: str | None = Field(None, description="the new text, for edit")
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> ReviewDecision:
+        if self.action == "edit" and not (self.text and self.text.strip()):
+            raise ValueError("an edit needs the new text")
+        if self.action == "reject" and not self.reason.strip():
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+class Ack(BaseModel):
+    """A workflow's answer to a signal: accepted, or refused with the reason."""
+
+    request_id: str
+    accepted: bool
+    message: str
+
+
+class AckQuery(BaseModel):
+    request_id: str
+
+
+class ReviewRecord(BaseModel):
+    """Written when a task escalates, and again when it is decided."""
+
+    task_id: str
+    tenant_id: str
+    campaign_id: str
+    agent_id: str
+    platform: str
+    task_type: str
+    text: str
+    verdict: Verdict
+    state: ReviewState
+    deadline: str
+    reviewer: str | None = None
+    reason: str | None = None
+    edited_text: str | None = None
+
+
+class ReviewView(BaseModel):
+    """What `chimera review show` prints: the draft, why it was escalated, and its state."""
+
+    task_id: str
+    campaign_id: str
+    platform: str
+    task_type: str
+    brief: str
+    text: str
+    state: ReviewState
+    deadline: str | None
+    verdict: Verdict | None
+    mention: Mention | None = None
+    reviewer: str | None = None
+    reason: str | None = None

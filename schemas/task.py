@@ -1,0 +1,194 @@
+"""One content task's contracts, from its input to its outcome."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.options import RuntimeOptions
+from schemas.persona import Persona
+from schemas.plan import Observation, PlannedTask, Trend, Usage
+from schemas.policy import JudgePolicy, Verdict
+
+TaskStatus = Literal[
+    "planned",  # known to the campaign, not started (waiting for dependencies or a slot)
+    "running",  # a ContentTaskWorkflow is working on it
+    "pending_review",  # escalated, waiting for a human
+    "published",  # committed and published
+    "rejected",  # by the judge, a reviewer, an expired review or a state conflict
+    "failed",  # an activity gave up
+    "budget_exhausted",  # no budget left to reserve
+    "cancelled",  # a dependency was rejected, or the campaign stopped
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"published", "rejected", "failed", "budget_exhausted", "cancelled"})
+
+
+class TaskRef(BaseModel):
+    """Who a task belongs to; every activity of a task receives it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    tenant_id: str
+    campaign_id: str
+    agent_id: str
+    campaign_workflow_id: str
+
+
+class ContentTaskInput(BaseModel):
+    ref: TaskRef
+    task: PlannedTask
+    persona: Persona
+    goals: list[str]
+    cycle: int
+    attempt: int
+    judge: JudgePolicy
+    review_deadline_seconds: int
+    timezone: str
+    daily_budget_usd: float
+    runtime: RuntimeOptions
+
+
+class StateRead(BaseModel):
+    """A versioned state key the task read, and the version it saw (its read set)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    version: int
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    tool: str
+    ok: bool
+    summary: str = ""
+
+
+class TaskResult(BaseModel):
+    """A worker's draft: nothing is published yet."""
+
+    text: str = Field(min_length=1)
+    platform: str
+    usage: Usage
+    model_probability: float = Field(ge=0, le=1)
+    read_set: list[StateRead] = Field(default_factory=list)
+    write_keys: list[str] = Field(default_factory=list)
+    untrusted_inputs: list[str] = Field(default_factory=list, description="texts the task read from outside")
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+
+
+class PublishResult(BaseModel):
+    post_id: str
+    url: str
+    duplicate: bool = Field(False, description="the platform already had a post for this key")
+
+
+class TaskOutcome(BaseModel):
+    """What a ContentTaskWorkflow ends with; also signalled to its campaign."""
+
+    task_id: str
+    key: str
+    attempt: int
+    status: TaskStatus
+    reason: str = ""
+    confidence: float | None = None
+    decision: str | None = None
+    post_id: str | None = None
+    text: str | None = None
+    cost_usd: float = 0.0
+    spend_day: str = ""
+    spent_today_usd: float | None = None
+    replan: bool = Field(False, description="the campaign should re-plan this task with the reason")
+
+
+class JudgeInput(BaseModel):
+    ref: TaskRef
+    task: PlannedTask
+    persona: Persona
+    result: TaskResult
+
+
+class CommitInput(BaseModel):
+    ref: TaskRef
+    task_key: str
+    text: str
+    read_set: list[StateRead]
+    write_keys: list[str]
+    verdict: Verdict
+    actor: str
+
+
+class CommitResult(BaseModel):
+    versions: list[StateRead]
+
+
+class PublishInput(BaseModel):
+    ref: TaskRef
+    platform: str
+    text: str
+    idempotency_key: str
+    reply_to: str | None = None
+
+
+class BudgetRequest(BaseModel):
+    ref: TaskRef
+    task_type: str
+    daily_budget_usd: float
+    timezone: str
+
+
+class Reservation(BaseModel):
+    ok: bool
+    amount_usd: float = 0.0
+    reason: str = ""
+    day: str = Field("", description="the budget day, in the campaign's time zone (YYYY-MM-DD)")
+    spent_today_usd: float = Field(0.0, description="spent plus reserved that day, after this reservation")
+
+
+class SettleRequest(BaseModel):
+    ref: TaskRef
+    actual_usd: float
+    timezone: str
+
+
+class OutcomeRecord(BaseModel):
+    ref: TaskRef
+    task_type: str
+    outcome: TaskOutcome
+    human_decided: bool = False
+
+
+class PlanRequest(BaseModel):
+    """Everything the Planner model sees for one cycle, or for re-planning one task."""
+
+    tenant_id: str
+    campaign_id: str
+    persona: Persona
+    goals: list[str]
+    platforms: list[str]
+    observation: Observation
+    cycle: int
+    max_tasks: int
+    recent: list[TaskOutcome] = Field(default_factory=list, description="latest outcomes, newest last")
+    replan_of: PlannedTask | None = None
+    replan_reason: str | None = None
+    key_prefix: str = Field(description="every new task key starts with it, so keys never collide")
+
+
+class WriteRequest(BaseModel):
+    """What the Worker model sees for one task."""
+
+    persona: Persona
+    task: PlannedTask
+    goals: list[str]
+    trends: list[Trend] = Field(default_factory=list)
+
+
+class Draft(BaseModel):
+    text: str = Field(min_length=1)
+    model_probability: float = Field(ge=0, le=1)
+    usage: Usage

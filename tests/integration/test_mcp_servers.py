@@ -1,0 +1,229 @@
+"""Both sandbox MCP servers spawned over stdio and driven through McpHost."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chimera.mcp_host import (
+    McpError,
+    McpHost,
+    McpNotAllowed,
+    McpResultInvalid,
+    McpTimeout,
+    McpToolError,
+    McpUnavailable,
+    stdio_params,
+)
+from chimera.settings import McpServerConfig, default_mcp_servers
+from mcp_servers.social.sandbox import SandboxPlatform
+
+
+@pytest.fixture
+def sandbox_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sandbox"
+
+
+@pytest.fixture
+def host(sandbox_dir: Path) -> McpHost:
+    return McpHost(default_mcp_servers(), sandbox_dir=sandbox_dir, timeout_seconds=30.0, max_result_bytes=256 * 1024)
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+def _script_server(tmp_path: Path, body: str) -> McpServerConfig:
+    """A throwaway MCP server misbehaving in some way."""
+    script = tmp_path / "rogue_server.py"
+    script.write_text(
+        "from mcp.server.mcpserver import MCPServer\n"
+        "server = MCPServer('rogue', log_level='WARNING')\n" + textwrap.dedent(body) + "\nserver.run()\n"
+    )
+    return McpServerConfig(command=sys.executable, args=[str(script)])
+
+
+async def test_list_tools(host: McpHost) -> None:
+    tw = {t.name: t for t in await host.list_tools("twitter")}
+    ig = {t.name: t for t in await host.list_tools("instagram")}
+
+    assert set(tw) == {"post_tweet", "reply_to_mention", "find_post"}
+    assert set(ig) == {"post", "reply_to_comment", "find_post"}
+    assert "280" in tw["post_tweet"].description and "idempotency" in tw["post_tweet"].description.lower()
+    assert "2200" in ig["post"].description
+    assert set(tw["post_tweet"].input_schema["required"]) == {"text", "idempotency_key"}
+    assert set(tw["reply_to_mention"].input_schema["required"]) == {"mention_id", "text", "idempotency_key"}
+    assert set(ig["post"].input_schema["required"]) == {"caption", "idempotency_key"}
+    assert set(ig["reply_to_comment"].input_schema["required"]) == {"comment_id", "text", "idempotency_key"}
+
+
+async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path) -> None:
+    args = {"text": "Thrifted, mended, worn to death. #SecondHandSeptember", "idempotency_key": "camp1-post-1"}
+    first = await host.call_tool("twitter", "post_tweet", args)
+    again = await host.call_tool("twitter", "post_tweet", args)
+
+    assert first["duplicate"] is False and first["post_id"].startswith("tw-")
+    assert again == {**first, "duplicate": True}
+    found = await host.call_tool("twitter", "find_post", {"idempotency_key": "camp1-post-1"})
+    assert found["found"] is True and found["post"]["post_id"] == first["post_id"]
+    assert await host.call_tool("twitter", "find_post", {"idempotency_key": "nope"}) == {"found": False}
+
+    ig = await host.call_tool("instagram", "post", {"caption": "Linen, reborn.", "idempotency_key": "camp1-ig-1"})
+    assert ig["duplicate"] is False and ig["post_id"].startswith("ig-")
+
+    # The servers wrote to the sandbox dir the host handed them.
+    assert [p["post_id"] for p in SandboxPlatform(sandbox_dir, "twitter").posts()] == [first["post_id"]]
+    assert [p["post_id"] for p in SandboxPlatform(sandbox_dir, "instagram").posts()] == [ig["post_id"]]
+
+
+async def test_reply_and_resources(host: McpHost) -> None:
+    mentions = await host.read_resource("twitter", "twitter://mentions/recent")
+    assert isinstance(mentions, list) and len(mentions) >= 5
+    assert all(m["platform"] == "twitter" and m["replied"] is False for m in mentions)
+    target = next(m for m in mentions if m["id"] == "tw-m-1006")
+
+    receipt = await host.call_tool(
+        "twitter",
+        "reply_to_mention",
+        {"mention_id": target["id"], "text": "Look for GOTS certification!", "idempotency_key": "r-1006"},
+    )
+    assert receipt["duplicate"] is False
+    after = {m["id"]: m for m in await host.read_resource("twitter", "twitter://mentions/recent")}
+    assert after["tw-m-1006"]["replied"] is True
+    unreplied = await host.read_resource("twitter", "twitter://mentions/unreplied")
+    assert "tw-m-1006" not in {m["id"] for m in unreplied}
+
+    stats = await host.read_resource("twitter", "twitter://profile/stats")
+    assert stats["reply_count"] == 1 and stats["post_count"] == 0 and stats["followers"] > 0
+    trends = await host.read_resource("twitter", "twitter://trends/current")
+    assert {"platform", "topic", "volume"} <= set(trends[0])
+
+    comments = await host.read_resource("instagram", "instagram://comments/recent")
+    assert all(c["id"].startswith("ig-c-") for c in comments)
+    ig_reply = await host.call_tool(
+        "instagram",
+        "reply_to_comment",
+        {"comment_id": "ig-c-2003", "text": "Cold water and dry flat!", "idempotency_key": "ig-r-2003"},
+    )
+    assert ig_reply["duplicate"] is False
+    assert (await host.read_resource("instagram", "instagram://profile/stats"))["reply_count"] == 1
+    ig_trends = await host.read_resource("instagram", "instagram://trends/current")
+    assert all(t["platform"] == "instagram" for t in ig_trends)
+
+
+async def test_rule_violation_is_a_parsed_tool_error(host: McpHost) -> None:
+    with pytest.raises(McpToolError) as err:
+        await host.call_tool("twitter", "post_tweet", {"text": "x" * 281, "idempotency_key": "too-long"})
+    assert err.value.code == "text_too_long"
+    assert "280" in err.value.message
+    assert err.value.retry_after_seconds is None
+    assert err.value.retryable is False
+
+    with pytest.raises(McpToolError) as missing:
+        await host.call_tool(
+            "instagram", "reply_to_comment", {"comment_id": "nope", "text": "hi", "idempotency_key": "k"}
+        )
+    assert missing.value.code == "not_found"
+
+
+async def test_rate_limit_is_retryable_with_delay(sandbox_dir: Path) -> None:
+    config = default_mcp_servers()["twitter"].model_copy(update={"env": {"CHIMERA_SANDBOX_RATE_LIMIT": "1"}})
+    host = McpHost({"twitter": config}, sandbox_dir=sandbox_dir, timeout_seconds=30.0, max_result_bytes=65536)
+    await host.call_tool("twitter", "post_tweet", {"text": "one", "idempotency_key": "rl-1"})
+    with pytest.raises(McpToolError) as err:
+        await host.call_tool("twitter", "post_tweet", {"text": "two", "idempotency_key": "rl-2"})
+    assert err.value.code == "rate_limited"
+    assert err.value.retryable is True
+    assert err.value.retry_after_seconds is not None and 0 < err.value.retry_after_seconds <= 900
+
+
+async def test_unlisted_server_is_never_started(sandbox_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    host = McpHost({"twitter": default_mcp_servers()["twitter"]}, sandbox_dir, 30.0, 65536)
+    with pytest.raises(McpNotAllowed):
+        await host.call_tool("instagram", "post", {"caption": "x", "idempotency_key": "k"})
+    with pytest.raises(McpNotAllowed):
+        await host.read_resource("shell", f"file://{marker}")
+    with pytest.raises(McpNotAllowed):
+        await host.list_tools("instagram")
+    assert _files(sandbox_dir) == []
+
+
+async def test_oversize_result_is_rejected(sandbox_dir: Path) -> None:
+    host = McpHost(default_mcp_servers(), sandbox_dir, timeout_seconds=30.0, max_result_bytes=16)
+    with pytest.raises(McpResultInvalid, match="limit"):
+        await host.call_tool("twitter", "post_tweet", {"text": "hello", "idempotency_key": "big-1"})
+    with pytest.raises(McpResultInvalid, match="limit"):
+        await host.read_resource("instagram", "instagram://trends/current")
+
+
+async def test_unknown_tool_and_resource(host: McpHost) -> None:
+    with pytest.raises(McpToolError) as tool:
+        await host.call_tool("twitter", "delete_account", {})
+    assert tool.value.code == "tool_error"
+    with pytest.raises(McpToolError) as resource:
+        await host.read_resource("twitter", "twitter://dms/all")
+    assert resource.value.code == "protocol_error"
+
+
+async def test_non_json_and_wrong_shape_results(tmp_path: Path) -> None:
+    config = _script_server(
+        tmp_path,
+        """
+        @server.tool()
+        def prose() -> str:
+            '''Returns prose.'''
+            return "I am definitely not JSON"
+
+        @server.tool()
+        def a_list() -> str:
+            '''Returns a JSON list.'''
+            return "[1, 2, 3]"
+
+        @server.tool()
+        def nan() -> str:
+            '''Returns a non-standard constant.'''
+            return '{"x": NaN}'
+
+        @server.resource("rogue://text", mime_type="application/json")
+        def text() -> str:
+            return "{not json"
+        """,
+    )
+    host = McpHost({"rogue": config}, tmp_path / "sb", timeout_seconds=30.0, max_result_bytes=65536)
+    for tool in ("prose", "a_list", "nan"):
+        with pytest.raises(McpResultInvalid):
+            await host.call_tool("rogue", tool, {})
+    with pytest.raises(McpResultInvalid, match="JSON"):
+        await host.read_resource("rogue", "rogue://text")
+
+
+async def test_timeout_and_unavailable(tmp_path: Path) -> None:
+    servers = {
+        "silent": McpServerConfig(command=sys.executable, args=["-c", "import time; time.sleep(60)"]),
+        "crashing": McpServerConfig(command=sys.executable, args=["-c", "import sys; sys.exit(3)"]),
+        "missing": McpServerConfig(command=str(tmp_path / "no-such-binary")),
+    }
+    host = McpHost(servers, tmp_path / "sb", timeout_seconds=2.0, max_result_bytes=65536)
+    with pytest.raises(McpTimeout) as timeout:
+        await host.list_tools("silent")
+    assert timeout.value.retryable is True
+    with pytest.raises(McpUnavailable):
+        await host.list_tools("crashing")
+    with pytest.raises(McpUnavailable):
+        await host.list_tools("missing")
+    assert all(issubclass(e, McpError) for e in (McpTimeout, McpUnavailable, McpNotAllowed, McpResultInvalid))
+
+
+def test_stdio_params(tmp_path: Path) -> None:
+    config = McpServerConfig(command="python", args=["-m", "x"], env={"FOO": "1", "PYTHONPATH": "/extra"})
+    params = stdio_params(config, tmp_path / "rel")
+    assert params.command == "python" and params.args == ["-m", "x"]
+    assert params.env is not None
+    assert params.env["FOO"] == "1"
+    assert params.env["CHIMERA_SANDBOX_DIR"] == str((tmp_path / "rel").resolve())
+    assert params.env["PYTHONPATH"].endswith("/extra")
+    assert config.env == {"FOO": "1", "PYTHONPATH": "/extra"}  # the config itself is not mutated

@@ -1,0 +1,219 @@
+"""Scripted stand-ins for Chimera's activities, registered under the real activity names.
+
+Workflow tests check orchestration (ordering, signals, timers, re-plans), so each test scripts
+what the planner, judge and budget say; the real activities have their own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from schemas.campaign import CampaignSpec
+from schemas.campaign_run import ObserveRequest
+from schemas.events import ControlAudit
+from schemas.persona import Persona
+from schemas.plan import Mention, Observation, PlannedTask, TaskPlan, Usage
+from schemas.policy import ConfidenceComponents, JudgeScores, SafetyFlag
+from schemas.review import ReviewRecord
+from schemas.task import (
+    BudgetRequest,
+    CommitInput,
+    CommitResult,
+    ContentTaskInput,
+    JudgeInput,
+    OutcomeRecord,
+    PlanRequest,
+    PublishInput,
+    PublishResult,
+    Reservation,
+    SettleRequest,
+    StateRead,
+    TaskResult,
+)
+
+USAGE = Usage(model="scripted")
+HIGH = JudgeScores(
+    components=ConfidenceComponents(model_probability=0.97, persona_similarity=0.95, safety=1.0, historical_success=0.8)
+)
+MEDIUM = JudgeScores(
+    components=ConfidenceComponents(model_probability=0.85, persona_similarity=0.8, safety=1.0, historical_success=0.8)
+)
+
+
+def banned(detail: str) -> JudgeScores:
+    return JudgeScores(
+        components=HIGH.components,
+        flags=[SafetyFlag(rule="banned_topic", severity="high", where="output", detail=detail)],
+    )
+
+
+def persona() -> Persona:
+    return Persona(
+        id="mira-okafor",
+        name="Mira Okafor",
+        handles={"twitter": "@mira_threads"},
+        voice="warm, witty, thrift-obsessed",
+        boundaries=["no politics"],
+        banned_topics=["crypto"],
+        examples=["Thrifted this blazer for $6 and I will not be taking questions #thriftflip"],
+    )
+
+
+def spec(**overrides: object) -> CampaignSpec:
+    base: dict[str, object] = {
+        "tenant_id": "acme",
+        "campaign_id": "spring",
+        "name": "Spring thrift",
+        "persona": persona(),
+        "goals": ["Promote the thrift-flip challenge"],
+        "platforms": ["twitter"],
+        "daily_budget_usd": 5.0,
+        "cycle_interval_seconds": 3600,
+        "review_deadline_seconds": 72 * 3600,
+    }
+    base.update(overrides)
+    return CampaignSpec.model_validate(base)
+
+
+def post(key: str, *, depends_on: list[str] | None = None, topic: str | None = None) -> PlannedTask:
+    return PlannedTask(
+        key=key,
+        task_type="post",
+        platform="twitter",
+        brief=f"post {key}",
+        topic=topic,
+        depends_on=depends_on or [],
+    )
+
+
+def reply(key: str, mention_id: str = "m1") -> PlannedTask:
+    mention = Mention(id=mention_id, platform="twitter", author="ana", text="hi!", created_at="2026-01-01T00:00:00Z")
+    return PlannedTask(key=key, task_type="reply", platform="twitter", brief="answer", mention=mention)
+
+
+@dataclass
+class Script:
+    """What the scripted activities answer, and what they saw."""
+
+    plans: list[list[PlannedTask]] = field(default_factory=list)  # one per cycle; last repeats
+    scores: dict[str, JudgeScores] = field(default_factory=dict)  # by task key prefix-free suffix
+    default_scores: JudgeScores = HIGH
+    budget_ok: bool = True
+    execute_gate: asyncio.Event | None = None  # when set, execute waits for it (to stop mid-activity)
+    conflict_keys: set[str] = field(default_factory=set)
+    published: list[PublishInput] = field(default_factory=list)
+    plan_requests: list[PlanRequest] = field(default_factory=list)
+    audits: list[ControlAudit] = field(default_factory=list)
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    on_execute: Callable[[ContentTaskInput], None] | None = None
+
+    def scores_for(self, key: str) -> JudgeScores:
+        for suffix, scores in self.scores.items():
+            if key.endswith(suffix):
+                return scores
+        return self.default_scores
+
+    def activities(self) -> list[Callable[..., object]]:
+        script = self
+
+        @activity.defn(name="observe")
+        async def observe(req: ObserveRequest) -> Observation:
+            return Observation()
+
+        @activity.defn(name="plan")
+        async def plan(req: PlanRequest) -> TaskPlan:
+            script.plan_requests.append(req)
+            if req.replan_of is not None:
+                old = req.replan_of
+                new = old.model_copy(update={"key": f"{req.key_prefix}{old.key.split('-', 1)[-1]}", "topic": None})
+                return TaskPlan(tasks=[new], rationale="replacement", usage=USAGE)
+            tasks = script.plans[min(req.cycle - 1, len(script.plans) - 1)] if script.plans else []
+            prefixed = [
+                t.model_copy(
+                    update={
+                        "key": f"{req.key_prefix}{t.key}",
+                        "depends_on": [f"{req.key_prefix}{d}" for d in t.depends_on],
+                    }
+                )
+                for t in tasks
+            ]
+            return TaskPlan(tasks=prefixed, rationale="scripted", usage=USAGE)
+
+        @activity.defn(name="register_campaign")
+        async def register_campaign(spec: CampaignSpec) -> None:
+            return None
+
+        @activity.defn(name="record_control")
+        async def record_control(entry: ControlAudit) -> None:
+            script.audits.append(entry)
+
+        @activity.defn(name="reserve_budget")
+        async def reserve_budget(req: BudgetRequest) -> Reservation:
+            if not script.budget_ok:
+                return Reservation(ok=False, reason="daily budget of $0.01 is spent", day="2026-01-01")
+            return Reservation(ok=True, amount_usd=0.002, day="2026-01-01", spent_today_usd=0.002)
+
+        @activity.defn(name="settle_budget")
+        async def settle_budget(req: SettleRequest) -> Reservation:
+            return Reservation(ok=True, amount_usd=req.actual_usd, day="2026-01-01", spent_today_usd=0.002)
+
+        @activity.defn(name="execute_task")
+        async def execute_task(inp: ContentTaskInput) -> TaskResult:
+            script.executed.append(inp.task.key)
+            if script.execute_gate is not None:
+                while not script.execute_gate.is_set():
+                    activity.heartbeat()
+                    await asyncio.sleep(0.1)
+            return TaskResult(
+                text=f"draft for {inp.task.key}",
+                platform=inp.task.platform,
+                usage=USAGE,
+                model_probability=0.9,
+                read_set=[StateRead(key=f"topic:{inp.task.key}", version=0)],
+                write_keys=[f"topic:{inp.task.key}"],
+            )
+
+        @activity.defn(name="judge_result")
+        async def judge_result(inp: JudgeInput) -> JudgeScores:
+            return script.scores_for(inp.task.key)
+
+        @activity.defn(name="record_review")
+        async def record_review(rec: ReviewRecord) -> None:
+            script.reviews.append(rec)
+
+        @activity.defn(name="commit_result")
+        async def commit_result(inp: CommitInput) -> CommitResult:
+            if any(inp.task_key.endswith(k) for k in script.conflict_keys):
+                raise ApplicationError("topic key changed since the task read it", type="StateConflict")
+            return CommitResult(versions=[StateRead(key=k, version=1) for k in inp.write_keys])
+
+        @activity.defn(name="publish")
+        async def publish(inp: PublishInput) -> PublishResult:
+            script.published.append(inp)
+            return PublishResult(post_id=f"p-{len(script.published)}", url="sandbox://p")
+
+        @activity.defn(name="record_outcome")
+        async def record_outcome(rec: OutcomeRecord) -> None:
+            script.outcomes.append(rec)
+
+        return [
+            observe,
+            plan,
+            register_campaign,
+            record_control,
+            reserve_budget,
+            settle_budget,
+            execute_task,
+            judge_result,
+            record_review,
+            commit_result,
+            publish,
+            record_outcome,
+        ]

@@ -1,0 +1,340 @@
+"""CampaignWorkflow and ContentTaskWorkflow on the time-skipping test server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from chimera.temporal_config import TemporalConfig, ensure_search_attributes
+from schemas.campaign import CampaignSpec
+from schemas.campaign_run import CampaignInput
+from schemas.events import CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
+from schemas.options import RuntimeOptions, TaskQueues
+from schemas.review import AckQuery, ReviewDecision, ReviewView
+from schemas.task import TaskOutcome
+from tests.workflow import scripted
+from tests.workflow.scripted import MEDIUM, Script, banned, post, reply
+from workflows.campaign import CampaignWorkflow
+from workflows.content_task import ContentTaskWorkflow
+
+T = TypeVar("T")
+REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
+
+
+@pytest.fixture
+async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path, data_converter=pydantic_data_converter
+    ) as env:
+        await ensure_search_attributes(env.client, TemporalConfig())
+        yield env
+
+
+def runtime(queue: str) -> RuntimeOptions:
+    queues = TaskQueues(planner=queue, worker=queue, judge=queue)
+    return RuntimeOptions(task_queues=queues, child_summaries=False)
+
+
+@asynccontextmanager
+async def running(client: Client, script: Script) -> AsyncIterator[str]:
+    queue = f"q-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[CampaignWorkflow, ContentTaskWorkflow],
+        activities=script.activities(),
+    ):
+        yield queue
+
+
+async def start(client: Client, queue: str, spec: CampaignSpec, max_cycles: int | None = 1) -> WorkflowHandle[Any, Any]:
+    # A campaign id of its own per test: task ids (and so child workflow ids) derive from it.
+    spec = spec.model_copy(update={"campaign_id": f"spring-{uuid.uuid4().hex[:8]}"})
+    return await client.start_workflow(
+        CampaignWorkflow.run,
+        CampaignInput(spec=spec, runtime=runtime(queue), max_cycles=max_cycles),
+        id=spec.workflow_id,
+        task_queue=queue,
+    )
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
+    return await handle.query(CampaignWorkflow.status)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 20.0) -> T:
+    """Poll `check` until it returns a truthy value, in real time."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+async def skipping_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> TaskOutcome:
+    """Let the test server skip time until a child ends, then read its result.
+
+    Only handles from start_workflow skip time by themselves, and the test server's history
+    long-poll can miss a child's completion after a skip, so this polls describe() instead.
+    """
+    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+
+        async def closed() -> bool:
+            return (await handle.describe()).close_time is not None
+
+        await eventually(closed)
+    return TaskOutcome.model_validate(await handle.result())
+
+
+async def task_handle(client: Client, handle: WorkflowHandle[Any, Any], key_suffix: str) -> WorkflowHandle[Any, Any]:
+    async def find() -> str | None:
+        st = await status(handle)
+        return next((t.task_id for t in st.tasks if t.key.endswith(key_suffix) and t.status != "planned"), None)
+
+    return client.get_workflow_handle_for(ContentTaskWorkflow.run, await eventually(find))
+
+
+async def test_approved_tasks_publish_in_dependency_order(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw"), post("ig", depends_on=["tw"])]])
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+        final: CampaignStatus = await handle.result()
+    assert final.state == "completed"
+    assert final.tasks_by_state == {"published": 2}
+    assert [p.idempotency_key.rsplit(".", 1)[-1] for p in script.published] == ["c1-tw", "c1-ig"]
+    assert all(p.idempotency_key.startswith("acme.spring-") for p in script.published)
+
+
+async def test_review_deadline_days_away_expires_and_never_publishes(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(review_deadline_seconds=3 * 24 * 3600))
+        final: CampaignStatus = await handle.result()  # one cycle; the review outlives the campaign
+        assert final.tasks_by_state == {"pending_review": 1}
+        child = env.client.get_workflow_handle_for(ContentTaskWorkflow.run, final.pending_reviews[0])
+        before = await env.get_current_time()
+        outcome = await skipping_result(env, child)  # the test server skips the three days
+        waited = await env.get_current_time() - before
+    assert outcome.status == "rejected" and outcome.reason == "review expired" and not outcome.replan
+    assert waited >= timedelta(days=2, hours=23)
+    assert script.published == []
+    assert [r.state for r in script.reviews] == ["pending", "expired"]
+    desc = await child.describe()
+    assert desc.typed_search_attributes.get(REVIEW_STATE) == "expired"
+
+
+async def test_review_approve_publishes_once_and_second_decision_is_refused(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[reply("rp")]], default_scores=MEDIUM)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=7 * 24 * 3600), max_cycles=None)
+        child = await task_handle(env.client, handle, "rp")
+
+        async def pending() -> bool:
+            return (await child.query(ContentTaskWorkflow.review)).state == "pending"
+
+        await eventually(pending)
+        view: ReviewView = await child.query(ContentTaskWorkflow.review)
+        assert view.verdict is not None and view.verdict.decision == "escalate"
+        await child.signal(
+            ContentTaskWorkflow.decide,
+            ReviewDecision(request_id="r1", action="edit", reviewer="lena", text="Edited reply, thank you!"),
+        )
+        outcome: TaskOutcome = await child.result()
+        ack = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="r1"))
+
+        async def campaign_saw_it() -> CampaignStatus | None:
+            st = await status(handle)
+            return st if st.tasks_by_state == {"published": 1} else None
+
+        final = await eventually(campaign_saw_it)
+        await handle.terminate("test over")
+    assert ack is not None and ack.accepted
+    assert outcome.status == "published" and outcome.text == "Edited reply, thank you!"
+    assert [p.text for p in script.published] == ["Edited reply, thank you!"]
+    assert script.published[0].reply_to == "m1"
+    assert final.tasks[0].post_id == outcome.post_id
+    assert script.outcomes[-1].human_decided
+
+
+async def test_second_decision_on_a_pending_review_is_refused(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw")]], default_scores=MEDIUM, execute_gate=None)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+        child = await task_handle(env.client, handle, "tw")
+
+        async def pending() -> bool:
+            return (await child.query(ContentTaskWorkflow.review)).state == "pending"
+
+        await eventually(pending)
+        await child.signal(
+            ContentTaskWorkflow.decide,
+            ReviewDecision(request_id="a", action="reject", reviewer="lena", reason="off brand"),
+        )
+        await child.signal(
+            ContentTaskWorkflow.decide, ReviewDecision(request_id="b", action="approve", reviewer="omar")
+        )
+        outcome: TaskOutcome = await child.result()
+        second = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="b"))
+        await handle.result()
+    assert outcome.status == "rejected" and "off brand" in outcome.reason
+    assert second is not None and not second.accepted and "already decided: rejected by lena" in second.message
+    assert script.published == []
+
+
+async def test_pause_holds_new_cycles_and_resume_continues(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("a")], [post("b")]])
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=600), max_cycles=2)
+
+        async def first_published() -> bool:
+            return (await status(handle)).tasks_by_state.get("published") == 1
+
+        await eventually(first_published)
+        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
+        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p2", actor="maya"))
+        await env.sleep(timedelta(hours=5))  # far past the next cycle: nothing may start while paused
+        paused = await status(handle)
+        again = await handle.query(CampaignWorkflow.ack, AckQuery(request_id="p2"))
+        assert paused.state == "paused" and paused.cycle == 1 and paused.paused_by == "maya"
+        assert again is not None and not again.accepted
+        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
+        final: CampaignStatus = await handle.result()
+    assert final.cycle == 2 and final.tasks_by_state == {"published": 2}
+    assert [a.action for a in script.audits] == ["pause", "resume"]
+    assert script.audits[0].campaign_status == "paused"
+
+
+async def test_emergency_stop_during_an_activity_publishes_nothing(env: WorkflowEnvironment) -> None:
+    gate = asyncio.Event()
+    script = Script(plans=[[post("tw")]], execute_gate=gate)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+
+        async def executing() -> bool:
+            return bool(script.executed)
+
+        await eventually(executing)
+        child = await task_handle(env.client, handle, "tw")
+        await handle.signal(
+            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="brand crisis")
+        )
+        final: CampaignStatus = await handle.result()
+        outcome: TaskOutcome = await child.result()
+        gate.set()
+        refused = ControlRequest(request_id="late", actor="maya")
+        # A stopped campaign has completed: a late signal cannot reach it at all.
+        with pytest.raises(Exception, match=r"(?i)completed"):
+            await handle.signal(CampaignWorkflow.resume, refused)
+    assert final.state == "stopped" and final.stop_reason == "brand crisis"
+    assert outcome.status == "cancelled" and "brand crisis" in outcome.reason
+    assert script.published == []
+    assert script.audits[-1].action == "emergency_stop" and script.audits[-1].campaign_status == "stopped"
+
+
+async def test_emergency_stop_during_a_review_wait_publishes_nothing(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw"), post("two")]], default_scores=MEDIUM)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(), max_cycles=None)
+
+        async def both_pending() -> bool:
+            return len((await status(handle)).pending_reviews) == 2
+
+        await eventually(both_pending)
+        pending = (await status(handle)).pending_reviews
+        children = [env.client.get_workflow_handle_for(ContentTaskWorkflow.run, t) for t in pending]
+        await handle.signal(
+            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="legal hold")
+        )
+        final: CampaignStatus = await handle.result()
+        outcomes: list[TaskOutcome] = [await c.result() for c in children]
+        late = ReviewDecision(request_id="late", action="approve", reviewer="lena")
+        with pytest.raises(Exception, match=r"(?i)completed"):
+            await children[0].signal(ContentTaskWorkflow.decide, late)
+    assert final.state == "stopped"
+    assert {o.status for o in outcomes} == {"cancelled"}
+    assert script.published == []
+    for child in children:
+        desc = await child.describe()
+        assert desc.typed_search_attributes.get(REVIEW_STATE) == "cancelled"
+
+
+async def test_rejected_task_is_replanned_with_the_reason(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw", topic="#cryptogiveaway"), post("ig", depends_on=["tw"])]])
+    script.scores = {"c1-tw": banned("crypto")}
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+        final: CampaignStatus = await handle.result()
+    replans = [r for r in script.plan_requests if r.replan_of is not None]
+    assert len(replans) == 1
+    assert replans[0].replan_of is not None and replans[0].replan_of.key == "c1-tw"
+    assert replans[0].replan_reason is not None and "crypto" in replans[0].replan_reason
+    assert final.replans == 1
+    by_key = {t.key: t for t in final.tasks}
+    assert by_key["c1-tw"].status == "rejected"
+    assert by_key["c1r1-tw"].status == "published" and by_key["c1r1-tw"].attempt == 2
+    # the dependent waited for the replacement, then published after it
+    assert by_key["c1-ig"].status == "published"
+    assert [p.idempotency_key.rsplit(".", 1)[-1] for p in script.published] == ["c1r1-tw", "c1-ig"]
+
+
+async def test_replanning_stops_at_the_limit(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw")]], default_scores=banned("crypto"))
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(max_replans=2))
+        final: CampaignStatus = await handle.result()
+    assert final.replans == 2
+    assert final.tasks_by_state == {"rejected": 3}
+    assert any("gave up after 3 attempts" in t.reason for t in final.tasks)
+
+
+async def test_state_conflict_rejects_and_replans(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw")]], conflict_keys={"c1-tw"})
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+        final: CampaignStatus = await handle.result()
+    by_key = {t.key: t for t in final.tasks}
+    assert by_key["c1-tw"].status == "rejected" and "state conflict" in by_key["c1-tw"].reason
+    assert by_key["c1r1-tw"].status == "published"
+
+
+async def test_budget_exhaustion_stops_the_task_without_replanning(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("tw"), post("ig", depends_on=["tw"])]], budget_ok=False)
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec())
+        final: CampaignStatus = await handle.result()
+    by_key = {t.key: t for t in final.tasks}
+    assert by_key["c1-tw"].status == "budget_exhausted" and "spent" in by_key["c1-tw"].reason
+    assert by_key["c1-ig"].status == "cancelled"
+    assert script.executed == [] and script.published == []
+    assert not [r for r in script.plan_requests if r.replan_of is not None]
+
+
+async def test_new_goals_replan_at_once(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("a")], [post("b")]])
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=7 * 24 * 3600), max_cycles=2)
+
+        async def first_published() -> bool:
+            return (await status(handle)).tasks_by_state.get("published") == 1
+
+        await eventually(first_published)
+        await handle.signal(
+            CampaignWorkflow.set_goals, GoalsChange(request_id="g", actor="maya", goals=["Launch the denim drop"])
+        )
+        final: CampaignStatus = await handle.result()
+    assert final.goals == ["Launch the denim drop"]
+    assert script.plan_requests[-1].goals == ["Launch the denim drop"] and script.plan_requests[-1].cycle == 2

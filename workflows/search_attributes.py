@@ -1,0 +1,13 @@
+"""The typed search attribute keys Chimera sets, so operators can filter in the Web UI."""
+
+from temporalio.common import SearchAttributeKey
+
+TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
+AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
+CAMPAIGN_ID = SearchAttributeKey.for_keyword("CampaignId")
+TASK_TYPE = SearchAttributeKey.for_keyword("TaskType")
+PLATFORM = SearchAttributeKey.for_keyword("Platform")
+REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
+CONFIDENCE = SearchAttributeKey.for_float("Confidence")
+
+ALL_KEYS = (TENANT_ID, AGENT_ID, CAMPAIGN_ID, TASK_TYPE, PLATFORM, REVIEW_STATE, CONFIDENCE)
