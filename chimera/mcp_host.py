@@ -146,6 +146,10 @@ class McpHost:
         )
 
     @property
+    def sandbox_dir(self) -> Path:
+        return self._sandbox_dir
+
+    @property
     def server_names(self) -> list[str]:
         return sorted(self._servers)
 

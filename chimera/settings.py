@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     mcp_timeout_seconds: float = 30.0
     mcp_max_result_bytes: int = 256 * 1024
     safety_rules: Path | None = Field(None, description="a rules YAML file; default: the embedded rules")
+    # Estimated cost per task type, reserved before a task runs (seed section 4.3 cost table).
+    cost_estimates_usd: dict[str, float] = Field(default_factory=lambda: {"post": 0.002, "reply": 0.0003})
+    default_cost_estimate_usd: float = 0.01
 
     @cached_property
     def sandbox_dir(self) -> Path:

@@ -42,6 +42,8 @@ class CampaignCarry(BaseModel):
     spend_day: str = ""
     spent_today_usd: float = 0.0
     runs: int = 1
+    goals_changed: bool = False
+    deferred_replans: list[str] = Field(default_factory=list)
 
 
 class CampaignInput(BaseModel):

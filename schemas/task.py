@@ -158,6 +158,7 @@ class SettleRequest(BaseModel):
 class OutcomeRecord(BaseModel):
     ref: TaskRef
     task_type: str
+    platform: str
     outcome: TaskOutcome
     human_decided: bool = False
 

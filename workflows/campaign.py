@@ -44,9 +44,12 @@ MAX_ACKS = 50  # acks kept for the CLI to read back; older ones are dropped at c
 
 @workflow.defn
 class CampaignWorkflow:
-    def __init__(self) -> None:
-        self._spec: CampaignSpec | None = None
-        self._inp: CampaignInput | None = None
+    @workflow.init
+    def __init__(self, inp: CampaignInput) -> None:
+        # Signals can be handled before run() starts (e.g. a pause sent with the start):
+        # the spec must be known from the first instant.
+        self._spec: CampaignSpec | None = inp.spec
+        self._inp: CampaignInput | None = inp
         self._cycle = 0
         self._state: CampaignState = "running"
         self._goals: list[str] = []
@@ -64,6 +67,8 @@ class CampaignWorkflow:
         self._spend_day = ""
         self._spent_today = 0.0
         self._runs = 1
+        self._deferred_replans: list[str] = []  # keys rejected while paused, re-planned on resume
+        self._restore(inp)
 
     # --- signals -----------------------------------------------------------------------
 
@@ -153,7 +158,6 @@ class CampaignWorkflow:
 
     @workflow.run
     async def run(self, inp: CampaignInput) -> CampaignStatus:
-        self._restore(inp)
         spec = self._require_spec()
         if inp.carried is None:
             await run_activity(inp.runtime, "register_campaign", "planner", spec, type(None), "register campaign")
@@ -206,7 +210,10 @@ class CampaignWorkflow:
 
     async def _plan(self, observation: Observation, *, prefix: str, replan_of: TaskRecord | None = None) -> TaskPlan:
         inp, spec = self._require_input(), self._require_spec()
-        recent = [self._as_outcome(r) for r in self._tasks.values() if r.status in TERMINAL_STATUSES][-10:]
+        # Open tasks too: the planner must not plan a second reply to a mention already in hand.
+        open_tasks = [r for r in self._tasks.values() if r.status not in TERMINAL_STATUSES]
+        ended = [r for r in self._tasks.values() if r.status in TERMINAL_STATUSES][-20:]
+        recent = [self._as_outcome(r) for r in ended + open_tasks]
         request = PlanRequest(
             tenant_id=spec.tenant_id,
             campaign_id=spec.campaign_id,
@@ -232,11 +239,13 @@ class CampaignWorkflow:
             if rec.status != "planned":
                 continue
             deps = [self._resolve(k) for k in rec.task.depends_on]
-            if any(d is None or d.status in TERMINAL_STATUSES - {"published"} for d in deps):
-                blocker = next(
-                    k for k, d in zip(rec.task.depends_on, deps, strict=True) if d is None or d.status != "published"
-                )
-                rec.status, rec.reason = "cancelled", f"dependency {blocker} was not published"
+            failed = [
+                k
+                for k, d in zip(rec.task.depends_on, deps, strict=True)
+                if d is None or d.status in TERMINAL_STATUSES - {"published"}
+            ]
+            if failed:
+                rec.status, rec.reason = "cancelled", f"dependency {failed[0]} was not published"
                 continue
             if all(d is not None and d.status == "published" for d in deps):
                 await self._start_child(rec)
@@ -307,8 +316,12 @@ class CampaignWorkflow:
             rec.confidence, rec.post_id = outcome.confidence, outcome.post_id
             if outcome.spent_today_usd is not None and outcome.spend_day >= self._spend_day:
                 self._spend_day, self._spent_today = outcome.spend_day, outcome.spent_today_usd
-            if outcome.replan and self._state == "running":
-                await self._replan(rec)
+            if outcome.replan:
+                self._deferred_replans.append(rec.task.key)
+        if self._state == "running":
+            while self._deferred_replans:
+                key = self._deferred_replans.pop(0)
+                await self._replan(self._tasks[key])
         await self._start_ready()
 
     async def _replan(self, rec: TaskRecord) -> None:
@@ -366,7 +379,7 @@ class CampaignWorkflow:
             state=self._state,
             goals=self._goals,
             daily_budget_usd=self._budget,
-            tasks=[r for r in self._tasks.values() if r.status not in TERMINAL_STATUSES or r.cycle >= self._cycle - 1],
+            tasks=self._tasks_to_carry(),
             acks=list(self._acks.values())[-MAX_ACKS:],
             next_cycle_at=self._next_cycle_at.isoformat() if self._next_cycle_at else None,
             stop_reason=self._stop_reason,
@@ -375,12 +388,28 @@ class CampaignWorkflow:
             spend_day=self._spend_day,
             spent_today_usd=self._spent_today,
             runs=self._runs + 1,
+            goals_changed=self._goals_changed,
+            deferred_replans=self._deferred_replans,
         )
         workflow.continue_as_new(
             CampaignInput(spec=inp.spec, runtime=inp.runtime, max_cycles=inp.max_cycles, carried=carried)
         )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _tasks_to_carry(self) -> list[TaskRecord]:
+        """Open tasks and the last two cycles, plus every task they depend on (through re-plans)."""
+        keep = {k for k, r in self._tasks.items() if r.status not in TERMINAL_STATUSES or r.cycle >= self._cycle - 1}
+        keep.update(self._deferred_replans)
+        todo = list(keep)
+        while todo:
+            rec = self._tasks[todo.pop()]
+            linked = [*rec.task.depends_on, *([rec.replaced_by] if rec.replaced_by else [])]
+            for key in linked:
+                if key in self._tasks and key not in keep:
+                    keep.add(key)
+                    todo.append(key)
+        return [r for k, r in self._tasks.items() if k in keep]
 
     def _restore(self, inp: CampaignInput) -> None:
         self._inp, self._spec = inp, inp.spec
@@ -394,6 +423,7 @@ class CampaignWorkflow:
         self._next_cycle_at = datetime.fromisoformat(c.next_cycle_at) if c.next_cycle_at else None
         self._stop_reason, self._paused_by, self._replans = c.stop_reason, c.paused_by, c.replans
         self._spend_day, self._spent_today, self._runs = c.spend_day, c.spent_today_usd, c.runs
+        self._goals_changed, self._deferred_replans = c.goals_changed, list(c.deferred_replans)
 
     def _stopped(self) -> bool:
         return self._state == "stopped"

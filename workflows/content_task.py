@@ -34,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows import search_attributes as sa
 from workflows.calls import run_activity, start_activity
 
+DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
+
 
 class _Stopped(Exception):
     """Raised inside the workflow when an emergency stop arrives; never leaves it."""
@@ -41,8 +43,9 @@ class _Stopped(Exception):
 
 @workflow.defn
 class ContentTaskWorkflow:
-    def __init__(self) -> None:
-        self._inp: ContentTaskInput | None = None
+    @workflow.init
+    def __init__(self, inp: ContentTaskInput) -> None:
+        self._inp: ContentTaskInput | None = inp  # known before any signal is handled
         self._stage = "starting"
         self._review_state: ReviewState = "none"
         self._deadline: str | None = None
@@ -61,6 +64,9 @@ class ContentTaskWorkflow:
             return  # a re-sent signal: the first answer stands
         if self._stop is not None:
             self._ack(decision.request_id, False, f"campaign stopped: {self._stop.reason}")
+        elif self._decision is not None:
+            first = self._decision
+            self._ack(decision.request_id, False, f"already decided: {DECIDED[first.action]} by {first.reviewer}")
         elif self._review_state != "pending":
             self._ack(decision.request_id, False, self._not_pending_message())
         else:
@@ -98,10 +104,10 @@ class ContentTaskWorkflow:
 
     @workflow.run
     async def run(self, inp: ContentTaskInput) -> TaskOutcome:
-        self._inp = inp
         outcome = await self._work(inp)
         if outcome.status != "published" and self._review_state == "pending":
             await self._set_review_state("cancelled")
+            await self._record_review("cancelled", reason=outcome.reason)
         await run_activity(
             inp.runtime,
             "record_outcome",
@@ -109,6 +115,7 @@ class ContentTaskWorkflow:
             OutcomeRecord(
                 ref=inp.ref,
                 task_type=inp.task.task_type,
+                platform=inp.task.platform,
                 outcome=outcome,
                 human_decided=self._decision is not None,
             ),
@@ -177,7 +184,7 @@ class ContentTaskWorkflow:
         self._details(f"judged **{verdict.decision}** at confidence {verdict.confidence:.2f}")
         text = self._result.text
         if verdict.decision == "reject":
-            return self._outcome("rejected", "; ".join(verdict.reasons), replan=True)
+            return self._outcome("rejected", verdict.reasons[-1], replan=True)
         if verdict.decision == "escalate":
             reviewed = await self._await_review(inp, verdict)
             if isinstance(reviewed, TaskOutcome):
@@ -233,7 +240,7 @@ class ContentTaskWorkflow:
         self._deadline = deadline.isoformat()
         await self._record_review("pending")
         await self._set_review_state("pending")
-        await self._tell_campaign(self._outcome("pending_review", "; ".join(verdict.reasons)))
+        await self._tell_campaign(self._outcome("pending_review", verdict.reasons[-1]))
         self._details(f"waiting for a reviewer until {self._deadline}")
         try:
             await workflow.wait_condition(
@@ -249,8 +256,7 @@ class ContentTaskWorkflow:
             raise _Stopped
         decision = self._decision
         assert decision is not None
-        states: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
-        state = states[decision.action]
+        state = DECIDED[decision.action]
         await self._set_review_state(state)
         await self._record_review(state, reason=decision.reason, reviewer=decision.reviewer, edited=decision.text)
         if decision.action == "reject":

@@ -1,0 +1,114 @@
+"""Planner-side activities: observe the platforms, plan the task DAG, record campaign changes."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from activities.errors import non_retryable
+from chimera.db import StateStore
+from chimera.mcp_host import McpError, McpHost
+from chimera.models.base import ModelProvider
+from schemas.campaign import CampaignSpec
+from schemas.campaign_run import ObserveRequest
+from schemas.events import ControlAudit
+from schemas.plan import Mention, Observation, TaskPlan, Trend
+from schemas.task import PlanRequest
+
+# Where each platform's sandbox server publishes what the planner reads.
+MENTION_RESOURCES = {"twitter": "twitter://mentions/unreplied", "instagram": "instagram://comments/unreplied"}
+TREND_RESOURCES = {"twitter": "twitter://trends/current", "instagram": "instagram://trends/current"}
+
+
+class PlannerActivities:
+    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider) -> None:
+        self._store = store
+        self._mcp = mcp
+        self._model = model
+
+    @activity.defn(name="observe")
+    async def observe(self, req: ObserveRequest) -> Observation:
+        """Read mentions and trends; a source that fails is reported, the others still count."""
+        obs = Observation()
+        for platform in req.platforms:
+            mentions = await self._read(platform, MENTION_RESOURCES.get(platform), obs.errors)
+            obs.mentions.extend(_parse_items(mentions, Mention, platform, "mention", obs.errors))
+            trends = await self._read(platform, TREND_RESOURCES.get(platform), obs.errors)
+            obs.trends.extend(_parse_items(trends, Trend, platform, "trend", obs.errors))
+        return obs
+
+    async def _read(self, server: str, uri: str | None, errors: list[str]) -> Any:
+        if uri is None:
+            errors.append(f"{server}: no known resource to read")
+            return []
+        try:
+            return await self._mcp.read_resource(server, uri)
+        except McpError as exc:
+            activity.logger.warning("observe %s failed: %s", uri, exc)
+            errors.append(f"{uri}: {exc}")
+            return []
+
+    @activity.defn(name="plan")
+    async def plan(self, req: PlanRequest) -> TaskPlan:
+        plan = await self._model.plan(req)
+        problems = _plan_problems(plan, req)
+        if problems:
+            raise non_retryable("InvalidPlan", "the planner's plan is invalid: " + "; ".join(problems))
+        return plan
+
+    @activity.defn(name="register_campaign")
+    def register_campaign(self, spec: CampaignSpec) -> None:
+        self._store.ensure_campaign(spec)
+
+    @activity.defn(name="record_control")
+    def record_control(self, entry: ControlAudit) -> None:
+        """Persist a control change; the store audits each one (status, budget, goals)."""
+        reason = str(entry.detail.get("reason", ""))
+        if entry.campaign_status is not None:
+            self._store.set_campaign_status(
+                entry.tenant_id, entry.campaign_id, entry.campaign_status, entry.actor, reason
+            )
+        elif entry.action == "budget":
+            to_usd = entry.detail.get("to_usd")
+            assert isinstance(to_usd, float | int)
+            self._store.set_daily_budget(entry.tenant_id, entry.campaign_id, float(to_usd), entry.actor)
+        elif entry.action == "goals":
+            goals = entry.detail.get("goals")
+            assert isinstance(goals, list)
+            self._store.set_goals(entry.tenant_id, entry.campaign_id, goals, entry.actor)
+        else:
+            self._store.append_audit(entry.tenant_id, entry.actor, entry.action, entry.campaign_id, entry.detail)
+
+
+Item = TypeVar("Item", Mention, Trend)
+
+
+def _parse_items(raw: Any, model: type[Item], platform: str, what: str, errors: list[str]) -> list[Item]:
+    """Untrusted tool output: keep the items that validate, report the rest."""
+    if not isinstance(raw, list):
+        errors.append(f"{platform}: {what}s are not a list")
+        return []
+    items: list[Item] = []
+    for i, item in enumerate(raw):
+        try:
+            data = dict(item) if isinstance(item, dict) else item
+            if isinstance(data, dict):
+                data.setdefault("platform", platform)
+            items.append(model.model_validate(data))
+        except (ValidationError, TypeError, ValueError) as exc:
+            errors.append(f"{platform}: {what} #{i} ignored: {str(exc).splitlines()[0]}")
+    return items
+
+
+def _plan_problems(plan: TaskPlan, req: PlanRequest) -> list[str]:
+    problems = []
+    for task in plan.tasks:
+        if not task.key.startswith(req.key_prefix):
+            problems.append(f"task key {task.key} must start with {req.key_prefix}")
+        if task.platform not in req.platforms:
+            problems.append(f"task {task.key} targets {task.platform}, not one of {req.platforms}")
+    if len(plan.tasks) > req.max_tasks:
+        problems.append(f"{len(plan.tasks)} tasks exceed the limit of {req.max_tasks}")
+    return problems

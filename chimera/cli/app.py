@@ -1,0 +1,49 @@
+"""The `chimera` command (see specs/cli.md). This module only assembles the app.
+
+Command groups live beside it: campaign.py, review.py, persona.py; render.py holds what they share.
+
+Top-level commands owned by other modules (`dev`, `worker`, `demo`) register themselves: such a
+module defines `def register(app: typer.Typer) -> None` (e.g. `app.command("dev")(dev)`) and is
+wired in below with two lines: its import at the top, and a `register(app)` call in the marked block.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from chimera.cli import campaign, demo, persona, review, runtime
+
+app = typer.Typer(
+    name="chimera",
+    help="Durable, human-supervised AI influencer campaigns on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(review.app, name="review")
+app.add_typer(persona.app, name="persona")
+
+# --- top-level commands from other modules: one `<module>.register(app)` line each -------------
+runtime.register(app)
+demo.register(app)
+
+
+def main() -> None:
+    """Run the CLI, then leave through os._exit: temporalio's runtime can abort the interpreter
+    at exit (rc 134, sdk-python issue #300) after all work is done and printed."""
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            code = exc.code
+        elif exc.code is not None:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,201 @@
+"""`chimera campaign ...`: start a campaign from its file, see it, and steer it while it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from chimera import control
+from chimera.campaign_file import CampaignFileError, load_campaign
+from chimera.cli import render
+from chimera.cli.render import ActorOption, JsonFlag
+from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
+
+app = typer.Typer(help="Start, inspect and steer campaigns.", no_args_is_help=True)
+
+CampaignRef = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="TENANT/CAMPAIGN, the workflow id (campaign-TENANT-CAMPAIGN), or a campaign id only one tenant uses.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def start(
+    file: Annotated[Path, typer.Argument(help="The campaign YAML file (see specs/campaign-file.md).")],
+    max_cycles: Annotated[
+        int | None, typer.Option("--max-cycles", min=1, help="End after this many cycles (demos, trials).")
+    ] = None,
+) -> None:
+    """Start a campaign. Its id is used once: a finished campaign cannot be started again."""
+    try:
+        spec = load_campaign(file)
+    except CampaignFileError as exc:
+        render.print_issues(exc.source, exc.errors)
+        render.fail(f"{file}: {len(exc.errors)} problem(s); nothing was started")
+    sets = control.file_sets(file)
+    handle = render.run(
+        lambda client, config: control.start_campaign(
+            client,
+            config,
+            spec,
+            max_cycles=max_cycles,
+            file_sets_judge=sets.judge,
+            file_sets_deadline=sets.deadline,
+        )
+    )
+    ref = f"{spec.tenant_id}/{spec.campaign_id}"
+    render.say(f"[green]started[/] campaign {ref}: {escape(spec.name)}")
+    render.say(f"workflow {handle.id}, run {handle.result_run_id}")
+    render.say(f"follow it with `chimera campaign status {ref}`; it needs a worker: `chimera worker --role all`")
+
+
+@app.command("list")
+def list_(json_: JsonFlag = False) -> None:
+    """Every campaign, running ones first."""
+    rows = render.run(lambda client, _: control.list_campaigns(client))
+    if json_:
+        render.emit_json(rows)
+        return
+    if not rows:
+        render.say("no campaigns yet: `chimera campaign start FILE`")
+        return
+    table = Table()
+    render.id_column(table, "Campaign")
+    render.id_column(table, "Agent")
+    for header in ("Workflow", "State", "Cycle", "Pending reviews", "Started"):
+        table.add_column(header)
+    for row in rows:
+        table.add_row(
+            f"{row.tenant_id}/{row.campaign_id}",
+            row.agent_id,
+            render.styled(row.status),
+            render.styled(row.state),
+            "-" if row.cycle is None else str(row.cycle),
+            "-" if row.pending_reviews is None else str(row.pending_reviews),
+            render.started(row.started_at),
+        )
+    render.out().print(table)
+    if any(row.status == "running" and row.state is None for row in rows):
+        render.say(f"[dim]-: no worker answered the status query; {control.WORKER_HINT}[/]")
+
+
+@app.command()
+def status(ref: CampaignRef, json_: JsonFlag = False) -> None:
+    """The campaign's state, goals, budget and tasks."""
+    st = render.run(lambda client, _: control.campaign_status(client, ref))
+    if json_:
+        render.emit_json(st)
+        return
+    print_status(st)
+
+
+def print_status(st: CampaignStatus) -> None:
+    lines = [
+        f"[bold]{st.tenant_id}/{st.campaign_id}[/] · agent {st.agent_id} · {render.styled(st.state)}"
+        f" · cycle {st.cycle}",
+        "Goals: " + "; ".join(escape(g) for g in st.goals),
+        f"Budget: ${st.spend_today_usd:.4f} spent of ${st.daily_budget_usd:.2f} today",
+        "Tasks: " + (", ".join(f"{k} {v}" for k, v in sorted(st.tasks_by_state.items())) or "none yet"),
+        f"Re-plans: {st.replans}",
+    ]
+    if st.paused_by:
+        lines.append(f"Paused by: {escape(st.paused_by)}")
+    if st.stop_reason:
+        lines.append(f"[red]Stopped:[/] {escape(st.stop_reason)}")
+    if st.pending_reviews:
+        lines.append("Waiting for review: " + ", ".join(st.pending_reviews) + "  (`chimera review list`)")
+    console = render.out()
+    console.print(Panel("\n".join(lines), title="campaign", expand=False))
+    if not st.tasks:
+        return
+    table = Table()
+    render.id_column(table, "Task")
+    for header in ("Type", "Platform", "Status", "Cycle", "Attempt", "Confidence", "Post / reason"):
+        table.add_column(header)
+    for task in st.tasks:
+        table.add_row(
+            task.task_id,
+            task.task_type,
+            task.platform,
+            render.styled(task.status),
+            str(task.cycle),
+            str(task.attempt),
+            render.confidence(task.confidence),
+            escape(task.post_id or task.reason or ""),
+        )
+    console.print(table)
+
+
+@app.command()
+def pause(
+    ref: CampaignRef,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Pause: no new task starts until resume (running tasks finish)."""
+    _signal(ref, "pause", ControlRequest, actor, reason=reason)
+
+
+@app.command()
+def resume(
+    ref: CampaignRef,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Resume a paused campaign."""
+    _signal(ref, "resume", ControlRequest, actor, reason=reason)
+
+
+@app.command()
+def budget(
+    ref: CampaignRef,
+    usd: Annotated[float, typer.Argument(metavar="USD", help="The new daily budget in US dollars (> 0).")],
+    actor: ActorOption = None,
+) -> None:
+    """Set the daily budget (applies to tasks not yet started)."""
+    _signal(ref, "set_budget", BudgetChange, actor, daily_budget_usd=usd)
+
+
+@app.command()
+def goals(
+    ref: CampaignRef,
+    goal: Annotated[list[str], typer.Argument(metavar="GOAL...", help="The new goals, replacing the old ones.")],
+    actor: ActorOption = None,
+) -> None:
+    """Replace the goals; the campaign re-plans at once."""
+    _signal(ref, "set_goals", GoalsChange, actor, goals=goal)
+
+
+@app.command()
+def stop(
+    ref: CampaignRef,
+    reason: Annotated[str, typer.Option("--reason", help="Why: required, it is recorded and shown.")],
+    actor: ActorOption = None,
+) -> None:
+    """Emergency stop: cancel every live task and end the campaign. It cannot be resumed."""
+    _signal(ref, "emergency_stop", EmergencyStop, actor, reason=reason)
+
+
+def _signal(
+    ref: str,
+    name: control.CampaignSignal,
+    model: type[ControlRequest],
+    actor: str | None,
+    **fields: str | float | list[str],
+) -> None:
+    # Validate before connecting: a malformed request is a usage error whatever the server's state.
+    with render.reported_errors():
+        request = control.build_request(
+            model, request_id=control.new_request_id(), actor=actor or control.default_actor(), **fields
+        )
+    ack = render.run(lambda client, _: control.send_campaign_signal(client, ref, name, request))
+    render.report_ack(ack)

@@ -1,0 +1,184 @@
+"""`chimera demo`: the example campaign on embedded defaults, shown live from plan to post."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from chimera.campaign_file import load_campaign
+from chimera.cli.runtime import Runtime, embedded
+from chimera.control import file_sets, start_campaign
+from schemas.campaign import CampaignSpec
+from schemas.events import CampaignStatus, TaskView
+from schemas.review import ReviewView
+from workers.roles import ROLES, run_workers
+from workflows.campaign import CampaignWorkflow
+from workflows.content_task import ContentTaskWorkflow
+
+console = Console()
+EXAMPLE = Path("examples/campaign.yaml")
+STYLE = {
+    "planned": "dim",
+    "running": "cyan",
+    "written": "cyan",
+    "judged": "magenta",
+    "pending_review": "yellow",
+    "published": "green",
+    "rejected": "red",
+    "failed": "red",
+    "budget_exhausted": "red",
+    "cancelled": "dim",
+}
+
+
+def demo_spec(path: Path, cycle_seconds: int) -> CampaignSpec:
+    """The example campaign under a fresh id, so every demo run is a new campaign."""
+    spec = load_campaign(path)
+    stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
+    return spec.model_copy(
+        update={"campaign_id": f"{spec.campaign_id}-{stamp}", "cycle_interval_seconds": cycle_seconds}
+    )
+
+
+class Progress:
+    """Prints each task's steps once, as the campaign and its task workflows report them."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._seen: dict[str, set[str]] = {}
+
+    async def show(self, status: CampaignStatus) -> None:
+        for task in status.tasks:
+            steps = self._seen.setdefault(task.task_id, set())
+            await self._step(task, steps, "planned", f"{task.task_type} on {task.platform}")
+            if task.status == "running":
+                await self._running(task, steps)
+            elif task.status != "planned":
+                await self._running(task, steps)  # catch up on steps finished between polls
+                reason = f" ({task.reason})" if task.reason and task.status != "published" else ""
+                extra = f" post {task.post_id}" if task.post_id else ""
+                await self._step(task, steps, task.status, f"{_confidence(task)}{extra}{reason}")
+
+    async def _running(self, task: TaskView, steps: set[str]) -> None:
+        view = await self._review(task.task_id)
+        if view is None or not view.text:
+            return
+        await self._step(task, steps, "written", f"“{_short(view.text, 90)}”")
+        if view.verdict is not None:
+            v = view.verdict
+            decision = {"approve": "approved", "escalate": "escalated", "reject": "rejected"}[v.decision]
+            await self._step(task, steps, "judged", f"confidence {v.confidence:.2f} → {decision}")
+
+    async def _review(self, task_id: str) -> ReviewView | None:
+        try:
+            view: ReviewView = await self._client.get_workflow_handle_for(ContentTaskWorkflow.run, task_id).query(
+                ContentTaskWorkflow.review
+            )
+            return view
+        except RPCError:
+            return None
+
+    async def _step(self, task: TaskView, steps: set[str], step: str, text: str) -> None:
+        if step in steps:
+            return
+        steps.add(step)
+        style = STYLE.get(step, "")
+        console.print(f"  {task.key:<24} [{style}]{step:<15}[/] {text}")
+
+
+async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
+    async with embedded(ui=True) as rt:
+        stop = asyncio.Event()
+        workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
+        try:
+            spec = demo_spec(path, cycle_seconds)
+            sets = file_sets(path)
+            handle = await start_campaign(
+                rt.client,
+                rt.config,
+                spec,
+                max_cycles=cycles,
+                file_sets_judge=sets.judge,
+                file_sets_deadline=sets.deadline,
+            )
+            _intro(rt, spec, cycles)
+            final = await _follow(rt.client, handle)
+            _summary(rt, final)
+        finally:
+            stop.set()
+            await workers
+
+
+async def _follow(client: Client, handle: WorkflowHandle[CampaignWorkflow, CampaignStatus]) -> CampaignStatus:
+    progress = Progress(client)
+    cycle = 0
+    while True:
+        status = await handle.query(CampaignWorkflow.status)
+        if status.cycle != cycle:
+            cycle = status.cycle
+            console.rule(f"cycle {cycle}")
+        await progress.show(status)
+        if (await handle.describe()).close_time is not None:
+            final = await handle.result()
+            await progress.show(final)
+            return final
+        await asyncio.sleep(0.5)
+
+
+def _intro(rt: Runtime, spec: CampaignSpec, cycles: int) -> None:
+    console.print(f"[bold]Chimera demo[/] · campaign [bold]{spec.campaign_id}[/] for {spec.persona.name}")
+    console.print(f"  goals: {'; '.join(spec.goals)}")
+    console.print(f"  {cycles} cycle(s), every {spec.cycle_interval_seconds}s · model: offline provider (no LLM)")
+    if rt.server.ui_url:
+        console.print(f"  Web UI: {rt.server.ui_url}/namespaces/{rt.config.namespace}/workflows")
+
+
+def _summary(rt: Runtime, final: CampaignStatus) -> None:
+    console.rule("summary")
+    table = Table("state", "tasks")
+    for state, count in sorted(final.tasks_by_state.items()):
+        table.add_row(state, str(count))
+    console.print(table)
+    console.print(
+        f"spend today: ${final.spend_today_usd:.4f} of ${final.daily_budget_usd:.2f} · re-plans: {final.replans}"
+    )
+    console.print(f"sandbox posts: {rt.settings.sandbox_dir.resolve()} (twitter.sqlite3, instagram.sqlite3)")
+    if final.pending_reviews:
+        console.print(
+            f"\n[yellow]{len(final.pending_reviews)} review(s) wait for a human.[/] Start Chimera, then decide:"
+        )
+        console.print("  make dev                      # or: .venv/bin/chimera dev (keeps Temporal + workers up)")
+        console.print("  .venv/bin/chimera review list")
+        first = final.pending_reviews[0]
+        console.print(f"  .venv/bin/chimera review show {first}")
+        console.print(f'  .venv/bin/chimera review approve {first} --reason "on brand"')
+    if rt.server.ui_url:
+        console.print(f'\nWeb UI (while `chimera dev` runs): {rt.server.ui_url} · filter ReviewState="pending"')
+
+
+def _confidence(task: TaskView) -> str:
+    return f"confidence {task.confidence:.2f}" if task.confidence is not None else ""
+
+
+def _short(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        campaign: Annotated[Path, typer.Option(help="campaign file")] = EXAMPLE,
+        cycles: Annotated[int, typer.Option(min=1, help="cycles to run")] = 2,
+        cycle_seconds: Annotated[int, typer.Option(min=1, help="seconds between cycles")] = 5,
+    ) -> None:
+        """Run the example campaign on embedded defaults and show it live."""
+        asyncio.run(_run(campaign, cycles, cycle_seconds))

@@ -1,0 +1,146 @@
+"""`chimera review ...`: the human review queue. Drafts the judge escalated wait here until a decision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from chimera import control
+from chimera.cli import render
+from chimera.cli.render import JsonFlag
+from schemas.review import ReviewAction, ReviewView
+
+app = typer.Typer(help="See and decide the drafts waiting for a human.", no_args_is_help=True)
+
+TaskArg = Annotated[
+    str, typer.Argument(metavar="TASK", help="The task id, as `chimera review list` shows it.", show_default=False)
+]
+ReviewerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reviewer",
+        "--actor",
+        envvar="CHIMERA_ACTOR",
+        show_default="$CHIMERA_ACTOR, else the OS user",
+        help="Who decides, for the audit log.",
+    ),
+]
+
+
+@app.command("list")
+def list_(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's reviews.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Pending reviews, riskiest first (then the earliest deadline)."""
+    views = render.run(lambda client, _: control.list_reviews(client, tenant))
+    if json_:
+        render.emit_json(views)
+        return
+    if not views:
+        render.say("no review is waiting")
+        return
+    table = Table()
+    render.id_column(table, "Task")
+    render.id_column(table, "Campaign")
+    table.add_column("Platform")
+    table.add_column("Confidence")
+    table.add_column("Flags", overflow="fold")  # rule names are long single words
+    table.add_column("Deadline", no_wrap=True)
+    table.add_column("Text")
+    for view in views:
+        table.add_row(
+            view.task_id,
+            view.campaign_id,
+            view.platform,
+            render.confidence(view.verdict.confidence if view.verdict else None),
+            escape(render.flags(view.verdict)),
+            render.until(view.deadline),
+            escape(render.first_line(view.text)),
+        )
+    render.out().print(table)
+    render.say("decide with `chimera review approve|edit|reject TASK`; `chimera review show TASK` for details")
+
+
+@app.command()
+def show(task: TaskArg, json_: JsonFlag = False) -> None:
+    """The draft, why it was escalated, its deadline and state."""
+    view = render.run(lambda client, _: control.show_review(client, task))
+    if json_:
+        render.emit_json(view)
+        return
+    print_review(view)
+
+
+def print_review(view: ReviewView) -> None:
+    console = render.out()
+    head = [
+        f"[bold]{view.task_id}[/]",
+        f"{view.task_type} on {view.platform} · campaign {view.campaign_id} · review {render.styled(view.state)}",
+        f"Brief: {escape(view.brief)}",
+        f"Deadline: {render.when(view.deadline)}",
+    ]
+    if view.reviewer:
+        head.append(f"Decided by {escape(view.reviewer)}" + (f": {escape(view.reason)}" if view.reason else ""))
+    console.print(Panel("\n".join(head), title="review", expand=False))
+    if view.mention:
+        m = view.mention
+        console.print(Panel(escape(m.text), title=f"in answer to @{escape(m.author)} on {m.platform}", expand=False))
+    console.print(Panel(escape(view.text) or "[dim](no draft yet)[/]", title="draft", expand=False))
+    verdict = view.verdict
+    if verdict is None:
+        return
+    c = verdict.components
+    lines = [
+        f"Judge: {verdict.decision} at confidence {verdict.confidence:.2f} (risk {verdict.risk:.2f})",
+        f"  model {c.model_probability:.2f} · persona {c.persona_similarity:.2f} · safety {c.safety:.2f}"
+        f" · history {c.historical_success:.2f}",
+        "Flags: " + escape(render.flags(verdict)),
+        *(f"  - {f.rule} ({f.severity}, {f.where}): {escape(f.detail)}" for f in verdict.flags),
+        "Reasons:",
+        *(f"  - {escape(r)}" for r in verdict.reasons),
+    ]
+    console.print(Panel("\n".join(lines), title="why it needs a human", expand=False))
+
+
+@app.command()
+def approve(
+    task: TaskArg,
+    reason: Annotated[str, typer.Option("--reason", help="Optional note for the audit log.")] = "",
+    reviewer: ReviewerOption = None,
+) -> None:
+    """Approve the draft as written: it is published."""
+    _decide(task, "approve", reviewer, reason)
+
+
+@app.command()
+def reject(
+    task: TaskArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why: required; the planner re-plans with it.")],
+    reviewer: ReviewerOption = None,
+) -> None:
+    """Reject the draft: it is never published and the task is re-planned with the reason."""
+    _decide(task, "reject", reviewer, reason)
+
+
+@app.command()
+def edit(
+    task: TaskArg,
+    text: Annotated[str, typer.Option("--text", help="The text to publish instead of the draft.")],
+    reason: Annotated[str, typer.Option("--reason", help="Optional note for the audit log.")] = "",
+    reviewer: ReviewerOption = None,
+) -> None:
+    """Publish your own text instead of the draft."""
+    _decide(task, "edit", reviewer, reason, text)
+
+
+def _decide(task: str, action: ReviewAction, reviewer: str | None, reason: str, text: str | None = None) -> None:
+    # Validate before connecting: a rejection without a reason is a usage error, whatever the server says.
+    with render.reported_errors():
+        decision = control.review_decision(action, reviewer, reason, text)
+    ack = render.run(lambda client, _: control.send_review_decision(client, task, decision))
+    render.report_ack(ack)

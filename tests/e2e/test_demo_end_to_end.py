@@ -1,0 +1,131 @@
+"""End to end, as a campaign manager does it: the real CLI, the dev server, workers, MCP servers.
+
+`chimera demo` runs the example campaign and stops everything; `chimera dev` starts Temporal
+again from the same SQLite file; a review approved from the CLI then publishes exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mcp_servers.social.sandbox import SandboxPlatform
+
+ROOT = Path(__file__).resolve().parents[2]
+CHIMERA = str(Path(sys.executable).parent / "chimera")
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def chimera_env(tmp_path: Path) -> dict[str, str]:
+    """A private state dir and ports, so the test never touches a developer's running Chimera."""
+    config = yaml.safe_load((ROOT / "temporal.yaml").read_text())
+    address = f"127.0.0.1:{free_port()}"
+    config["address"] = address
+    config["dev_server"]["ui_port"] = free_port()
+    (tmp_path / "temporal.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CHIMERA_"))}
+    env.update(
+        CHIMERA_STATE_DIR=str(tmp_path / "state"),
+        CHIMERA_TEMPORAL_CONFIG=str(tmp_path / "temporal.yaml"),
+        CHIMERA_ACTOR="e2e-reviewer",
+        TEMPORAL_ADDRESS=address,
+    )
+    return env
+
+
+def chimera(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHIMERA, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def dev(chimera_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`chimera dev --headless` in the background, stopped with Ctrl-C (SIGINT) at the end."""
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [CHIMERA, "dev", "--headless"],
+            cwd=ROOT,
+            env=chimera_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            if "Press Ctrl-C" in line:
+                return proc
+            if time.monotonic() > deadline:
+                break
+        proc.kill()
+        raise AssertionError(f"chimera dev did not come up: {proc.stdout.read() if proc.stdout else ''}")
+
+    proc = start()
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
+def posts_for(state: Path, platform: str, key: str) -> list[dict[str, object]]:
+    sandbox = SandboxPlatform(state / "sandbox", platform)  # type: ignore[arg-type]
+    return [p for p in sandbox.posts() if p["idempotency_key"] == key]
+
+
+def test_demo_then_restart_then_approve_publishes_exactly_once(
+    chimera_env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    state = Path(chimera_env["CHIMERA_STATE_DIR"])
+    demo = chimera(chimera_env, "demo", "--cycles", "1", "--cycle-seconds", "2", timeout=300)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "published" in demo.stdout and "wait for a human" in demo.stdout, demo.stdout
+
+    published = SandboxPlatform(state / "sandbox", "twitter").posts()
+    published += SandboxPlatform(state / "sandbox", "instagram").posts()
+    assert published, "the demo published nothing to the sandbox"
+
+    # Temporal stopped with the demo; `chimera dev` resumes from the same SQLite file.
+    dev = request.getfixturevalue("dev")
+    listed = chimera(chimera_env, "review", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    pending = json.loads(listed.stdout)
+    assert pending, "the demo left no review pending"
+    review = pending[0]
+    task_id = review["task_id"]
+    platform = review["platform"]
+    assert posts_for(state, platform, task_id) == []
+
+    approved = chimera(chimera_env, "review", "approve", task_id, "--reason", "on brand")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+
+    deadline = time.monotonic() + 60
+    while not posts_for(state, platform, task_id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(posts_for(state, platform, task_id)) == 1
+
+    again = chimera(chimera_env, "review", "approve", task_id, "--reason", "twice")
+    assert again.returncode != 0
+    assert len(posts_for(state, platform, task_id)) == 1
+
+    dev.send_signal(signal.SIGINT)
+    assert dev.wait(timeout=60) == 0

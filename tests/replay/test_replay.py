@@ -1,0 +1,147 @@
+"""Replay every recorded history against today's workflow code.
+
+A failure here means a workflow change would break workflows already running in production: guard
+the change with workflow.patched() (see histories/README.md), then re-record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.campaign_run import CampaignInput, ObserveRequest
+    from schemas.events import CampaignStatus
+    from schemas.plan import Observation
+    from schemas.task import ContentTaskInput, TaskOutcome
+
+from workflows.calls import run_activity
+from workflows.campaign import CampaignWorkflow
+from workflows.content_task import ContentTaskWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+# What scripts/record_histories.py writes; a missing one is a failure, not a skipped test.
+EXPECTED = frozenset(
+    {
+        "campaign_one_cycle_approved_with_dependency",
+        "campaign_rejection_replanned",
+        "campaign_paused_and_resumed",
+        "campaign_goals_and_budget_changed",
+        "campaign_emergency_stop_with_pending_review",
+        "campaign_continued_as_new_run1",
+        "campaign_continued_as_new_run2",
+        "content_task_approved",
+        "content_task_rejected_by_judge",
+        "content_task_escalated_approved",
+        "content_task_escalated_edited",
+        "content_task_review_expired",
+        "content_task_stopped_mid_review",
+    }
+)
+
+
+def recorded() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    raw = json.loads(path.read_text())
+    started = raw["events"][0]["workflowExecutionStartedEventAttributes"]
+    return WorkflowHistory.from_json(started.get("workflowId", path.stem), raw)
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def replayer(*workflows: type) -> Replayer:
+    return Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
+
+
+# --- deliberately changed copies, registered under the real workflow names -----------------
+
+
+async def _extra_observe(inp: ContentTaskInput) -> None:
+    request = ObserveRequest(tenant_id=inp.ref.tenant_id, campaign_id=inp.ref.campaign_id, platforms=[])
+    await run_activity(inp.runtime, "observe", "planner", request, Observation, "a new first step")
+
+
+@workflow.defn(name="ContentTaskWorkflow")
+class ContentTaskWithNewStep(ContentTaskWorkflow):
+    """A new activity before the budget reservation, not guarded: running tasks cannot replay it."""
+
+    @workflow.run
+    async def run(self, inp: ContentTaskInput) -> TaskOutcome:
+        await _extra_observe(inp)
+        return await super().run(inp)
+
+
+@workflow.defn(name="ContentTaskWorkflow")
+class ContentTaskWithPatchedStep(ContentTaskWorkflow):
+    """The same new step behind workflow.patched(): old histories take the old path."""
+
+    @workflow.run
+    async def run(self, inp: ContentTaskInput) -> TaskOutcome:
+        if workflow.patched("content-task-extra-observe"):
+            await _extra_observe(inp)
+        return await super().run(inp)
+
+
+@workflow.defn(name="CampaignWorkflow")
+class CampaignWithDelayedCycle(CampaignWorkflow):
+    """A timer before each cycle's observe: the recorded cycles scheduled the activity first."""
+
+    @workflow.run
+    async def run(self, inp: CampaignInput) -> CampaignStatus:
+        return await super().run(inp)
+
+    async def _start_cycle(self) -> None:
+        await workflow.sleep(1)
+        await super()._start_cycle()
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def test_every_scenario_has_a_history() -> None:
+    names = {p.stem for p in recorded()}
+    missing = sorted(EXPECTED - names)
+    assert not missing, f"missing histories {missing}: run .venv/bin/python scripts/record_histories.py"
+    types = {workflow_type(load(p)) for p in recorded()}
+    assert types == {"CampaignWorkflow", "ContentTaskWorkflow"}
+
+
+@pytest.mark.parametrize("path", recorded(), ids=lambda p: p.stem)
+async def test_history_replays_on_current_code(path: Path) -> None:
+    history = load(path)
+    assert workflow_type(history) in ("CampaignWorkflow", "ContentTaskWorkflow")
+    result = await replayer(CampaignWorkflow, ContentTaskWorkflow).replay_workflow(history)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize(
+    ("history_name", "changed"),
+    [
+        ("content_task_approved", ContentTaskWithNewStep),
+        ("content_task_escalated_approved", ContentTaskWithNewStep),
+        ("campaign_one_cycle_approved_with_dependency", CampaignWithDelayedCycle),
+        ("campaign_continued_as_new_run2", CampaignWithDelayedCycle),
+    ],
+)
+async def test_an_unpatched_change_fails_replay(history_name: str, changed: type) -> None:
+    history = load(HISTORIES / f"{history_name}.json")
+    other = ContentTaskWorkflow if changed is CampaignWithDelayedCycle else CampaignWorkflow
+    with pytest.raises(workflow.NondeterminismError, match="Nondeterminism error"):
+        await replayer(changed, other).replay_workflow(history)
+
+
+async def test_the_same_change_behind_patched_replays() -> None:
+    history = load(HISTORIES / "content_task_escalated_approved.json")
+    result = await replayer(ContentTaskWithPatchedStep, CampaignWorkflow).replay_workflow(history)
+    assert result.replay_failure is None

@@ -1,0 +1,202 @@
+"""CampaignWorkflow continues as new with its state intact, on the dev server.
+
+The time-skipping test server does not suggest continue-as-new, so this runs the real dev server
+with a tiny history limit: a campaign cycling every second passes it within a few cycles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from schemas.campaign_run import CampaignInput, ObserveRequest
+from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
+from schemas.options import RuntimeOptions, TaskQueues
+from schemas.plan import Observation
+from schemas.review import Ack, AckQuery, ReviewDecision
+from tests.workflow import scripted
+from tests.workflow.scripted import MEDIUM, Script, banned, post
+from workflows.campaign import CampaignWorkflow
+from workflows.content_task import ContentTaskWorkflow
+from workflows.search_attributes import ALL_KEYS
+
+SUGGEST_CONTINUE_AS_NEW_AT = 60  # events; the default (thousands) would take hours of cycles
+QUEUE = "can-queue"
+NEW_GOALS = ["Launch the denim drop", "Answer every sizing question"]
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def client(dev_server_path: str) -> AsyncIterator[Client]:
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path,
+        search_attributes=ALL_KEYS,
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
+        ],
+    ) as env:
+        yield env.client
+
+
+class ObserveGate:
+    """Holds campaign runs at the start of a cycle (in observe), so the test can act between cycles.
+
+    A held run cannot continue as new, take a new cycle or settle task updates: what the test sees
+    and sends meanwhile lands in exactly that run.
+    """
+
+    def __init__(self) -> None:
+        self.allowed: set[str] | None = None  # run ids whose observe passes; None: every run
+        self.held: set[str] = set()  # run ids waiting in observe now
+
+    def activity(self) -> Callable[..., Awaitable[Observation]]:
+        gate = self
+
+        @activity.defn(name="observe")
+        async def observe(req: ObserveRequest) -> Observation:
+            run_id = activity.info().workflow_run_id or ""
+            while gate.allowed is not None and run_id not in gate.allowed:
+                gate.held.add(run_id)
+                await asyncio.sleep(0.05)
+            gate.held.discard(run_id)
+            return Observation()
+
+        return observe
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 30.0) -> T:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {within:.0f}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
+    return await handle.query(CampaignWorkflow.status)
+
+
+async def ack(handle: WorkflowHandle[Any, Any], request_id: str) -> Ack:
+    answer: Ack | None = await handle.query(CampaignWorkflow.ack, AckQuery(request_id=request_id))
+    assert answer is not None, f"no ack for {request_id}"
+    return answer
+
+
+async def carried_input(client: Client, workflow_id: str, run_id: str) -> CampaignInput:
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [inp] = pydantic_data_converter.payload_converter.from_payloads(started.input.payloads, [CampaignInput])
+    assert isinstance(inp, CampaignInput)
+    return inp
+
+
+async def test_continue_as_new_keeps_cycles_tasks_goals_budget_acks_and_pending_reviews(client: Client) -> None:
+    gate = ObserveGate()
+    script = Script(plans=[[post("rv"), post("bad", topic="#cryptogiveaway")], [post("n")]])
+    script.scores = {"c1-rv": MEDIUM, "c1-bad": banned("crypto")}  # one review to outlive runs, one re-plan
+    activities = [a for a in script.activities() if getattr(a, "__name__", "") != "observe"] + [gate.activity()]
+    spec = scripted.spec(campaign_id="can-state", cycle_interval_seconds=1)
+    runtime = RuntimeOptions(task_queues=TaskQueues(planner=QUEUE, worker=QUEUE, judge=QUEUE))
+    async with Worker(
+        client, task_queue=QUEUE, workflows=[CampaignWorkflow, ContentTaskWorkflow], activities=activities
+    ):
+        handle = await client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(spec=spec, runtime=runtime, max_cycles=40),
+            id=spec.workflow_id,
+            task_queue=QUEUE,
+        )
+        review_id = f"{spec.tenant_id}.{spec.campaign_id}.c1-rv"
+        try:
+            # Cycle 1 done: a review pending and a rejected task re-planned (and its replacement published).
+            async def cycle_one_settled() -> bool:
+                st = await status(handle)
+                return review_id in st.pending_reviews and st.replans == 1 and len(script.published) >= 1
+
+            await eventually(cycle_one_settled, "cycle 1 left a pending review and a re-plan")
+            assert script.published[0].idempotency_key.endswith(".c1r1-bad")
+
+            # Hold the campaign at its next cycle and change everything in that run.
+            gate.allowed = set()
+            signalled_run = await eventually(lambda: _one(gate.held), "the campaign held in observe")
+            before = await status(handle)
+            await handle.signal(CampaignWorkflow.set_goals, GoalsChange(request_id="g1", actor="maya", goals=NEW_GOALS))
+            await handle.signal(
+                CampaignWorkflow.set_budget, BudgetChange(request_id="b1", actor="maya", daily_budget_usd=12.5)
+            )
+            await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
+            assert (await status(handle)).state == "paused"
+            await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
+            await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r2", actor="omar"))  # refused
+            assert (await ack(handle, "r1")).accepted and not (await ack(handle, "r2")).accepted
+            assert (await handle.describe()).run_id == signalled_run
+
+            # Let that run go on until it continues as new, and hold the new run at its first cycle.
+            gate.allowed = {signalled_run}
+            new_run = await eventually(lambda: _one(gate.held - {signalled_run}), "a new run after continue-as-new")
+            old = await client.get_workflow_handle(spec.workflow_id, run_id=signalled_run).describe()
+            first = await client.get_workflow_handle(spec.workflow_id, run_id=handle.first_execution_run_id).describe()
+            assert old.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+            assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+            assert (await handle.describe()).run_id == new_run != signalled_run
+
+            carried = (await carried_input(client, spec.workflow_id, new_run)).carried
+            assert carried is not None and carried.runs >= 2
+            assert carried.cycle >= before.cycle and carried.goals == NEW_GOALS
+
+            after = await status(handle)
+            assert after.cycle >= carried.cycle >= before.cycle > 1  # continued, not reset
+            assert after.state == "running" and after.paused_by is None
+            assert after.goals == NEW_GOALS and after.daily_budget_usd == 12.5
+            assert after.replans == 1
+            by_key = {t.key: t for t in after.tasks}
+            assert by_key["c1-rv"].status == "pending_review" and by_key["c1-rv"].cycle == 1
+            assert after.pending_reviews == [review_id]
+            assert any(t.cycle < after.cycle and t.status == "published" for t in after.tasks), after.tasks
+            acks = {r: (await ack(handle, r)).accepted for r in ("g1", "b1", "p1", "r1", "r2")}
+            assert acks == {"g1": True, "b1": True, "p1": True, "r1": True, "r2": False}
+            assert any(r.goals == NEW_GOALS for r in script.plan_requests)
+
+            # The review started in cycle 1, in an earlier run, is approved now and reports to the new run.
+            child = client.get_workflow_handle_for(ContentTaskWorkflow.run, review_id)
+            await child.signal(
+                ContentTaskWorkflow.decide, ReviewDecision(request_id="rv1", action="approve", reviewer="lena")
+            )
+            decided: Ack | None = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="rv1"))
+            assert decided is not None and decided.accepted
+            gate.allowed = {signalled_run, new_run}
+
+            async def review_published() -> CampaignStatus | None:
+                st = await status(handle)
+                return st if any(t.key == "c1-rv" and t.status == "published" for t in st.tasks) else None
+
+            published = await eventually(review_published, "the approved review shown as published")
+            assert published.pending_reviews == [] and (await handle.describe()).run_id == new_run
+            assert any(p.idempotency_key == review_id for p in script.published)
+
+            await handle.signal(
+                CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="done")
+            )
+        finally:
+            gate.allowed = None  # never leave an activity waiting behind the worker's shutdown
+        final: CampaignStatus = await handle.result()
+    assert final.state == "stopped" and final.replans == 1 and final.goals == NEW_GOALS
+
+
+async def _one(runs: set[str]) -> str | None:
+    return next(iter(runs), None)

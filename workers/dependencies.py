@@ -1,0 +1,46 @@
+"""Everything activities need, built once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chimera.db import StateStore
+from chimera.mcp_host import McpHost
+from chimera.models.base import ModelProvider
+from chimera.models.offline import OfflineModelProvider
+from chimera.safety.rules import SafetyRules
+from chimera.settings import Settings
+from chimera.similarity import PersonaSimilarity, TfidfPersonaSimilarity
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    store: StateStore
+    mcp: McpHost
+    model: ModelProvider
+    rules: SafetyRules
+    similarity: PersonaSimilarity
+
+    @classmethod
+    def build(cls, settings: Settings) -> Dependencies:
+        settings.ensure_dirs()
+        rules = SafetyRules.load(settings.safety_rules)
+        return cls(
+            settings=settings,
+            store=StateStore.from_settings(settings),
+            mcp=McpHost.from_settings(settings),
+            model=_model(settings, rules),
+            rules=rules,
+            similarity=TfidfPersonaSimilarity(),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _model(settings: Settings, rules: SafetyRules) -> ModelProvider:
+    # Only the offline provider exists so far; Anthropic and Gemini plug in here.
+    if settings.model_provider == "offline":
+        return OfflineModelProvider(rules=rules)
+    raise ValueError(f"unknown model provider {settings.model_provider!r}")
