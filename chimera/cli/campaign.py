@@ -68,22 +68,15 @@ def list_(json_: JsonFlag = False) -> None:
     if not rows:
         render.say("no campaigns yet: `chimera campaign start FILE`")
         return
-    table = Table()
-    render.id_column(table, "Campaign")
-    render.id_column(table, "Agent")
-    for header in ("Workflow", "State", "Cycle", "Pending reviews", "Started"):
-        table.add_column(header)
+    console = render.out()
     for row in rows:
-        table.add_row(
-            f"{row.tenant_id}/{row.campaign_id}",
-            row.agent_id,
-            render.styled(row.status),
-            render.styled(row.state),
-            "-" if row.cycle is None else str(row.cycle),
-            "-" if row.pending_reviews is None else str(row.pending_reviews),
-            render.started(row.started_at),
+        cycle = "-" if row.cycle is None else str(row.cycle)
+        pending = "-" if row.pending_reviews is None else str(row.pending_reviews)
+        console.print(f"[bold]{escape(row.tenant_id)}/{escape(row.campaign_id)}[/]  agent {escape(row.agent_id)}")
+        console.print(
+            f"   workflow {render.styled(row.status)} · state {render.styled(row.state)} · cycle {cycle} · "
+            f"pending reviews {pending} · started {render.started(row.started_at)}"
         )
-    render.out().print(table)
     if any(row.status == "running" and row.state is None for row in rows):
         render.say(f"[dim]-: no worker answered the status query; {control.WORKER_HINT}[/]")
 
@@ -117,13 +110,15 @@ def print_status(st: CampaignStatus) -> None:
     console.print(Panel("\n".join(lines), title="campaign", expand=False))
     if not st.tasks:
         return
-    table = Table()
-    render.id_column(table, "Task")
-    for header in ("Type", "Platform", "Status", "Cycle", "Attempt", "Confidence", "Post / reason"):
-        table.add_column(header)
+    # Keys, not full ids: a task's id is `<tenant>.<campaign>.<key>`.
+    table = Table(title=f"tasks (id = {st.tenant_id}.{st.campaign_id}.KEY)")
+    render.id_column(table, "Key")
+    for header in ("Type", "Platform", "Status", "Cycle", "Try", "Conf."):
+        table.add_column(header, no_wrap=True)
+    table.add_column("Post / reason", overflow="fold")
     for task in st.tasks:
         table.add_row(
-            task.task_id,
+            task.key,
             task.task_type,
             task.platform,
             render.styled(task.status),

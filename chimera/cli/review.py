@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
 from chimera import control
 from chimera.cli import render
@@ -44,25 +43,17 @@ def list_(
     if not views:
         render.say("no review is waiting")
         return
-    table = Table()
-    render.id_column(table, "Task")
-    render.id_column(table, "Campaign")
-    table.add_column("Platform")
-    table.add_column("Confidence")
-    table.add_column("Flags", overflow="fold")  # rule names are long single words
-    table.add_column("Deadline", no_wrap=True)
-    table.add_column("Text")
-    for view in views:
-        table.add_row(
-            view.task_id,
-            view.campaign_id,
-            view.platform,
-            render.confidence(view.verdict.confidence if view.verdict else None),
-            escape(render.flags(view.verdict)),
-            render.until(view.deadline),
-            escape(render.first_line(view.text)),
+    # One block per review: the id stays whole on its own line to be copied, at any width.
+    console = render.out()
+    for n, view in enumerate(views, 1):
+        verdict = view.verdict
+        console.print(f"[bold]{n}. {escape(view.task_id)}[/]")
+        console.print(
+            f"   {view.platform} {view.task_type} · confidence "
+            f"{render.confidence(verdict.confidence if verdict else None)} · flags: "
+            f"{escape(render.flags(verdict))} · {render.until(view.deadline)}"
         )
-    render.out().print(table)
+        console.print(f"   [dim]{escape(render.first_line(view.text))}[/]")
     render.say("decide with `chimera review approve|edit|reject TASK`; `chimera review show TASK` for details")
 
 
