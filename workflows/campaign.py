@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -275,30 +275,37 @@ class CampaignWorkflow:
         )
         summary = f"{rec.task.task_type} on {rec.task.platform}: {rec.task.brief}"[:200]
         details = f"Campaign **{spec.name}** · cycle {rec.cycle} · attempt {rec.attempt}"
-        await workflow.start_child_workflow(
-            ContentTaskWorkflow.run,
-            child_input,
-            id=rec.task_id,
-            task_queue=inp.runtime.task_queues.planner,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
-                    SearchAttributePair(sa.AGENT_ID, spec.agent_id),
-                    SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
-                    SearchAttributePair(sa.TASK_TYPE, rec.task.task_type),
-                    SearchAttributePair(sa.PLATFORM, rec.task.platform),
-                    SearchAttributePair(sa.REVIEW_STATE, "none"),
-                ]
-            ),
-            static_summary=summary if inp.runtime.child_summaries else None,
-            static_details=details if inp.runtime.child_summaries else None,
-        )
+        try:
+            await workflow.start_child_workflow(
+                ContentTaskWorkflow.run,
+                child_input,
+                id=rec.task_id,
+                task_queue=inp.runtime.task_queues.planner,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
+                        SearchAttributePair(sa.AGENT_ID, spec.agent_id),
+                        SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
+                        SearchAttributePair(sa.TASK_TYPE, rec.task.task_type),
+                        SearchAttributePair(sa.PLATFORM, rec.task.platform),
+                        SearchAttributePair(sa.REVIEW_STATE, "none"),
+                    ]
+                ),
+                static_summary=summary if inp.runtime.child_summaries else None,
+                static_details=details if inp.runtime.child_summaries else None,
+            )
+        except WorkflowAlreadyStartedError:
+            # Only if a task id was ever reused (campaign ids are single-use): never run it twice.
+            rec.status, rec.reason = "failed", f"a workflow with id {rec.task_id} already exists"
+            return
         rec.status = "running"
 
     async def _wait_for_events(self) -> None:
         def woken() -> bool:
-            return bool(self._inbox or self._audit_outbox) or self._state != "running" or self._goals_changed
+            if self._inbox or self._audit_outbox or self._deferred_replans:
+                return True  # deferred re-plans wake a resumed campaign at once
+            return self._state != "running" or self._goals_changed
 
         timeout = self._until_next_cycle()
         if timeout is not None and timeout <= timedelta(0):
@@ -318,10 +325,9 @@ class CampaignWorkflow:
                 self._spend_day, self._spent_today = outcome.spend_day, outcome.spent_today_usd
             if outcome.replan:
                 self._deferred_replans.append(rec.task.key)
-        if self._state == "running":
-            while self._deferred_replans:
-                key = self._deferred_replans.pop(0)
-                await self._replan(self._tasks[key])
+        while self._deferred_replans and self._state == "running":  # a pause or stop mid-way defers the rest
+            key = self._deferred_replans.pop(0)
+            await self._replan(self._tasks[key])
         await self._start_ready()
 
     async def _replan(self, rec: TaskRecord) -> None:
@@ -344,11 +350,13 @@ class CampaignWorkflow:
         )
 
     async def _drain_for_completion(self) -> bool:
-        """After the last cycle, wait for running tasks (not for human reviews) before ending."""
-        if not any(r.status == "running" for r in self._tasks.values()):
+        """After the last cycle, wait for running tasks and owed re-plans (not for human reviews)."""
+        if not self._deferred_replans and not any(r.status == "running" for r in self._tasks.values()):
             return True
         self._details("last cycle done: waiting for running tasks")
-        await workflow.wait_condition(lambda: bool(self._inbox or self._audit_outbox) or self._state != "running")
+        await workflow.wait_condition(
+            lambda: bool(self._inbox or self._audit_outbox or self._deferred_replans) or self._state != "running"
+        )
         await self._handle_inbox()
         return False
 

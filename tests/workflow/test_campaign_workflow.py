@@ -12,11 +12,9 @@ from typing import Any, TypeVar
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from chimera.temporal_config import TemporalConfig, ensure_search_attributes
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import CampaignInput
 from schemas.events import CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
@@ -30,15 +28,6 @@ from workflows.content_task import ContentTaskWorkflow
 
 T = TypeVar("T")
 REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
-
-
-@pytest.fixture
-async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path, data_converter=pydantic_data_converter
-    ) as env:
-        await ensure_search_attributes(env.client, TemporalConfig())
-        yield env
 
 
 def runtime(queue: str) -> RuntimeOptions:

@@ -30,7 +30,7 @@ from schemas.policy import ConfidenceBands, JudgePolicy, JudgeScores, SafetyFlag
 from schemas.review import ReviewView
 from tests.workflow import scripted
 from tests.workflow.scripted import HIGH, MEDIUM, Script, post
-from tests.workflow.test_campaign_workflow import env, eventually, running  # noqa: F401  (env: a fixture)
+from tests.workflow.test_campaign_workflow import eventually, running
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def test_malformed_requests_are_refused_before_anything_is_sent() -> None:
 # --- time-skipping test server: chimera.control ------------------------------------------------
 
 
-async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) -> None:  # noqa: F811
+async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) -> None:
     client = env.client
     script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
     spec = unique_spec()
@@ -173,7 +173,7 @@ async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) 
     assert script.audits[0].actor == "maya"
 
 
-async def test_unknown_campaigns_and_tasks_are_not_found(env: WorkflowEnvironment) -> None:  # noqa: F811
+async def test_unknown_campaigns_and_tasks_are_not_found(env: WorkflowEnvironment) -> None:
     with pytest.raises(control.NotFound, match="unknown campaign 'acme/nope'"):
         await control.pause_campaign(env.client, "acme/nope")
     with pytest.raises(control.NotFound, match=r"unknown task 'acme\.nope\.c1-x'"):
@@ -182,7 +182,7 @@ async def test_unknown_campaigns_and_tasks_are_not_found(env: WorkflowEnvironmen
         await control.show_review(env.client, "acme.nope.c1-x")
 
 
-async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: WorkflowEnvironment) -> None:  # noqa: F811
+async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: WorkflowEnvironment) -> None:
     script = Script(plans=[[post("tw")]], default_scores=HIGH)  # auto-approved: never waits for a human
     spec = unique_spec()
     async with running(env.client, script) as queue:
@@ -199,7 +199,7 @@ async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: Workfl
         await handle.terminate("test over")
 
 
-async def test_a_signal_nobody_acknowledges_is_not_confirmed(env: WorkflowEnvironment) -> None:  # noqa: F811
+async def test_a_signal_nobody_acknowledges_is_not_confirmed(env: WorkflowEnvironment) -> None:
     spec = unique_spec()
     await start(env.client, f"q-nobody-{uuid.uuid4()}", spec)  # no worker polls this queue
     with pytest.raises(control.NotConfirmed, match=r"delivered but not confirmed .*chimera worker --role all"):
