@@ -290,6 +290,8 @@ def persona_issues(text: str) -> tuple[Persona | None, list[FileIssue]]:
                 continue
             values = [_unquote(text) for _, text in items] if title == "Examples" else [text for _, text in items]
             item_lines = [line for line, _ in items]
+            if title == "Boundaries":
+                values = _boundaries(values, item_lines, data, issues)
             if title == "Hashtags":
                 if "hashtags" in front:
                     issues.append(
@@ -444,6 +446,31 @@ def _bullets(section: _Section, issues: list[FileIssue]) -> list[tuple[int, str]
             )
         )
     return [(number, text) for number, text in items if text]
+
+
+_WATCH = re.compile(r"\s*\[watch:(?P<terms>[^\]]*)\]\s*$", re.IGNORECASE)
+
+
+def _boundaries(values: list[str], lines: Sequence[int], data: dict[str, Any], issues: list[FileIssue]) -> list[str]:
+    """Split a trailing `[watch: term, term]` off each boundary into `boundary_terms` (see specs/soul-md.md)."""
+    texts: list[str] = []
+    terms: dict[str, list[str]] = {}
+    for value, line in zip(values, lines, strict=True):
+        match = _WATCH.search(value)
+        if match is None:
+            texts.append(value)
+            continue
+        text = value[: match.start()].strip()
+        words = [t.strip().lower() for t in match["terms"].split(",") if t.strip()]
+        if not words:
+            issues.append(FileIssue(line, "boundaries", "'[watch: ...]' needs at least one term, e.g. [watch: cures]"))
+        if not text:
+            issues.append(FileIssue(line, "boundaries", "a boundary needs its rule before '[watch: ...]'"))
+        texts.append(text)
+        terms[text] = words
+    if terms:
+        data["boundary_terms"] = terms
+    return texts
 
 
 def _unquote(text: str) -> str:

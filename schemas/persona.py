@@ -18,6 +18,9 @@ class Persona(BaseModel):
     voice: str = Field(min_length=1, description="how the persona writes, in prose")
     tone_words: list[str] = Field(default_factory=list)
     boundaries: list[str] = Field(min_length=1, description="things the persona never does")
+    boundary_terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="boundary -> words whose use in a draft asks a human to look"
+    )
     banned_topics: list[str] = Field(default_factory=list)
     examples: list[str] = Field(min_length=1, description="posts in the persona's voice")
     hashtags: list[str] = Field(default_factory=list)

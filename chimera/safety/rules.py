@@ -11,6 +11,7 @@ rules reuse through YAML anchors) and `rules`, each with:
                  phrases       `phrases`, case-insensitive whole words or phrases
                  banned_topic  the persona's banned_topics, plus `synonyms` (topic -> words), whole words,
                                plurals, and CamelCase hashtags split into words (#CryptoCrash -> crypto crash)
+                 boundary      the watch terms of the persona's boundaries (SOUL.md `[watch: a, b]`), as above
                  system_leak   7-word fragments of the persona's system prompt (her public examples excluded),
                                plus `phrases` such as "as an AI language model"
     unless       optional regexes: when one matches the same text, the rule does not fire
@@ -36,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.persona import Persona
 from schemas.policy import SafetyFlag, Severity
 
-RuleKind = Literal["regex", "phrases", "banned_topic", "system_leak"]
+RuleKind = Literal["regex", "phrases", "banned_topic", "boundary", "system_leak"]
 Scope = Literal["input", "output"]
 
 SNIPPET_CHARS = 40  # flags quote what matched, never replay hostile input at length
@@ -181,6 +182,22 @@ class _Rule:
             return self._find_topic(text, persona)
         if self.spec.kind == "system_leak":
             return self._find_leak(text, persona)
+        if self.spec.kind == "boundary":
+            return self._find_boundary(text, persona)
+        return None
+
+    def _find_boundary(self, text: str, persona: Persona) -> _Hit | None:
+        """A watch term of one of the persona's boundaries (SOUL.md `[watch: ...]`) appears in the text."""
+        expanded = _with_split_hashtags(text)
+        for boundary, terms in sorted(persona.boundary_terms.items()):
+            if not terms:
+                continue
+            key = (boundary, *terms)
+            if key not in self._topic_cache:
+                self._topic_cache[key] = [(boundary, _phrase_regex(terms, plurals=True))]
+            for _, regex in self._topic_cache[key]:
+                if m := regex.search(expanded):
+                    return _Hit(_snippet(m.group(0)), note=f"boundary '{_snippet(boundary)}'")
         return None
 
     def _find_topic(self, text: str, persona: Persona) -> _Hit | None:

@@ -237,3 +237,20 @@ def test_bio_comes_before_backstory_whatever_their_order() -> None:
     text = VALID + "\n## Backstory\n\nGrew up sewing.\n\n## Bio\n\nThrifter.\n"
     assert parse_persona(text, "SOUL.md").bio == "Thrifter.\n\nGrew up sewing."
     assert parse_persona(VALID + "\n## Backstory\n\nGrew up sewing.\n", "SOUL.md").bio == "Grew up sewing."
+
+
+def test_boundary_watch_terms_are_split_off_and_checked(tmp_path: Path) -> None:
+    mira = MIRA.read_text()
+    persona = parse_persona(mira, "SOUL.md")
+    giveaways = next(b for b in persona.boundaries if b.startswith("Do not promise giveaways"))
+    assert "[watch:" not in giveaways and giveaways.endswith("has not approved.")
+    assert persona.boundary_terms[giveaways] == ["giveaway", "prize", "discount code", "promo code"]
+
+    broken = mira.replace("[watch: giveaway, prize, discount code, promo code]", "[watch: ]")
+    line = next(i for i, text in enumerate(broken.splitlines(), 1) if "[watch: ]" in text)
+    path = tmp_path / "SOUL.md"
+    path.write_text(broken)
+    issues = check_persona(path)
+    assert [(i.line, i.message) for i in issues] == [
+        (line, "'[watch: ...]' needs at least one term, e.g. [watch: cures]")
+    ]

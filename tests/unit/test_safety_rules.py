@@ -306,3 +306,29 @@ def test_bad_rules_files_fail_clearly(tmp_path: Path, body: str, expected: str) 
 def test_a_missing_rules_file_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(SafetyRulesError, match="cannot read safety rules"):
         SafetyRules.from_file(tmp_path / "nope.yaml")
+
+
+def test_persona_boundary_watch_terms_flag_low_for_a_human() -> None:
+    persona = Persona(
+        id="mira-test",
+        name="Mira",
+        handles={"twitter": "@m"},
+        voice="warm",
+        boundaries=["Do not promise giveaways.", "No politics."],
+        boundary_terms={"Do not promise giveaways.": ["giveaway", "promo code"]},
+        examples=["Thrifted a blazer #thriftflip"],
+    )
+    rules = SafetyRules.default()
+    flags = rules.evaluate(persona, "Huge #GiveawayAlert: use promo code MIRA10!", [])
+    boundary = [f for f in flags if f.rule == "persona-boundary"]
+    assert len(boundary) == 1 and boundary[0].severity == "low" and boundary[0].where == "output"
+    assert "Do not promise giveaways" in boundary[0].detail
+    assert not [
+        f
+        for f in rules.evaluate(persona, "Thrifted a coat, hemmed it myself #thriftflip", [])
+        if f.rule == "persona-boundary"
+    ]
+    # A boundary without watch terms stays guidance for the model: it never fires by itself.
+    assert not [
+        f for f in rules.evaluate(persona, "Politics aside, look at this coat", []) if f.rule == "persona-boundary"
+    ]
