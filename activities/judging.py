@@ -41,7 +41,9 @@ class JudgeActivities:
             f"safety {components.safety:.2f}: " + (", ".join(f.rule for f in flags) or "no rule fired"),
             f"history {history.rate:.2f} from {history.samples} past {inp.task.task_type} outcomes",
         ]
-        return JudgeScores(components=components, flags=flags, reasons=reasons)
+        scores = JudgeScores(components=components, flags=flags, reasons=reasons)
+        self._store.record_verdict(inp.ref, inp.task.task_type, scores)  # every verdict is audited
+        return scores
 
     @activity.defn(name="record_review")
     def record_review(self, rec: ReviewRecord) -> None:

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHIMERA_", env_file=".env", env_nested_delimiter="__", extra="ignore")
 
     state_dir: Path = Field(Path(".chimera"), description="local state: SQLite files, sandbox data, logs")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under state_dir")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL the application connects with (on PostgreSQL: the chimera_app role)"
+    )
+    migration_database_url: str | None = Field(
+        None, description="URL `chimera db upgrade` migrates with (the table owner); default: database_url"
+    )
+    audit_database_url: str | None = Field(
+        None, description="optional URL of the auditor role, for `chimera audit verify` across tenants"
+    )
     temporal_config: Path = Field(Path("temporal.yaml"), description="the Temporal-side settings file")
     model_provider: Literal["offline"] = "offline"
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)

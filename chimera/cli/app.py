@@ -15,6 +15,7 @@ import sys
 import typer
 
 from chimera.cli import campaign, demo, persona, review, runtime
+from chimera.cli import ops as ops_commands
 
 app = typer.Typer(
     name="chimera",
@@ -30,6 +31,7 @@ app.add_typer(persona.app, name="persona")
 # --- top-level commands from other modules: one `<module>.register(app)` line each -------------
 runtime.register(app)
 demo.register(app)
+ops_commands.register(app)  # chimera db | budget | audit (the state store)
 
 
 def main() -> None:

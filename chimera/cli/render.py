@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,9 +52,15 @@ ActorOption = Annotated[
 ]
 
 
+PIPED_WIDTH = 160  # output to a file or pipe has no terminal width; 80 columns would crush the tables
+
+
 def out() -> Console:
     # Made per call: CliRunner and pytest swap sys.stdout, and COLUMNS may change between calls.
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=PIPED_WIDTH)
+    return console
 
 
 def err() -> Console:

@@ -164,7 +164,10 @@ def verify(session: Session, tenant_id: str) -> AuditCheck:
             return AuditCheck(
                 ok=False,
                 first_bad_seq=row.seq,
-                problem=f"entry {row.seq} does not link to entry {row.seq - 1} (prev_hash differs)",
+                problem=(
+                    f"entry {row.seq} does not link to entry {row.seq - 1} "
+                    "(prev_hash differs: entries were reordered, replaced or removed)"
+                ),
                 entries=expected - 1,
             )
         recomputed = entry_hash(

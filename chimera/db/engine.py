@@ -6,6 +6,14 @@ Concurrency model:
   stale; read-only transactions use a deferred BEGIN and see one consistent snapshot.
 - PostgreSQL (READ COMMITTED): writers that read-then-write take transaction-scoped advisory
   locks on named resources (always in sorted order, and the audit chain last) before reading.
+
+Tenancy: every transaction of a tenant first runs `SELECT set_config('app.tenant_id', :t, true)`
+(transaction-local, so a pooled connection never carries a tenant into the next transaction).
+Row-level security (chimera/db/roles.py) shows and accepts only that tenant's rows; a statement
+outside such a transaction sees none.
+
+Schema: Alembic owns it (chimera/db/migrate.py). SQLite is upgraded to the head on first use;
+PostgreSQL must already be at the head (`chimera db upgrade`), otherwise SchemaNotReady.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from chimera.db.errors import UnsupportedDatabase
+from chimera.db.errors import SchemaNotReady, TenantRequired, UnsupportedDatabase
 from chimera.db.models import Base
 
 WRITE_OPTION = "chimera_write"  # connection execution option read by the SQLite "begin" hook
 SQLITE_BUSY_MS = 30_000
+TENANT_SETTING = "app.tenant_id"  # read by the row-security policies (chimera/db/roles.py)
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -47,7 +56,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -66,7 +75,8 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":  # psycopg 3 is the installed driver, not SQLAlchemy's default
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        sizing: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
+        return create_engine(parsed, pool_pre_ping=True, **sizing)
     raise UnsupportedDatabase(f"unsupported database backend {backend!r} in {url!r}: use sqlite or postgresql+psycopg")
 
 
@@ -84,42 +94,51 @@ def advisory_lock(session: Session, names: Iterable[str]) -> None:
 
 
 class Database:
-    """An engine plus lazily created tables and a transaction helper."""
+    """An engine, the schema check (or SQLite auto-upgrade) and a per-tenant transaction helper."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+        self.engine = make_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
     def ensure_schema(self) -> None:
+        """SQLite: upgrade to the head now. PostgreSQL: check the revision (SchemaNotReady otherwise)."""
         if self._schema_ready:
             return
+        from chimera.db import migrate  # alembic is imported only when a store is first used
+
         with self._schema_lock:
             if self._schema_ready:
                 return
-            with self.engine.connect() as conn:
-                conn.execution_options(**{WRITE_OPTION: True})
-                with conn.begin():
-                    if self.dialect == "postgresql":
-                        # Several processes may start at once; DDL is transactional on PostgreSQL.
-                        conn.execute(select(func.pg_advisory_xact_lock(lock_key("chimera:schema"))))
-                    Base.metadata.create_all(conn)
+            head = migrate.head()
+            if self.dialect == "sqlite":
+                migrate.upgrade_engine(self.engine)
+            else:
+                current = migrate.current(self.engine)
+                if current != head:
+                    raise SchemaNotReady(current, head)
             self._schema_ready = True
 
     @contextmanager
-    def transaction(self, *, write: bool, snapshot: bool = False) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises.
+    def transaction(self, tenant_id: str | None, *, write: bool, snapshot: bool = False) -> Iterator[Session]:
+        """One transaction of one tenant: committed when the block ends, rolled back if it raises.
 
+        `tenant_id` is set for this transaction only; None (an operator reading across tenants)
+        sets nothing, so the application role sees no row and the auditor role sees them all.
         `snapshot`: every statement sees the same data (REPEATABLE READ on PostgreSQL; a SQLite
         transaction is always one snapshot).
         """
+        if tenant_id is not None and not tenant_id:
+            raise TenantRequired("a tenant id is required (got an empty string)")
         self.ensure_schema()
         options: dict[str, Any] = {WRITE_OPTION: write}
         if snapshot and self.dialect == "postgresql":
             options["isolation_level"] = "REPEATABLE READ"
         with Session(self.engine, expire_on_commit=False, autoflush=True) as session, session.begin():
             session.connection(execution_options=options)
+            if tenant_id is not None and self.dialect == "postgresql":
+                session.execute(select(func.set_config(TENANT_SETTING, tenant_id, True)))
             yield session
 
     def dispose(self) -> None:

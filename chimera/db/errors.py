@@ -65,3 +65,23 @@ class OwnershipConflict(StoreError):
 
 class UnsupportedDatabase(StoreError, ValueError):
     """The database URL names a backend or form the store cannot use safely."""
+
+
+class SchemaNotReady(StoreError):
+    """The database is not at the schema revision this code needs (PostgreSQL is never migrated implicitly)."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        super().__init__(current, head)
+        self.current = current
+        self.head = head
+
+    def __str__(self) -> str:
+        where = "has no Chimera schema" if self.current is None else f"is at schema revision {self.current}"
+        return (
+            f"the database {where}, but this version of Chimera needs revision {self.head}: "
+            "run `chimera db upgrade` (as the migration role, CHIMERA_MIGRATION_DATABASE_URL)"
+        )
+
+
+class TenantRequired(StoreError, ValueError):
+    """A tenant-scoped operation was called without a tenant id."""

@@ -63,6 +63,7 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
 
 CAMPAIGN_STATES = ("running", "paused", "stopped", "completed")
 SPEND_STATES = ("reserved", "settled", "released")
+BUDGET_SCOPES = ("tenant", "agent", "campaign")
 REVIEW_STATES = ("none", "pending", "approved", "edited", "rejected", "expired", "cancelled")
 
 
@@ -163,6 +164,8 @@ class Spend(Base):
         CheckConstraint(_one_of("status", SPEND_STATES), name="ck_spend_status"),
         CheckConstraint("reserved_usd >= 0 AND (actual_usd IS NULL OR actual_usd >= 0)", name="ck_spend_amounts"),
         Index("ix_spend_campaign_day", "tenant_id", "campaign_id", "day", "status"),
+        Index("ix_spend_tenant_day", "tenant_id", "day", "status"),
+        Index("ix_spend_agent_day", "tenant_id", "agent_id", "day", "status"),
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -175,6 +178,24 @@ class Spend(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Budget(Base):
+    """A daily limit of a tenant, or of one of its agents (a campaign's own limit is its daily_budget_usd)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        CheckConstraint(_one_of("scope", BUDGET_SCOPES), name="ck_budgets_scope"),
+        CheckConstraint("daily_usd >= 0", name="ck_budgets_daily"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(ID, primary_key=True, doc="the agent id; the tenant id for scope tenant")
+    daily_usd: Mapped[float] = mapped_column(MONEY)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(255))
 
 
 class Review(Base):

@@ -65,6 +65,21 @@ class SpendSummary(_Frozen):
         return round(self.spent_usd + self.reserved_usd, 6)
 
 
+class BudgetLine(_Frozen):
+    """One budget level as a campaign's reservations see it today (the campaign's day and time zone)."""
+
+    tenant_id: str
+    campaign_id: str
+    level: str  # campaign | agent | tenant
+    scope_id: str
+    day: date
+    timezone: str
+    limit_usd: float | None  # None: no limit set at this level
+    spent_usd: float
+    reserved_usd: float
+    left_usd: float | None
+
+
 class ReviewEvent(_Frozen):
     task_id: str
     seq: int

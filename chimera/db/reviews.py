@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from chimera.db import audit
 from chimera.db.engine import advisory_lock
 from chimera.db.errors import OwnershipConflict
 from chimera.db.models import Review, ReviewEventRow
@@ -50,6 +52,10 @@ def to_record(row: Review) -> ReviewRecord:
         reason=row.reason,
         edited_text=row.edited_text,
     )
+
+
+def _sha(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
 def _decision(rec: ReviewRecord) -> tuple[str, str | None, str | None, str | None]:
@@ -116,18 +122,33 @@ def record(session: Session, rec: ReviewRecord, now: datetime) -> None:
             )
         )
         session.flush()
+        # Every decision is audited in the same transaction as the review itself.
+        audit.append(
+            session,
+            tenant_id=rec.tenant_id,
+            actor=rec.reviewer or "system",
+            action=f"review.{_ACTIONS[rec.state]}",
+            subject=f"task/{rec.task_id}",
+            detail={
+                "campaign_id": rec.campaign_id,
+                "agent_id": rec.agent_id,
+                "state": rec.state,
+                "reason": rec.reason,
+                "seq": int(last) + 1,
+                "edited_text_sha256": _sha(rec.edited_text) if rec.state == "edited" else None,
+            },
+            now=now,
+        )
 
 
-def get(session: Session, task_id: str) -> ReviewRecord | None:
-    row = session.execute(select(Review).where(Review.task_id == task_id)).scalar_one_or_none()
+def get(session: Session, tenant_id: str, task_id: str) -> ReviewRecord | None:
+    row = session.get(Review, (tenant_id, task_id))
     return to_record(row) if row is not None else None
 
 
-def pending(session: Session, tenant_id: str | None) -> list[ReviewRecord]:
+def pending(session: Session, tenant_id: str) -> list[ReviewRecord]:
     """Pending reviews, riskiest first, then the earliest deadline."""
-    stmt = select(Review).where(Review.state == "pending")
-    if tenant_id is not None:
-        stmt = stmt.where(Review.tenant_id == tenant_id)
+    stmt = select(Review).where(Review.state == "pending", Review.tenant_id == tenant_id)
     rows = list(session.execute(stmt).scalars())
     far = datetime.max.replace(tzinfo=UTC)
     records = [(to_record(row), row.deadline_at or far, row.created_at) for row in rows]
@@ -135,9 +156,11 @@ def pending(session: Session, tenant_id: str | None) -> list[ReviewRecord]:
     return [item[0] for item in records]
 
 
-def events(session: Session, task_id: str) -> list[ReviewEvent]:
+def events(session: Session, tenant_id: str, task_id: str) -> list[ReviewEvent]:
     rows = session.execute(
-        select(ReviewEventRow).where(ReviewEventRow.task_id == task_id).order_by(ReviewEventRow.seq)
+        select(ReviewEventRow)
+        .where(ReviewEventRow.tenant_id == tenant_id, ReviewEventRow.task_id == task_id)
+        .order_by(ReviewEventRow.seq)
     ).scalars()
     return [
         ReviewEvent(

@@ -1,8 +1,10 @@
 """StateStore: Chimera's durable state behind a small synchronous API.
 
 Every method is its own transaction and is safe to call from many threads and processes at once
-(see chimera/db/engine.py for how SQLite and PostgreSQL are serialized). Nothing returned is an
-ORM object. Timestamps are timezone-aware UTC.
+(see chimera/db/engine.py for how SQLite and PostgreSQL are serialized). Every method names its
+tenant (an argument, or the tenant of the TaskRef, CampaignSpec or ReviewRecord it is given), and
+its transaction sets that tenant for PostgreSQL's row-level security (specs/database.md). Nothing
+returned is an ORM object. Timestamps are timezone-aware UTC.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from sqlalchemy import func, select
 
 from chimera.db import audit, budget, campaigns, reviews, state
 from chimera.db.engine import Database, upsert
-from chimera.db.models import Campaign, Outcome, Task
+from chimera.db.errors import UnknownCampaign
+from chimera.db.models import Campaign, Outcome, Task, Tenant
 from chimera.db.records import (
     AuditCheck,
     AuditEntry,
+    BudgetLine,
     CampaignRecord,
     ReviewEvent,
     SpendSummary,
@@ -28,6 +32,7 @@ from chimera.db.records import (
 )
 from chimera.settings import Settings
 from schemas.campaign import CampaignSpec
+from schemas.policy import JudgeScores, Verdict, decide
 from schemas.review import ReviewRecord
 from schemas.task import Reservation, StateRead, TaskRef, TaskStatus
 
@@ -49,9 +54,12 @@ def _utcnow() -> datetime:
 class StateStore:
     """Tenants, campaigns, versioned state, budgets, reviews, tasks, outcomes and the audit chain."""
 
-    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
-        """`url`: a SQLAlchemy URL (file SQLite or postgresql+psycopg). `clock` returns aware UTC "now" (tests)."""
-        self._db = Database(url)
+    def __init__(self, url: str, *, clock: Clock | None = None, pool_size: int | None = None) -> None:
+        """`url`: a SQLAlchemy URL (file SQLite or postgresql+psycopg). `clock` returns aware UTC "now" (tests).
+
+        `pool_size` caps the PostgreSQL connection pool (no overflow); default SQLAlchemy's.
+        """
+        self._db = Database(url, pool_size=pool_size)
         self._clock = clock or _utcnow
 
     @classmethod
@@ -72,7 +80,7 @@ class StateStore:
         self.close()
 
     def ensure_schema(self) -> None:
-        """Create missing tables now (otherwise done on first use)."""
+        """Now rather than on first use: upgrade SQLite to the head; check PostgreSQL is at it (SchemaNotReady)."""
         self._db.ensure_schema()
 
     def _now(self) -> datetime:
@@ -90,16 +98,16 @@ class StateStore:
         spec, name, time zone and persona are refreshed, but status, daily budget and goals are
         kept: they are changed by audited control actions (set_*), which a restart must not undo.
         """
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(spec.tenant_id, write=True) as s:
             campaigns.ensure(s, spec, self._now())
 
     def get_campaign(self, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             row = s.get(Campaign, (tenant_id, campaign_id))
             return campaigns.to_record(row) if row is not None else None
 
     def campaign_status(self, tenant_id: str, campaign_id: str) -> str | None:
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             return s.execute(
                 select(Campaign.status).where(Campaign.tenant_id == tenant_id, Campaign.id == campaign_id)
             ).scalar_one_or_none()
@@ -111,7 +119,7 @@ class StateStore:
     def set_campaign_status(self, tenant_id: str, campaign_id: str, status: str, actor: str, reason: str) -> None:
         if status not in campaigns.CAMPAIGN_STATES:
             raise ValueError(f"unknown campaign status {status!r}; expected one of {sorted(campaigns.CAMPAIGN_STATES)}")
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(tenant_id, write=True) as s:
             campaigns.change(
                 s, tenant_id, campaign_id, field="status", value=status, actor=actor, reason=reason, now=self._now()
             )
@@ -121,7 +129,7 @@ class StateStore:
     ) -> None:
         if not daily_budget_usd > 0:
             raise ValueError(f"the daily budget must be positive, not {daily_budget_usd}")
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(tenant_id, write=True) as s:
             campaigns.change(
                 s,
                 tenant_id,
@@ -137,7 +145,7 @@ class StateStore:
         cleaned = [g.strip() for g in goals]
         if not cleaned or any(not g for g in cleaned):
             raise ValueError("goals must be a non-empty list of non-blank strings")
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(tenant_id, write=True) as s:
             campaigns.change(
                 s, tenant_id, campaign_id, field="goals", value=cleaned, actor=actor, reason=reason, now=self._now()
             )
@@ -146,11 +154,11 @@ class StateStore:
 
     def read_versions(self, tenant_id: str, keys: list[str]) -> list[StateRead]:
         """Current versions in the order asked; an absent key is version 0."""
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             return state.read_versions(s, tenant_id, keys)
 
     def get_state(self, tenant_id: str, key: str) -> StateValue | None:
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             return state.get(s, tenant_id, key)
 
     def commit(
@@ -161,7 +169,7 @@ class StateStore:
         Raises StateConflict (and writes nothing) if any read key moved. A retry of a commit that
         already succeeded (same task, same value) returns the versions it produced instead of conflicting.
         """
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             return state.commit(s, ref, read_set, write_keys, value, actor, self._now())
 
@@ -169,44 +177,120 @@ class StateStore:
 
     def reserve(self, ref: TaskRef, amount_usd: float, daily_budget_usd: float, timezone: str) -> Reservation:
         """Reserve against today's budget (today in `timezone`); never exceeds it; idempotent per task_id."""
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             return budget.reserve(s, ref, amount_usd, daily_budget_usd, timezone, self._now())
 
     def settle(self, ref: TaskRef, actual_usd: float, timezone: str) -> None:
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             budget.settle(s, ref, actual_usd, timezone, self._now())
 
     def release(self, ref: TaskRef) -> None:
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             budget.release(s, ref, self._now())
+
+    def set_budget(
+        self, tenant_id: str, scope: str, scope_id: str, daily_usd: float | None, actor: str, reason: str = ""
+    ) -> None:
+        """Set the daily limit of the tenant (scope "tenant", scope_id = tenant_id) or of one of its agents
+        (scope "agent"); None removes it. Audited as budget.set."""
+        if scope == "tenant" and scope_id != tenant_id:
+            raise ValueError(f"a tenant budget's scope id is the tenant itself ({tenant_id!r}), not {scope_id!r}")
+        with self._db.transaction(tenant_id, write=True) as s:
+            now = self._now()
+            audit.ensure_tenant(s, tenant_id, now)
+            if scope == "agent":
+                campaigns.require_agent(s, tenant_id, scope_id)
+            before, after = budget.set_limit(s, tenant_id, scope, scope_id, daily_usd, actor, now)
+            audit.append(
+                s,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="budget.set",
+                subject=f"{scope}/{scope_id}",
+                detail={"from": before, "to": after, "reason": reason},
+                now=now,
+            )
+
+    def budget_limits(self, tenant_id: str) -> list[tuple[str, str, float]]:
+        """(scope, scope_id, daily_usd) of the tenant's own and its agents' limits."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return budget.limits(s, tenant_id)
+
+    def budget_report(self, tenant_id: str, campaign_id: str | None = None) -> list[BudgetLine]:
+        """For each campaign of the tenant (or one): campaign, agent and tenant levels on the campaign's day."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            stmt = select(Campaign).where(Campaign.tenant_id == tenant_id).order_by(Campaign.id)
+            if campaign_id is not None:
+                stmt = stmt.where(Campaign.id == campaign_id)
+            rows = list(s.execute(stmt).scalars())
+            if campaign_id is not None and not rows:
+                raise UnknownCampaign(tenant_id, campaign_id)
+            now = self._now()
+            return [
+                line
+                for row in rows
+                for line in budget.report(s, tenant_id, row.id, row.agent_id, row.timezone, row.daily_budget_usd, now)
+            ]
+
+    def tenants(self) -> list[str]:
+        """Tenant ids visible to this connection: all on SQLite or as the auditor, none as the app role."""
+        with self._db.transaction(None, write=False) as s:
+            return list(s.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
 
     def spend_today(self, tenant_id: str, campaign_id: str, timezone: str) -> SpendSummary:
         day = budget.local_day(self._now(), timezone)
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             return budget.spend_on(s, tenant_id, campaign_id, day)
 
     # ---- reviews -----------------------------------------------------------------------------
 
+    def record_verdict(self, ref: TaskRef, task_type: str, scores: JudgeScores) -> Verdict:
+        """Audit the judge's verdict on a task (judge.verdict): the campaign's judge policy applied to the
+        scores, exactly as the workflow applies it (schemas.policy.decide). Returns that verdict."""
+        with self._db.transaction(ref.tenant_id, write=True) as s:
+            row = campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            verdict = decide(scores, campaigns.to_record(row).spec.judge)
+            audit.append(
+                s,
+                tenant_id=ref.tenant_id,
+                actor="judge",
+                action="judge.verdict",
+                subject=f"task/{ref.task_id}",
+                detail={
+                    "campaign_id": ref.campaign_id,
+                    "agent_id": ref.agent_id,
+                    "task_type": task_type,
+                    "decision": verdict.decision,
+                    "confidence": round(verdict.confidence, 6),
+                    "components": scores.components.model_dump(mode="json"),
+                    "flags": [f"{f.rule}:{f.severity}" for f in scores.flags],
+                },
+                now=self._now(),
+            )
+            return verdict
+
     def record_review(self, rec: ReviewRecord) -> None:
-        with self._db.transaction(write=True) as s:
+        """Upsert the review; every change of decision is kept (review_events) and audited (review.<action>)."""
+        with self._db.transaction(rec.tenant_id, write=True) as s:
             campaigns.get(s, rec.tenant_id, rec.campaign_id)
             campaigns.require_agent(s, rec.tenant_id, rec.agent_id)
             reviews.record(s, rec, self._now())
 
-    def get_review(self, task_id: str) -> ReviewRecord | None:
-        with self._db.transaction(write=False) as s:
-            return reviews.get(s, task_id)
+    def get_review(self, tenant_id: str, task_id: str) -> ReviewRecord | None:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return reviews.get(s, tenant_id, task_id)
 
-    def pending_reviews(self, tenant_id: str | None = None) -> list[ReviewRecord]:
-        """Pending reviews (all tenants when tenant_id is None), riskiest first, then earliest deadline."""
-        with self._db.transaction(write=False) as s:
+    def pending_reviews(self, tenant_id: str) -> list[ReviewRecord]:
+        """The tenant's pending reviews, riskiest first, then the earliest deadline."""
+        with self._db.transaction(tenant_id, write=False) as s:
             return reviews.pending(s, tenant_id)
 
-    def review_events(self, task_id: str) -> list[ReviewEvent]:
-        with self._db.transaction(write=False) as s:
-            return reviews.events(s, task_id)
+    def review_events(self, tenant_id: str, task_id: str) -> list[ReviewEvent]:
+        """Every decision on the task's review, oldest first: who, when, and what an edit changed."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return reviews.events(s, tenant_id, task_id)
 
     # ---- tasks -------------------------------------------------------------------------------
 
@@ -222,7 +306,7 @@ class StateStore:
     ) -> None:
         if status not in _TASK_STATUSES:
             raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             now = self._now()
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             values: dict[str, Any] = {
@@ -243,12 +327,12 @@ class StateStore:
             upsert(s, Task, values, ["tenant_id", "task_id"], mutable)
 
     def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             row = s.get(Task, (tenant_id, task_id))
             return self._task_record(row) if row is not None else None
 
     def list_tasks(self, tenant_id: str, campaign_id: str) -> list[TaskRecord]:
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             rows = s.execute(
                 select(Task)
                 .where(Task.tenant_id == tenant_id, Task.campaign_id == campaign_id)
@@ -276,7 +360,7 @@ class StateStore:
 
     def append_audit(self, tenant_id: str, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
         """Append to the tenant's chain (the tenant row is created if missing: audit never refuses)."""
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(tenant_id, write=True) as s:
             audit.append(
                 s, tenant_id=tenant_id, actor=actor, action=action, subject=subject, detail=detail, now=self._now()
             )
@@ -285,11 +369,11 @@ class StateStore:
         """The newest `limit` entries, oldest first."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             return audit.entries(s, tenant_id, limit)
 
     def verify_audit(self, tenant_id: str) -> AuditCheck:
-        with self._db.transaction(write=False, snapshot=True) as s:
+        with self._db.transaction(tenant_id, write=False, snapshot=True) as s:
             return audit.verify(s, tenant_id)
 
     # ---- outcomes ----------------------------------------------------------------------------
@@ -298,7 +382,7 @@ class StateStore:
         """Idempotent per (task_id, status)."""
         if status not in _TASK_STATUSES:
             raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
-        with self._db.transaction(write=True) as s:
+        with self._db.transaction(ref.tenant_id, write=True) as s:
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             campaigns.require_agent(s, ref.tenant_id, ref.agent_id)
             values: dict[str, Any] = {
@@ -315,7 +399,7 @@ class StateStore:
 
     def success_rate(self, tenant_id: str, agent_id: str, task_type: str) -> SuccessRate:
         """Posterior mean of a Beta(8, 2) prior updated with published (success) and rejected (failure)."""
-        with self._db.transaction(write=False) as s:
+        with self._db.transaction(tenant_id, write=False) as s:
             counts: dict[str, int] = dict(
                 s.execute(
                     select(Outcome.status, func.count())

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import JSON, bindparam, create_engine, text
@@ -106,6 +107,13 @@ def make_store(store_url: str) -> Iterator[Callable[..., StateStore]]:
     yield factory
     for store in stores:
         store.close()
+
+
+@pytest.fixture
+def tamper(store_url: str) -> Callable[..., int]:
+    """Change the database behind the store's back, as an attacker with full access would; returns the rowcount.
+    (The PostgreSQL module overrides it: a superuser, with the append-only triggers skipped.)"""
+    return lambda sql, **params: raw_execute(store_url, sql, **params)
 
 
 @pytest.fixture
@@ -406,11 +414,10 @@ def test_audit_chain_links_and_is_ordered(store: StateStore) -> None:
         store.append_audit(TENANT, "alice", "note", "x", {"when": datetime.now(UTC)})
 
 
-def test_audit_detects_an_altered_entry(store: StateStore, store_url: str) -> None:
+def test_audit_detects_an_altered_entry(store: StateStore, tamper: Callable[..., int]) -> None:
     for i in range(4):
         store.append_audit(TENANT, "alice", "note", "x", {"i": i})
-    changed = raw_execute(
-        store_url,
+    changed = tamper(
         "UPDATE audit_log SET detail = :detail WHERE tenant_id = :t AND seq = 3",
         detail={"i": 999},
         t=TENANT,
@@ -420,20 +427,33 @@ def test_audit_detects_an_altered_entry(store: StateStore, store_url: str) -> No
     assert not check.ok and check.first_bad_seq == 3 and "altered" in (check.problem or "")
 
 
-def test_audit_detects_deleted_entries(store: StateStore, store_url: str) -> None:
+def test_audit_detects_deleted_entries(store: StateStore, tamper: Callable[..., int]) -> None:
     for i in range(4):
         store.append_audit(TENANT, "alice", "note", "x", {"i": i})
-    raw_execute(store_url, "DELETE FROM audit_log WHERE tenant_id = :t AND seq = 2", t=TENANT)
+    tamper("DELETE FROM audit_log WHERE tenant_id = :t AND seq = 2", t=TENANT)
     check = store.verify_audit(TENANT)
     assert not check.ok and check.first_bad_seq == 2 and "missing" in (check.problem or "")
 
 
-def test_audit_detects_truncation_of_the_newest_entries(store: StateStore, store_url: str) -> None:
+def test_audit_detects_truncation_of_the_newest_entries(store: StateStore, tamper: Callable[..., int]) -> None:
     for i in range(4):
         store.append_audit(TENANT, "alice", "note", "x", {"i": i})
-    raw_execute(store_url, "DELETE FROM audit_log WHERE tenant_id = :t AND seq >= 4", t=TENANT)
+    tamper("DELETE FROM audit_log WHERE tenant_id = :t AND seq >= 4", t=TENANT)
     check = store.verify_audit(TENANT)
     assert not check.ok and check.first_bad_seq == 4 and "deleted from the end" in (check.problem or "")
+
+
+def test_audit_detects_reordered_entries(store: StateStore, tamper: Callable[..., int]) -> None:
+    for i in range(4):
+        store.append_audit(TENANT, "alice", "note", "x", {"i": i})
+    for statement in (
+        "UPDATE audit_log SET seq = 1000 WHERE tenant_id = :t AND seq = 2",
+        "UPDATE audit_log SET seq = 2 WHERE tenant_id = :t AND seq = 3",
+        "UPDATE audit_log SET seq = 3 WHERE tenant_id = :t AND seq = 1000",
+    ):
+        assert tamper(statement, t=TENANT) == 1
+    check = store.verify_audit(TENANT)
+    assert not check.ok and check.first_bad_seq == 2 and "reordered" in (check.problem or "")
 
 
 def test_concurrent_appends_leave_one_chain_per_tenant(store: StateStore) -> None:
@@ -501,21 +521,21 @@ def test_review_upsert_and_decision_history(store: StateStore) -> None:
     pending = review()
     store.record_review(pending)
     store.record_review(pending)  # a retried activity adds nothing
-    assert store.get_review("t-review") == pending
+    assert store.get_review(TENANT, "t-review") == pending
     assert [r.task_id for r in store.pending_reviews(TENANT)] == ["t-review"]
     assert store.pending_reviews("beta") == []
 
     edited = review(state="edited", reviewer="bob", reason="tone", edited_text="better text")
     store.record_review(edited)
-    assert store.get_review("t-review") == edited
-    assert store.pending_reviews(None) == []
+    assert store.get_review(TENANT, "t-review") == edited
+    assert store.pending_reviews(TENANT) == []
 
     store.record_review(pending)  # a late escalation retry must not reopen the decision
-    assert store.get_review("t-review") == edited
+    assert store.get_review(TENANT, "t-review") == edited
 
     rejected = review(state="rejected", reviewer="carol", reason="off-brand", edited_text="better text")
     store.record_review(rejected)
-    events = store.review_events("t-review")
+    events = store.review_events(TENANT, "t-review")
     assert [(e.seq, e.action, e.actor) for e in events] == [
         (1, "escalate", "system"),
         (2, "edit", "bob"),
@@ -524,7 +544,7 @@ def test_review_upsert_and_decision_history(store: StateStore) -> None:
     assert (events[1].old_text, events[1].new_text, events[1].reason) == ("draft text", "better text", "tone")
     assert events[2].old_text == "better text" and events[2].new_text is None
     assert all(e.at.tzinfo is not None for e in events)
-    assert store.get_review("nope") is None
+    assert store.get_review(TENANT, "nope") is None
 
 
 def test_pending_reviews_riskiest_first(store: StateStore) -> None:
@@ -548,3 +568,208 @@ def test_state_conflict_pickles() -> None:
     err = pickle.loads(pickle.dumps(StateConflict("k", 1, 2)))
     assert (err.key, err.expected, err.actual) == ("k", 1, 2)
     assert str(err) == str(StateConflict("k", 1, 2))
+
+
+# ---- budget levels -------------------------------------------------------------------------------
+
+
+def test_agent_and_tenant_limits_refuse_and_name_the_level(store: StateStore) -> None:
+    store.ensure_campaign(make_spec(campaign="second"))  # same agent, same tenant
+    store.ensure_campaign(make_spec(campaign="third", agent="bo"))
+    store.set_budget(TENANT, "agent", AGENT, 0.05, actor="ops", reason="cap ava")
+    store.set_budget(TENANT, "tenant", TENANT, 0.08, actor="ops")
+
+    assert store.reserve(ref("a1"), 0.03, 1.0, "UTC").ok
+    agent_refusal = store.reserve(ref("a2", campaign="second"), 0.03, 1.0, "UTC")
+    assert not agent_refusal.ok and f"agent '{AGENT}' daily budget $0.050000" in agent_refusal.reason
+    assert store.reserve(ref("a3", campaign="second"), 0.02, 1.0, "UTC").ok  # exactly fills the agent's $0.05
+    assert store.reserve(ref("b1", campaign="third", agent="bo"), 0.03, 1.0, "UTC").ok  # tenant: 0.08 used
+    tenant_refusal = store.reserve(ref("b2", campaign="third", agent="bo"), 0.000001, 1.0, "UTC")
+    assert not tenant_refusal.ok and f"tenant '{TENANT}' daily budget" in tenant_refusal.reason
+    campaign_refusal = store.reserve(ref("c1", campaign="third", agent="bo"), 0.01, 0.03, "UTC")
+    assert not campaign_refusal.ok and "campaign 'third' daily budget" in campaign_refusal.reason
+
+    store.release(ref("a1"))  # a failed task gives its reservation back to every level
+    assert store.reserve(ref("b2", campaign="third", agent="bo"), 0.03, 1.0, "UTC").ok
+    lines = {(line.campaign_id, line.level): line for line in store.budget_report(TENANT)}
+    assert lines[("launch", "agent")].limit_usd == pytest.approx(0.05)
+    assert lines[("launch", "agent")].reserved_usd == pytest.approx(0.02)
+    assert lines[("third", "tenant")].reserved_usd == pytest.approx(0.08)
+    assert lines[("third", "tenant")].left_usd == pytest.approx(0.0)
+    assert lines[("third", "agent")].limit_usd is None
+    assert sorted(store.budget_limits(TENANT)) == [("agent", AGENT, 0.05), ("tenant", TENANT, 0.08)]
+
+    audited = [e for e in store.audit_entries(TENANT) if e.action == "budget.set"]
+    assert [(e.subject, e.detail["to"], e.actor) for e in audited] == [
+        (f"agent/{AGENT}", 0.05, "ops"),
+        (f"tenant/{TENANT}", 0.08, "ops"),
+    ]
+    store.set_budget(TENANT, "tenant", TENANT, None, actor="ops")  # removed: no tenant limit any more
+    assert store.reserve(ref("b3", campaign="third", agent="bo"), 0.5, 1.0, "UTC").ok
+    with pytest.raises(ValueError, match="scope id is the tenant"):
+        store.set_budget(TENANT, "tenant", "beta", 1.0, actor="ops")
+
+
+def test_tenant_limit_race_never_overspends(store: StateStore) -> None:
+    """50 parallel reservations over five campaigns against a tenant limit that admits 10."""
+    for c in range(5):
+        store.ensure_campaign(make_spec(campaign=f"c{c}"))
+    store.set_budget(TENANT, "tenant", TENANT, 0.10, actor="ops")
+    results = run_threads(50, lambda i: store.reserve(ref(f"r{i}", campaign=f"c{i % 5}"), 0.01, 1.0, "UTC"))
+    granted = [r for r in results if getattr(r, "ok", False)]
+    assert len(granted) == 10
+    total = sum(line.reserved_usd for line in store.budget_report(TENANT) if line.level == "campaign")
+    assert total == pytest.approx(0.10) and total <= 0.10 + 1e-9
+
+
+# ---- migrations and the operator commands (SQLite; the PostgreSQL modules cover their side) --------
+
+
+def test_sqlite_is_migrated_to_the_head_on_first_use(tmp_path: Path) -> None:
+    from chimera.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert migrate.current_revision(url) is None
+    store = StateStore(url)
+    try:
+        store.ensure_campaign(make_spec())
+    finally:
+        store.close()
+    assert migrate.current_revision(url) == migrate.head()
+    assert [rev for rev, _ in migrate.revisions()][-1] == migrate.head()
+
+
+def test_a_database_from_before_alembic_is_adopted(tmp_path: Path) -> None:
+    """Tables made by the old create_all, no alembic_version: stamped as the baseline, then upgraded."""
+    from chimera.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url, migrate.BASELINE)
+    raw_execute(url, "DROP TABLE alembic_version")
+    raw_execute(
+        url,
+        "INSERT INTO tenants (id, created_at, audit_seq, audit_head) VALUES ('old', '2024-01-01 00:00:00', 0, :h)",
+        h="0" * 64,
+    )
+    assert migrate.current_revision(url) is None
+    store = StateStore(url)
+    try:
+        store.ensure_campaign(make_spec(tenant="old"))
+        store.set_budget("old", "tenant", "old", 1.0, actor="ops")  # the table added after the baseline
+        assert store.tenants() == ["old"]
+    finally:
+        store.close()
+    assert migrate.current_revision(url) == migrate.head()
+
+
+def _cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from chimera.cli.app import app
+
+    monkeypatch.setenv("CHIMERA_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CHIMERA_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CHIMERA_MIGRATION_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CHIMERA_AUDIT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "160")
+    return CliRunner().invoke(app, list(args))
+
+
+def test_db_current_and_upgrade_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from chimera.db import migrate
+
+    before = _cli(tmp_path, monkeypatch, "db", "current", "--json")
+    assert before.exit_code == 1
+    assert json.loads(before.stdout)["current"] is None and json.loads(before.stdout)["head"] == migrate.head()
+    up = _cli(tmp_path, monkeypatch, "db", "upgrade")
+    assert up.exit_code == 0 and f"to revision {migrate.head()}" in up.stdout
+    again = _cli(tmp_path, monkeypatch, "db", "upgrade")
+    assert again.exit_code == 0 and "already at revision" in again.stdout
+    after = _cli(tmp_path, monkeypatch, "db", "current")
+    assert after.exit_code == 0 and f"current:  {migrate.head()}" in after.stdout
+
+
+def test_budget_and_audit_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    settings = Settings(state_dir=tmp_path / "state")
+    store = StateStore.from_settings(settings)
+    try:
+        store.ensure_campaign(make_spec(timezone="America/New_York"))
+        assert store.reserve(ref("t1"), 0.03, 5.0, "America/New_York").ok
+        store.settle(ref("t1"), 0.02, "America/New_York")
+        assert store.reserve(ref("t2"), 0.01, 5.0, "America/New_York").ok
+    finally:
+        store.close()
+
+    assert _cli(tmp_path, monkeypatch, "budget", "set", "--tenant", TENANT, "1.5").exit_code == 0
+    agent = _cli(tmp_path, monkeypatch, "budget", "set", "--tenant", TENANT, "--agent", AGENT, "0.5", "--actor", "kim")
+    assert agent.exit_code == 0 and "daily limit $0.5" in agent.stdout
+    unknown = _cli(tmp_path, monkeypatch, "budget", "set", "--tenant", TENANT, "--agent", "ghost", "1")
+    assert unknown.exit_code == 1 and "ghost" in unknown.output
+
+    shown = _cli(tmp_path, monkeypatch, "budget", "show", "--tenant", TENANT, "--json")
+    assert shown.exit_code == 0, shown.output
+    lines = {line["level"]: line for line in json.loads(shown.stdout)}
+    assert set(lines) == {"campaign", "agent", "tenant"}
+    assert lines["campaign"]["limit_usd"] == 5.0 and lines["campaign"]["timezone"] == "America/New_York"
+    assert (lines["agent"]["spent_usd"], lines["agent"]["reserved_usd"]) == (0.02, 0.01)
+    assert lines["agent"]["left_usd"] == pytest.approx(0.47) and lines["tenant"]["left_usd"] == pytest.approx(1.47)
+    table = _cli(tmp_path, monkeypatch, "budget", "show")
+    assert table.exit_code == 0 and "agent ava" in table.stdout and "$0.47" in table.stdout
+    assert _cli(tmp_path, monkeypatch, "budget", "show", "--campaign", CAMPAIGN).exit_code == 2
+
+    tail = _cli(tmp_path, monkeypatch, "audit", "tail", "-n", "2", "--json")
+    assert tail.exit_code == 0, tail.output
+    last = json.loads(tail.stdout)
+    assert [(e["action"], e["actor"], e["subject"]) for e in last] == [
+        ("budget.set", last[0]["actor"], f"tenant/{TENANT}"),
+        ("budget.set", "kim", f"agent/{AGENT}"),
+    ]
+    ok = _cli(tmp_path, monkeypatch, "audit", "verify")
+    assert ok.exit_code == 0 and f"tenant {TENANT}: 3 entries" in ok.stdout
+
+    url = settings.resolved_database_url
+    raw_execute(url, "UPDATE audit_log SET actor = 'mallory' WHERE tenant_id = :t AND seq = 2", t=TENANT)
+    bad = _cli(tmp_path, monkeypatch, "audit", "verify", "--json")
+    assert bad.exit_code == 1
+    assert json.loads(bad.stdout) == [
+        {
+            "tenant_id": TENANT,
+            "ok": False,
+            "entries": 1,
+            "first_bad_seq": 2,
+            "problem": "entry 2 was altered: its content no longer matches its hash",
+        }
+    ]
+
+
+def test_verdicts_and_review_decisions_are_audited(store: StateStore) -> None:
+    from schemas.policy import JudgeScores
+
+    parts = ConfidenceComponents(model_probability=0.95, persona_similarity=0.95, safety=1.0, historical_success=0.9)
+    verdict_ = store.record_verdict(ref("v1"), "post", JudgeScores(components=parts, flags=[], reasons=["fine"]))
+    assert verdict_.decision == "approve"
+    entry = store.audit_entries(TENANT, limit=1)[0]
+    assert (entry.actor, entry.action, entry.subject) == ("judge", "judge.verdict", "task/v1")
+    assert entry.detail["decision"] == "approve" and entry.detail["confidence"] == pytest.approx(verdict_.confidence)
+
+    store.record_review(review("r1"))
+    store.record_review(review("r1"))  # a replay: no new decision, no new entry
+    store.record_review(review("r1", state="edited", reviewer="bob", reason="tone", edited_text="better"))
+    decisions = [
+        (e.actor, e.action, e.detail["state"]) for e in store.audit_entries(TENANT) if e.action.startswith("review.")
+    ]
+    assert decisions == [("system", "review.escalate", "pending"), ("bob", "review.edit", "edited")]
+    assert store.verify_audit(TENANT).ok
+
+
+def test_an_empty_tenant_is_refused(store: StateStore) -> None:
+    from chimera.db import TenantRequired
+
+    with pytest.raises(TenantRequired):
+        store.get_campaign("", CAMPAIGN)
+    with pytest.raises(TenantRequired):
+        store.append_audit("", "alice", "note", "x", {})

@@ -1,0 +1,1 @@
+"""Alembic migrations for Chimera's schema (PostgreSQL and SQLite); run through chimera.db.migrate."""
