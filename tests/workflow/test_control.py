@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
@@ -28,6 +27,7 @@ from schemas.events import CampaignStatus
 from schemas.options import TaskQueues
 from schemas.policy import ConfidenceBands, JudgePolicy, JudgeScores, SafetyFlag, Verdict
 from schemas.review import ReviewView
+from tests.conftest import start_dev_server
 from tests.workflow import scripted
 from tests.workflow.scripted import HIGH, MEDIUM, Script, post
 from tests.workflow.test_campaign_workflow import eventually, running
@@ -211,12 +211,7 @@ async def test_a_signal_nobody_acknowledges_is_not_confirmed(env: WorkflowEnviro
 
 @pytest.fixture(scope="module")
 async def dev_env(dev_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path,
-        search_attributes=list(sa.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    ) as dev:
+    async with await start_dev_server(dev_server_path) as dev:
         yield dev
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -25,6 +24,7 @@ from schemas.campaign_run import CampaignInput
 from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange, TaskView
 from schemas.review import Ack, AckQuery, ReviewDecision
 from schemas.task import TERMINAL_STATUSES, TaskOutcome
+from tests.conftest import start_dev_server
 from tests.workflow import scripted
 from tests.workflow.scripted import MEDIUM, Script, banned, post
 from tests.workflow.test_campaign_workflow import (
@@ -38,7 +38,6 @@ from tests.workflow.test_campaign_workflow import (
 from tests.workflow.test_continue_as_new import ObserveGate, carried_input
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
-from workflows.search_attributes import ALL_KEYS
 
 HOUR = 3600
 SUGGEST_CONTINUE_AS_NEW_AT = 200  # events: more than three quiet cycles, so only the test's trigger crosses it
@@ -304,16 +303,7 @@ async def test_a_cancelled_dependent_names_the_dependency_that_failed(env: Workf
 
 @pytest.fixture(scope="module")
 async def dev_client(dev_server_path: str) -> AsyncIterator[Client]:
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path,
-        search_attributes=ALL_KEYS,
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
-        ],
-    ) as dev:
+    async with await start_dev_server(dev_server_path, SUGGEST_CONTINUE_AS_NEW_AT) as dev:
         yield dev.client
 
 
