@@ -7,6 +7,7 @@ is `{"error": code, "message": ..., "retry_after_seconds": ...}`, so a host can 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable
@@ -206,6 +207,16 @@ def _add_resources(server: MCPServer, sandbox: SandboxPlatform, *, scheme: str, 
         return json.dumps(sandbox.trends())
 
 
-def main(platform: Platform) -> None:
-    """Serve one platform over stdio (stdout is the protocol channel; the SDK logs to stderr)."""
-    build_server(platform).run()
+def main(platform: Platform, argv: list[str] | None = None) -> None:
+    """Serve one platform over stdio (the default; stdout is the protocol channel, the SDK logs to
+    stderr) or over streamable HTTP (`--transport http`, endpoint http://HOST:PORT/mcp)."""
+    parser = argparse.ArgumentParser(prog=f"python -m mcp_servers.{platform}", description=main.__doc__)
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="http only; loopback unless you mean it")
+    parser.add_argument("--port", type=int, default=8000, help="http only")
+    args = parser.parse_args(argv)
+    server = build_server(platform)
+    if args.transport == "http":
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run()

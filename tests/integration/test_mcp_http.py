@@ -1,0 +1,77 @@
+"""Both sandbox servers over streamable HTTP, driven by the mcp SDK's own HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import TextContent, TextResourceContents
+
+from mcp_servers.social.sandbox import SandboxPlatform
+
+TOOLS = {
+    "twitter": ({"post_tweet", "reply_to_mention", "find_post"}, "post_tweet", "text", "twitter://trends/current"),
+    "instagram": ({"post", "reply_to_comment", "find_post"}, "post", "caption", "instagram://trends/current"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(params=sorted(TOOLS))
+def http_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    platform: str = request.param
+    port = free_port()
+    sandbox = tmp_path / "sandbox"
+    env = {**os.environ, "CHIMERA_SANDBOX_DIR": str(sandbox)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"mcp_servers.{platform}", "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the {platform} server did not listen on {port}")
+        time.sleep(0.1)
+    yield platform, f"http://127.0.0.1:{port}/mcp", sandbox
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def test_tools_and_resources_over_streamable_http(http_server: tuple[str, str, Path]) -> None:
+    platform, url, sandbox = http_server
+    names, post_tool, text_arg, trends_uri = TOOLS[platform]
+    async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        assert {t.name for t in (await session.list_tools()).tools} == names
+        args = {text_arg: "Thrifted, mended, worn. #thriftflip", "idempotency_key": "http-1"}
+        first = await session.call_tool(post_tool, args)
+        again = await session.call_tool(post_tool, args)
+        assert not first.is_error and not again.is_error
+        first_content, again_content = first.content[0], again.content[0]
+        assert isinstance(first_content, TextContent) and isinstance(again_content, TextContent)
+        one, two = json.loads(first_content.text), json.loads(again_content.text)
+        assert two["post_id"] == one["post_id"] and two["duplicate"] and not one["duplicate"]
+        trends = (await session.read_resource(trends_uri)).contents[0]
+        assert isinstance(trends, TextResourceContents) and json.loads(trends.text)
+    # The server persisted to the sandbox the test pointed it at.
+    assert [p["idempotency_key"] for p in SandboxPlatform(sandbox, platform).posts()] == ["http-1"]  # type: ignore[arg-type]
