@@ -32,6 +32,7 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
     return {
         "twitter": _sandbox_server("mcp_servers.twitter"),
         "instagram": _sandbox_server("mcp_servers.instagram"),
+        "news": _sandbox_server("mcp_servers.news"),
     }
 
 
