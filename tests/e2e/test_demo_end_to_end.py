@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,11 @@ import pytest
 import yaml
 
 from mcp_servers.social.sandbox import SandboxPlatform
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHIMERA = str(Path(sys.executable).parent / "chimera")
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

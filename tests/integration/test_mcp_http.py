@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent, TextResourceContents
 
 from mcp_servers.social.sandbox import SandboxPlatform
+from tests.servers import mcp_http_server
 
 TOOLS = {
     "twitter": ({"post_tweet", "reply_to_mention", "find_post"}, "post_tweet", "text", "twitter://trends/current"),
@@ -24,37 +21,12 @@ TOOLS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(params=sorted(TOOLS))
 def http_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     platform: str = request.param
-    port = free_port()
     sandbox = tmp_path / "sandbox"
-    env = {**os.environ, "CHIMERA_SANDBOX_DIR": str(sandbox)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", f"mcp_servers.{platform}", "--transport", "http", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the {platform} server did not listen on {port}")
-        time.sleep(0.1)
-    yield platform, f"http://127.0.0.1:{port}/mcp", sandbox
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mcp_http_server(f"mcp_servers.{platform}", {**os.environ, "CHIMERA_SANDBOX_DIR": str(sandbox)}) as url:
+        yield platform, url, sandbox
 
 
 async def test_tools_and_resources_over_streamable_http(http_server: tuple[str, str, Path]) -> None:

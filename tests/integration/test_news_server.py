@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +14,7 @@ from mcp_types import TextContent, TextResourceContents
 
 from chimera.mcp_host import McpHost, McpToolError
 from chimera.settings import default_mcp_servers
+from tests.servers import mcp_http_server
 
 LATEST = "news://headlines/latest"
 
@@ -62,36 +59,12 @@ async def test_feed_env_reaches_the_stdio_server(tmp_path: Path) -> None:
     assert err.value.code == "feed_invalid" and str(feed) in err.value.message
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def http_url() -> Iterator[str]:
-    port = _free_port()
     env = {**os.environ, "CHIMERA_NEWS_BACKEND": "sandbox"}
     env.pop("CHIMERA_NEWS_FEED", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcp_servers.news", "--transport", "http", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the news server did not listen on {port}")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mcp_http_server("mcp_servers.news", env) as url:
+        yield url
 
 
 def _json(block: object) -> dict[str, object]:
