@@ -438,24 +438,14 @@ async def send_campaign_signal(
 ) -> Ack:
     """Signal a campaign and wait for its ack (accepted or refused with the workflow's reason)."""
     handle, desc = await resolve_campaign(client, ref)
-    if desc.status != _RUNNING:
-        raise Refused(await _campaign_ended(handle, desc))
-    try:
-        await handle.signal(signal_name, request)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        raise Refused(await _campaign_ended(handle, await handle.describe())) from exc  # it ended just now
-
-    async def ended() -> str:
-        return await _campaign_ended(handle, await handle.describe())
-
-    return await _wait_for_ack(
+    return await _signal_and_wait(
         handle,
+        desc,
+        lambda: handle.signal(signal_name, request),
         lambda t: handle.query(CampaignWorkflow.ack, AckQuery(request_id=request.request_id), rpc_timeout=t),
         ack_timeout,
         f"campaign {campaign_name(desc)}",
-        ended,
+        lambda d: _campaign_ended(handle, d),
     )
 
 
@@ -497,14 +487,28 @@ async def emergency_stop(
     return await send_campaign_signal(client, ref, "emergency_stop", req, ack_timeout=ack_timeout)
 
 
-async def _wait_for_ack(
+async def _signal_and_wait(
     handle: WorkflowHandle[Any, Any],
+    desc: WorkflowExecutionDescription,
+    send: Callable[[], Awaitable[None]],
     ask: Callable[[timedelta], Awaitable[Ack | None]],
     within: float | None,
     what: str,
-    ended: Callable[[], Awaitable[str]],
+    ended: Callable[[WorkflowExecutionDescription], Awaitable[str]],
 ) -> Ack:
-    """Poll the ack query until the workflow has handled the signal."""
+    """Signal a running workflow, then poll its ack query until it has handled the signal.
+
+    An ended workflow (before, during or after the send) is `Refused` with how it ended; no ack in
+    time from a running one is `NotConfirmed`.
+    """
+    if desc.status != _RUNNING:
+        raise Refused(await ended(desc))
+    try:
+        await send()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise Refused(await ended(await handle.describe())) from exc  # it ended just now
     within = ACK_TIMEOUT if within is None else within
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -518,9 +522,9 @@ async def _wait_for_ack(
         if ack is not None:
             return ack
         await asyncio.sleep(ACK_POLL_INTERVAL)
-    desc = await handle.describe()
-    if desc.status != _RUNNING:
-        raise Refused(await ended())
+    final = await handle.describe()
+    if final.status != _RUNNING:
+        raise Refused(await ended(final))
     raise NotConfirmed(f"{what}: delivered but not confirmed within {within:g}s: {WORKER_HINT}")
 
 
@@ -610,24 +614,14 @@ async def send_review_decision(
     client: Client, task_id: str, decision: ReviewDecision, *, ack_timeout: float | None = None
 ) -> Ack:
     handle, desc = await _task(client, task_id)
-    if desc.status != _RUNNING:
-        raise Refused(await _task_ended(handle, desc))
-    try:
-        await handle.signal(ContentTaskWorkflow.decide, decision)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-        raise Refused(await _task_ended(handle, await handle.describe())) from exc
-
-    async def ended() -> str:
-        return await _task_ended(handle, await handle.describe())
-
-    return await _wait_for_ack(
+    return await _signal_and_wait(
         handle,
+        desc,
+        lambda: handle.signal(ContentTaskWorkflow.decide, decision),
         lambda t: handle.query(ContentTaskWorkflow.ack, AckQuery(request_id=decision.request_id), rpc_timeout=t),
         ack_timeout,
         f"task {desc.id}",
-        ended,
+        lambda d: _task_ended(handle, d),
     )
 
 

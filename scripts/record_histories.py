@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `tests` is not an installed package; the scripted activities live there
@@ -37,6 +37,7 @@ from schemas.events import BudgetChange, CampaignStatus, ControlRequest, Emergen
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
 from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
+from tests.polling import eventually  # noqa: E402
 from tests.workflow import scripted  # noqa: E402
 from tests.workflow.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
@@ -48,7 +49,6 @@ OUT = ROOT / "tests" / "replay" / "histories"
 SCENARIO_TIMEOUT = 90.0  # seconds of real time; every scenario takes a few
 # History length at which the continue-as-new server suggests continuing: low, so a few cycles pass it.
 SUGGEST_CONTINUE_AS_NEW_AT = 60
-T = TypeVar("T")
 
 
 def dev_server_path() -> str:
@@ -128,17 +128,6 @@ async def save(handle: WorkflowHandle[Any, Any], name: str) -> None:
     history = await handle.fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json() + "\n")
     print(f"  {name}.json: {len(history.events)} events, {desc.status.name}")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30.0) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:

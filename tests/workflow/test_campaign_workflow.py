@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
@@ -21,12 +21,12 @@ from schemas.events import CampaignStatus, ControlRequest, EmergencyStop, GoalsC
 from schemas.options import RuntimeOptions, TaskQueues
 from schemas.review import AckQuery, ReviewDecision, ReviewView
 from schemas.task import TaskOutcome
+from tests.polling import eventually
 from tests.workflow import scripted
 from tests.workflow.scripted import MEDIUM, Script, banned, post, reply
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
-T = TypeVar("T")
 REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
 
 
@@ -60,18 +60,6 @@ async def start(client: Client, queue: str, spec: CampaignSpec, max_cycles: int 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
     return await handle.query(CampaignWorkflow.status)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 20.0) -> T:
-    """Poll `check` until it returns a truthy value, in real time."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 async def skipping_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> TaskOutcome:

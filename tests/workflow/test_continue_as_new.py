@@ -7,9 +7,8 @@ with a tiny history limit: a campaign cycling every second passes it within a fe
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -23,6 +22,7 @@ from schemas.options import RuntimeOptions, TaskQueues
 from schemas.plan import Observation
 from schemas.review import Ack, AckQuery, ReviewDecision
 from tests.conftest import start_dev_server
+from tests.polling import eventually
 from tests.workflow import scripted
 from tests.workflow.scripted import MEDIUM, Script, banned, post
 from workflows.campaign import CampaignWorkflow
@@ -31,7 +31,6 @@ from workflows.content_task import ContentTaskWorkflow
 SUGGEST_CONTINUE_AS_NEW_AT = 60  # events; the default (thousands) would take hours of cycles
 QUEUE = "can-queue"
 NEW_GOALS = ["Launch the denim drop", "Answer every sizing question"]
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -64,17 +63,6 @@ class ObserveGate:
             return Observation()
 
         return observe
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 30.0) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in {within:.0f}s: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:

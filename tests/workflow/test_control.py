@@ -28,9 +28,10 @@ from schemas.options import TaskQueues
 from schemas.policy import ConfidenceBands, JudgePolicy, JudgeScores, SafetyFlag, Verdict
 from schemas.review import ReviewView
 from tests.conftest import start_dev_server
+from tests.polling import eventually
 from tests.workflow import scripted
 from tests.workflow.scripted import HIGH, MEDIUM, Script, post
-from tests.workflow.test_campaign_workflow import eventually, running
+from tests.workflow.test_campaign_workflow import running
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,10 +25,10 @@ from schemas.events import BudgetChange, CampaignStatus, ControlRequest, Emergen
 from schemas.review import Ack, AckQuery, ReviewDecision
 from schemas.task import TERMINAL_STATUSES, TaskOutcome
 from tests.conftest import start_dev_server
+from tests.polling import eventually
 from tests.workflow import scripted
 from tests.workflow.scripted import MEDIUM, Script, banned, post
 from tests.workflow.test_campaign_workflow import (
-    eventually,
     running,
     runtime,
     start,
