@@ -11,28 +11,44 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class McpServerConfig(BaseModel):
     """One allowlisted MCP server. Only servers named here are ever started or contacted."""
 
-    transport: Literal["stdio"] = "stdio"
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    transport: Literal["stdio", "http"] = "stdio"
+    command: str | None = Field(None, description="stdio: the program to start")
+    args: list[str] = Field(default_factory=list, description="stdio: its arguments")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment for the child")
+    url: str | None = Field(None, description="http: the streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    # Tools that act in public. They are never offered to the model; only the publish activity calls them,
+    # after the Judge (or a human) approved the content.
+    publish_tools: list[str] = Field(default_factory=list)
+    # Arguments the host fills from the task (tenant_id, agent_id): hidden from the model, never its choice.
+    bound_arguments: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> McpServerConfig:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio server needs a command")
+        if self.transport == "http" and not self.url:
+            raise ValueError("an http server needs a url")
+        return self
 
 
-def _sandbox_server(module: str) -> McpServerConfig:
-    return McpServerConfig(command=sys.executable, args=["-m", module])
+def _sandbox_server(module: str, **kwargs: list[str]) -> McpServerConfig:
+    return McpServerConfig(command=sys.executable, args=["-m", module], **kwargs)
 
 
 def default_mcp_servers() -> dict[str, McpServerConfig]:
     return {
-        "twitter": _sandbox_server("mcp_servers.twitter"),
-        "instagram": _sandbox_server("mcp_servers.instagram"),
+        "twitter": _sandbox_server("mcp_servers.twitter", publish_tools=["post_tweet", "reply_to_mention"]),
+        "instagram": _sandbox_server("mcp_servers.instagram", publish_tools=["post", "reply_to_comment"]),
         "news": _sandbox_server("mcp_servers.news"),
+        "images": _sandbox_server("mcp_servers.images"),
+        "memory": _sandbox_server("mcp_servers.memory", bound_arguments=["tenant_id", "agent_id"]),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 # The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
 import httpx2 as httpx
 
-from mcp_servers.social.sandbox import SandboxError
+from mcp_servers.common import ToolError
 
 BACKEND_ENV = "CHIMERA_NEWS_BACKEND"
 FEED_ENV = "CHIMERA_NEWS_FEED"
@@ -34,7 +34,7 @@ NEWSAPI_CATEGORIES = ("business", "entertainment", "general", "health", "science
 HTTP_TIMEOUT_SECONDS = 10.0
 
 
-class NewsError(SandboxError):
+class NewsError(ToolError):
     """A news failure with a machine-readable code; reuses the social servers' error JSON (`to_dict`)."""
 
 

@@ -7,16 +7,41 @@ Failures are is_error results with the social servers' JSON, `{"error", "message
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
+from pydantic import BaseModel
 
+from mcp_servers.common import run_tool, serve
 from mcp_servers.news.backends import NewsBackend, backend_from_env
-from mcp_servers.social.server import _run
 
 LATEST_LIMIT = 10
+
+
+class Article(BaseModel):
+    id: str
+    title: str
+    summary: str
+    source: str
+    url: str
+    topic: str | None = None
+    region: str
+    published_at: str
+
+
+class Headlines(BaseModel):
+    articles: list[Article]
+
+
+class TopicCount(BaseModel):
+    topic: str
+    count: int
+
+
+class TrendingTopics(BaseModel):
+    topics: list[TopicCount]
 
 
 def build_server(backend: NewsBackend | None = None) -> MCPServer:
@@ -30,7 +55,9 @@ def build_server(backend: NewsBackend | None = None) -> MCPServer:
     )
 
     @server.tool()
-    def headlines(topic: str | None = None, region: str | None = None, limit: int = 10) -> CallToolResult:
+    def headlines(
+        topic: str | None = None, region: str | None = None, limit: int = 10
+    ) -> Annotated[CallToolResult, Headlines]:
         """Recent headlines, newest first.
 
         Args:
@@ -44,10 +71,10 @@ def build_server(backend: NewsBackend | None = None) -> MCPServer:
         "feed_invalid", "unauthorized", "quota_exhausted", "invalid_request", "unavailable",
         "upstream_error", "rate_limited" (retry after retry_after_seconds when given).
         """
-        return _run(lambda: {"articles": news.headlines(topic=topic, region=region, limit=limit)})
+        return run_tool(lambda: {"articles": news.headlines(topic=topic, region=region, limit=limit)})
 
     @server.tool()
-    def trending_topics(region: str | None = None, limit: int = 5) -> CallToolResult:
+    def trending_topics(region: str | None = None, limit: int = 5) -> Annotated[CallToolResult, TrendingTopics]:
         """The topics with the most current headlines, most first.
 
         Args:
@@ -56,7 +83,7 @@ def build_server(backend: NewsBackend | None = None) -> MCPServer:
 
         Returns {"topics": [{"topic", "count"}]}. Error codes as for headlines.
         """
-        return _run(lambda: {"topics": news.trending_topics(region=region, limit=limit)})
+        return run_tool(lambda: {"topics": news.trending_topics(region=region, limit=limit)})
 
     @server.resource(
         "news://headlines/latest",
@@ -71,15 +98,4 @@ def build_server(backend: NewsBackend | None = None) -> MCPServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve news over stdio (the default; stdout is the protocol channel, the SDK logs to stderr) or over
-    streamable HTTP (`--transport http`, endpoint http://HOST:PORT/mcp)."""
-    parser = argparse.ArgumentParser(prog="python -m mcp_servers.news", description=main.__doc__)
-    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="http only; loopback unless you mean it")
-    parser.add_argument("--port", type=int, default=8000, help="http only")
-    args = parser.parse_args(argv)
-    server = build_server()
-    if args.transport == "http":
-        server.run("streamable-http", host=args.host, port=args.port)
-    else:
-        server.run()
+    serve(build_server, "python -m mcp_servers.news", argv)

@@ -9,10 +9,7 @@ from mcp_servers.social.sandbox import (
     InvalidRequest,
     NotFound,
     Platform,
-    RateLimited,
-    SandboxError,
     SandboxPlatform,
-    sandbox_dir_from_env,
 )
 
 __all__ = [
@@ -21,8 +18,5 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "Platform",
-    "RateLimited",
-    "SandboxError",
     "SandboxPlatform",
-    "sandbox_dir_from_env",
 ]

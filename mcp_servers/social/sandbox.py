@@ -8,7 +8,6 @@ WAL) and every check-then-insert (idempotency, rate limit) happens inside that t
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -20,11 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from mcp_servers.common import SEED_DIR, RateLimited, ToolError
+
 Platform = Literal["twitter", "instagram"]
 
-SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"
-DEFAULT_SANDBOX_DIR = Path(".chimera/sandbox")
-SEED_DIR = Path(__file__).resolve().parent.parent / "seed"
 
 DEFAULT_ACCOUNT = "mira"
 DEFAULT_RATE_LIMIT = 50
@@ -58,53 +56,27 @@ RULES: dict[str, PlatformRules] = {
 }
 
 
-class SandboxError(Exception):
-    """Any failure the sandbox reports to a caller; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str, retry_after_seconds: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after_seconds = retry_after_seconds
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, "retry_after_seconds": self.retry_after_seconds}
-
-
-class InvalidRequest(SandboxError):
+class InvalidRequest(ToolError):
     """The request breaks a platform rule (empty or too-long text, bad idempotency key)."""
 
 
-class NotFound(SandboxError):
+class NotFound(ToolError):
     def __init__(self, message: str) -> None:
         super().__init__("not_found", message)
 
 
-class AlreadyReplied(SandboxError):
+class AlreadyReplied(ToolError):
     """A second reply (under a different idempotency key) to one mention: almost surely a bug upstream."""
 
     def __init__(self, message: str) -> None:
         super().__init__("already_replied", message)
 
 
-class IdempotencyConflict(SandboxError):
+class IdempotencyConflict(ToolError):
     """The key was already used for a different operation (a post vs a reply, or another mention)."""
 
     def __init__(self, message: str) -> None:
         super().__init__("idempotency_conflict", message)
-
-
-class RateLimited(SandboxError):
-    def __init__(self, retry_after_seconds: float, message: str | None = None) -> None:
-        super().__init__(
-            "rate_limited",
-            message or f"rate limit exceeded; retry after {retry_after_seconds:.1f}s",
-            retry_after_seconds,
-        )
-
-
-def sandbox_dir_from_env() -> Path:
-    return Path(os.environ.get(SANDBOX_DIR_ENV) or DEFAULT_SANDBOX_DIR)
 
 
 _SCHEMA = """

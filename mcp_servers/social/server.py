@@ -1,28 +1,24 @@
-"""MCP servers for the sandbox platforms.
+"""MCP servers for the social platforms (results and errors as in mcp_servers.common).
 
-Tool results are JSON objects in one text block. A failed call returns is_error=True whose text
-is `{"error": code, "message": ..., "retry_after_seconds": ...}`, so a host can tell a rate limit
-(retry later) from a rule violation (do not retry).
+Every tool declares its result model, so hosts get an outputSchema and the SDK checks each result against it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
+from pydantic import BaseModel
 
+from mcp_servers.common import run_tool, sandbox_dir_from_env, serve
 from mcp_servers.social.sandbox import (
     DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_WINDOW_SECONDS,
     Platform,
-    SandboxError,
     SandboxPlatform,
-    sandbox_dir_from_env,
 )
 
 RATE_LIMIT_ENV = "CHIMERA_SANDBOX_RATE_LIMIT"
@@ -30,16 +26,25 @@ RATE_WINDOW_ENV = "CHIMERA_SANDBOX_RATE_WINDOW_SECONDS"
 MENTIONS_LIMIT = 20
 
 
-def _json_result(payload: Any, *, is_error: bool = False) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=is_error)
+class Receipt(BaseModel):
+    """What publishing answers: the post, and whether the key had already published it."""
+
+    post_id: str
+    url: str
+    duplicate: bool
 
 
-def _run(action: Callable[[], Any]) -> CallToolResult:
-    """Run a backend call; a SandboxError becomes a parseable is_error result, not a generic crash."""
-    try:
-        return _json_result(action())
-    except SandboxError as exc:
-        return _json_result(exc.to_dict(), is_error=True)
+class Post(BaseModel):
+    post_id: str
+    url: str
+    text: str
+    reply_to: str | None = None
+    created_at: str
+
+
+class FoundPost(BaseModel):
+    found: bool
+    post: Post | None = None
 
 
 def _backend_from_env(platform: Platform) -> SandboxPlatform:
@@ -71,7 +76,7 @@ def _twitter_server(sandbox: SandboxPlatform) -> MCPServer:
     )
 
     @server.tool()
-    def post_tweet(text: str, idempotency_key: str) -> CallToolResult:
+    def post_tweet(text: str, idempotency_key: str) -> Annotated[CallToolResult, Receipt]:
         """Publish a tweet from the persona's account.
 
         Args:
@@ -84,10 +89,10 @@ def _twitter_server(sandbox: SandboxPlatform) -> MCPServer:
         "invalid_idempotency_key", "idempotency_conflict", "rate_limited" (retry after
         retry_after_seconds).
         """
-        return _run(lambda: sandbox.post(text, idempotency_key))
+        return run_tool(lambda: sandbox.post(text, idempotency_key))
 
     @server.tool()
-    def reply_to_mention(mention_id: str, text: str, idempotency_key: str) -> CallToolResult:
+    def reply_to_mention(mention_id: str, text: str, idempotency_key: str) -> Annotated[CallToolResult, Receipt]:
         """Reply to a mention of the persona (ids come from twitter://mentions/recent).
 
         Args:
@@ -98,16 +103,16 @@ def _twitter_server(sandbox: SandboxPlatform) -> MCPServer:
         Returns {"post_id", "url", "duplicate"}. Error codes as for post_tweet, plus "not_found"
         (unknown mention id) and "already_replied" (the mention was answered under another key).
         """
-        return _run(lambda: sandbox.reply(mention_id, text, idempotency_key))
+        return run_tool(lambda: sandbox.reply(mention_id, text, idempotency_key))
 
     @server.tool()
-    def find_post(idempotency_key: str) -> CallToolResult:
+    def find_post(idempotency_key: str) -> Annotated[CallToolResult, FoundPost]:
         """Look up the tweet or reply published under an idempotency key.
 
         Returns {"found": false} if nothing was published under it, otherwise {"found": true, "post": {...}}
         with post_id, url, text, reply_to and created_at. Use it to check whether an earlier attempt succeeded.
         """
-        return _run(lambda: _found(sandbox.find_post(idempotency_key)))
+        return run_tool(lambda: _found(sandbox.find_post(idempotency_key)))
 
     _add_resources(server, sandbox, scheme="twitter", mentions_path="mentions")
     return server
@@ -122,7 +127,7 @@ def _instagram_server(sandbox: SandboxPlatform) -> MCPServer:
     )
 
     @server.tool()
-    def post(caption: str, idempotency_key: str) -> CallToolResult:
+    def post(caption: str, idempotency_key: str) -> Annotated[CallToolResult, Receipt]:
         """Publish an Instagram post with the given caption from the persona's account.
 
         Args:
@@ -135,10 +140,10 @@ def _instagram_server(sandbox: SandboxPlatform) -> MCPServer:
         "invalid_idempotency_key", "idempotency_conflict", "rate_limited" (retry after
         retry_after_seconds).
         """
-        return _run(lambda: sandbox.post(caption, idempotency_key))
+        return run_tool(lambda: sandbox.post(caption, idempotency_key))
 
     @server.tool()
-    def reply_to_comment(comment_id: str, text: str, idempotency_key: str) -> CallToolResult:
+    def reply_to_comment(comment_id: str, text: str, idempotency_key: str) -> Annotated[CallToolResult, Receipt]:
         """Reply to a comment on the persona's posts (ids come from instagram://comments/recent).
 
         Args:
@@ -149,16 +154,16 @@ def _instagram_server(sandbox: SandboxPlatform) -> MCPServer:
         Returns {"post_id", "url", "duplicate"}. Error codes as for post, plus "not_found"
         (unknown comment id) and "already_replied" (the comment was answered under another key).
         """
-        return _run(lambda: sandbox.reply(comment_id, text, idempotency_key))
+        return run_tool(lambda: sandbox.reply(comment_id, text, idempotency_key))
 
     @server.tool()
-    def find_post(idempotency_key: str) -> CallToolResult:
+    def find_post(idempotency_key: str) -> Annotated[CallToolResult, FoundPost]:
         """Look up the post or reply published under an idempotency key.
 
         Returns {"found": false} if nothing was published under it, otherwise {"found": true, "post": {...}}
         with post_id, url, text, reply_to and created_at. Use it to check whether an earlier attempt succeeded.
         """
-        return _run(lambda: _found(sandbox.find_post(idempotency_key)))
+        return run_tool(lambda: _found(sandbox.find_post(idempotency_key)))
 
     _add_resources(server, sandbox, scheme="instagram", mentions_path="comments")
     return server
@@ -208,15 +213,4 @@ def _add_resources(server: MCPServer, sandbox: SandboxPlatform, *, scheme: str, 
 
 
 def main(platform: Platform, argv: list[str] | None = None) -> None:
-    """Serve one platform over stdio (the default; stdout is the protocol channel, the SDK logs to
-    stderr) or over streamable HTTP (`--transport http`, endpoint http://HOST:PORT/mcp)."""
-    parser = argparse.ArgumentParser(prog=f"python -m mcp_servers.{platform}", description=main.__doc__)
-    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="http only; loopback unless you mean it")
-    parser.add_argument("--port", type=int, default=8000, help="http only")
-    args = parser.parse_args(argv)
-    server = build_server(platform)
-    if args.transport == "http":
-        server.run("streamable-http", host=args.host, port=args.port)
-    else:
-        server.run()
+    serve(lambda: build_server(platform), f"python -m mcp_servers.{platform}", argv)

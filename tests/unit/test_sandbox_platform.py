@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from mcp_servers.common import RateLimited, ToolError
 from mcp_servers.social.sandbox import (
     AlreadyReplied,
     IdempotencyConflict,
     InvalidRequest,
     NotFound,
-    RateLimited,
-    SandboxError,
     SandboxPlatform,
 )
 
@@ -126,7 +125,7 @@ def test_reply_to_unknown_mention_is_an_error(tmp_path: Path) -> None:
     tw = SandboxPlatform(tmp_path, "twitter")
     with pytest.raises(NotFound) as err:
         tw.reply("tw-m-does-not-exist", "hi", "k")
-    assert isinstance(err.value, SandboxError)
+    assert isinstance(err.value, ToolError)
     assert err.value.code == "not_found"
     assert tw.posts() == []
 

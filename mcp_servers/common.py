@@ -1,0 +1,82 @@
+"""What every Chimera MCP server shares: the error shape, the result shape, the sandbox dir, the command line.
+
+A tool's success is a CallToolResult whose structured content is one JSON object (declared as the tool's
+outputSchema through `Annotated[CallToolResult, Model]`, and validated by the SDK before it is sent) and whose one
+text block is the same object as JSON, for hosts that read text. A failure is `is_error=True` with the text
+`{"error": code, "message": ..., "retry_after_seconds": ...}`, so a host can tell a rate limit (wait, then retry)
+from a rule violation (do not retry) without parsing prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
+
+SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"
+DEFAULT_SANDBOX_DIR = Path(".chimera/sandbox")
+SEED_DIR = Path(__file__).resolve().parent / "seed"
+
+
+class ToolError(Exception):
+    """Any failure a server reports to its caller; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_seconds = retry_after_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, "retry_after_seconds": self.retry_after_seconds}
+
+
+class RateLimited(ToolError):
+    def __init__(self, retry_after_seconds: float, message: str | None = None) -> None:
+        super().__init__(
+            "rate_limited",
+            message or f"rate limit exceeded; retry after {retry_after_seconds:.1f}s",
+            retry_after_seconds,
+        )
+
+
+def sandbox_dir_from_env() -> Path:
+    """Where sandbox backends keep their files (the host passes an absolute CHIMERA_SANDBOX_DIR)."""
+    return Path(os.environ.get(SANDBOX_DIR_ENV) or DEFAULT_SANDBOX_DIR)
+
+
+def tool_result(payload: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], structured_content=payload)
+
+
+def error_result(error: ToolError) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(error.to_dict()))], is_error=True)
+
+
+def run_tool(action: Callable[[], dict[str, Any]]) -> CallToolResult:
+    """Run a backend call; a ToolError becomes a parseable is_error result, not a generic crash."""
+    try:
+        return tool_result(action())
+    except ToolError as exc:
+        return error_result(exc)
+
+
+def serve(build: Callable[[], MCPServer], prog: str, argv: Sequence[str] | None = None) -> None:
+    """Serve over stdio (the default; stdout is the protocol channel, the SDK logs to stderr) or over
+    streamable HTTP (`--transport http`, endpoint http://HOST:PORT/mcp)."""
+    parser = argparse.ArgumentParser(prog=prog, description=serve.__doc__)
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="http only; loopback unless you mean it")
+    parser.add_argument("--port", type=int, default=8000, help="http only")
+    args = parser.parse_args(argv)
+    server = build()
+    if args.transport == "http":
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run()
