@@ -4,23 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import non_retryable, retry_after
-from activities.planning import TREND_RESOURCES
 from chimera.db import StateStore
-from chimera.mcp_host import McpError, McpHost, McpToolError
-from chimera.models.base import ModelError, ModelProvider
-from schemas.plan import PlannedTask, Trend
-from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, ToolCall, WriteRequest
+from chimera.mcp import CallContext, McpHost, McpToolError
+from chimera.mcp.toolset import ToolCatalog
+from chimera.models.base import ModelError, ModelProvider, ToolUseError
+from schemas.plan import PlannedTask
+from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, WriteRequest
 
-# How each platform's MCP server names its publishing tools and their arguments.
+
+@dataclass(frozen=True)
+class PlatformTools:
+    """How a platform's MCP server names its publishing tools and their arguments."""
+
+    post: str
+    text_arg: str
+    reply: str
+    reply_arg: str
+    find: str
+    media_arg: str | None = None  # a post's image, by media-store id; required where set
+
+
 PUBLISH_TOOLS = {
-    "twitter": ("post_tweet", "text", "reply_to_mention", "mention_id"),
-    "instagram": ("post", "caption", "reply_to_comment", "comment_id"),
+    "twitter": PlatformTools("post_tweet", "text", "reply_to_mention", "mention_id", "find_tweet"),
+    "instagram": PlatformTools("post", "caption", "reply_to_comment", "comment_id", "find_post", media_arg="media_id"),
 }
-REFUSALS = {"empty_text", "text_too_long", "invalid_idempotency_key", "not_found", "already_replied"}
+REFUSALS = {
+    "empty_text",
+    "text_too_long",
+    "too_many_hashtags",
+    "invalid_idempotency_key",
+    "not_found",
+    "already_replied",
+    "media_not_found",
+    "media_invalid",
+    "media_not_public",
+    "media_required",
+}
+# How many strings of tool results the Judge checks for injection echoes (TaskResult.untrusted_inputs).
+MAX_UNTRUSTED_STRINGS = 40
 
 
 def state_keys(campaign_id: str, task: PlannedTask) -> list[str]:
@@ -36,22 +64,33 @@ def state_keys(campaign_id: str, task: PlannedTask) -> list[str]:
 
 
 class ContentActivities:
-    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider) -> None:
+    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider, tools: ToolCatalog | None = None) -> None:
         self._store = store
         self._mcp = mcp
         self._model = model
+        self._tools = tools or ToolCatalog(mcp)
 
     @activity.defn(name="execute_task")
     async def execute_task(self, inp: ContentTaskInput) -> TaskResult:
+        """Write the draft with the model and the approved servers' tools; nothing is published here."""
         keys = state_keys(inp.ref.campaign_id, inp.task)
         read_set = await asyncio.to_thread(self._store.read_versions, inp.ref.tenant_id, keys)
-        trends, calls = await self._trends(inp.task)
+        context = CallContext(
+            tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
+        )
+        toolset = await self._tools.toolset(context)
+        request = WriteRequest(persona=inp.persona, task=inp.task, goals=inp.goals, task_id=inp.ref.task_id)
         try:
-            draft = await self._model.write(
-                WriteRequest(persona=inp.persona, task=inp.task, goals=inp.goals, trends=trends)
-            )
+            draft = await self._model.write(request, toolset)
+        except ToolUseError as exc:
+            if exc.retry_after_seconds is not None:
+                raise retry_after("RateLimited", str(exc), exc.retry_after_seconds) from exc
+            raise ApplicationError(f"a tool the draft needs failed: {exc}", type="ToolFailed") from exc
         except ModelError as exc:
             raise non_retryable("InvalidTask", f"the model could not write this task: {exc}") from exc
+        untrusted = [inp.task.mention.text] if inp.task.mention else []
+        for result in toolset.results:
+            untrusted.extend(_strings(result.data, MAX_UNTRUSTED_STRINGS - len(untrusted)))
         return TaskResult(
             text=draft.text,
             platform=inp.task.platform,
@@ -59,44 +98,38 @@ class ContentActivities:
             model_probability=draft.model_probability,
             read_set=read_set,
             write_keys=keys,
-            untrusted_inputs=[inp.task.mention.text] if inp.task.mention else [],
-            tool_calls=calls,
+            untrusted_inputs=untrusted,
+            tool_calls=toolset.calls,
+            media_ids=draft.media_ids,
         )
-
-    async def _trends(self, task: PlannedTask) -> tuple[list[Trend], list[ToolCall]]:
-        """Posts read the platform's current trends first; a failed read only loses context."""
-        uri = TREND_RESOURCES.get(task.platform)
-        if task.task_type != "post" or uri is None:
-            return [], []
-        try:
-            raw = await self._mcp.read_resource(task.platform, uri)
-            trends = [Trend.model_validate({**t, "platform": task.platform}) for t in raw if isinstance(t, dict)]
-            return trends, [ToolCall(server=task.platform, tool=uri, ok=True, summary=f"{len(trends)} trends")]
-        except (McpError, ValueError) as exc:
-            return [], [ToolCall(server=task.platform, tool=uri, ok=False, summary=str(exc)[:200])]
 
     @activity.defn(name="publish")
     async def publish(self, inp: PublishInput) -> PublishResult:
-        """Publish once per idempotency key; the platform answers a repeat with the first post."""
+        """Publish exactly once per idempotency key (the task id).
+
+        A retry after an attempt with an unknown outcome (a timeout, a killed worker) first looks the key up on
+        the platform, and returns what an earlier attempt published instead of posting again.
+        """
         if await asyncio.to_thread(self._store.is_stopped, inp.ref.tenant_id, inp.ref.campaign_id):
             raise non_retryable("CampaignStopped", "the campaign was stopped: nothing more is published")
         tools = PUBLISH_TOOLS.get(inp.platform)
         if tools is None:
             raise non_retryable("PublishRefused", f"no publishing tool for platform {inp.platform}")
-        post_tool, text_arg, reply_tool, reply_arg = tools
-        if inp.reply_to:
-            tool, args = reply_tool, {reply_arg: inp.reply_to, "text": inp.text}
-        else:
-            tool, args = post_tool, {text_arg: inp.text}
+        context = CallContext(
+            tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
+        )
         try:
-            result = await self._mcp.call_tool(inp.platform, tool, {**args, "idempotency_key": inp.idempotency_key})
+            published = await self._earlier_post(inp, tools, context) if activity.info().attempt > 1 else None
+            if published is None:
+                tool, args = _publish_call(inp, tools)
+                result = await self._mcp.call_tool(inp.platform, tool, args, context)
+                published = PublishResult.model_validate(result.data)
         except McpToolError as exc:
             if exc.code == "rate_limited":
                 raise retry_after("RateLimited", str(exc), exc.retry_after_seconds or 60.0) from exc
             if exc.code in REFUSALS:
                 raise non_retryable("PublishRefused", f"{inp.platform} refused the post: {exc}") from exc
             raise
-        published = PublishResult.model_validate(result)
         await asyncio.to_thread(
             self._store.append_audit,
             inp.ref.tenant_id,
@@ -106,3 +139,42 @@ class ContentActivities:
             {"platform": inp.platform, "post_id": published.post_id, "duplicate": published.duplicate},
         )
         return published
+
+    async def _earlier_post(
+        self, inp: PublishInput, tools: PlatformTools, context: CallContext
+    ) -> PublishResult | None:
+        found = await self._mcp.call_tool(inp.platform, tools.find, {"idempotency_key": inp.idempotency_key}, context)
+        post = found.data.get("post")
+        if not found.data.get("found") or not isinstance(post, dict):
+            return None
+        activity.logger.info(
+            "publish %s: an earlier attempt already published %s", inp.ref.task_id, post.get("post_id")
+        )
+        return PublishResult(post_id=str(post["post_id"]), url=str(post.get("url", "")), duplicate=True)
+
+
+def _publish_call(inp: PublishInput, tools: PlatformTools) -> tuple[str, dict[str, Any]]:
+    if inp.reply_to:
+        return tools.reply, {tools.reply_arg: inp.reply_to, "text": inp.text, "idempotency_key": inp.idempotency_key}
+    args: dict[str, Any] = {tools.text_arg: inp.text, "idempotency_key": inp.idempotency_key}
+    if tools.media_arg is not None:
+        if not inp.media_ids:
+            raise non_retryable("PublishRefused", f"a {inp.platform} post needs an image and the draft has none")
+        args[tools.media_arg] = inp.media_ids[0]
+    return tools.post, args
+
+
+def _strings(value: Any, limit: int) -> list[str]:
+    """The text values inside a tool result (what could carry an injection), at most `limit` of them."""
+    found: list[str] = []
+    stack = [value]
+    while stack and len(found) < limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) > 3:
+                found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from activities.errors import non_retryable
 from chimera.db import StateStore
-from chimera.mcp_host import McpError, McpHost
+from chimera.mcp import CallContext, McpError, McpHost
 from chimera.models.base import ModelProvider
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
@@ -20,6 +20,8 @@ from schemas.task import PlanRequest
 # Where each platform's sandbox server publishes what the planner reads.
 MENTION_RESOURCES = {"twitter": "twitter://mentions/unreplied", "instagram": "instagram://comments/unreplied"}
 TREND_RESOURCES = {"twitter": "twitter://trends/current", "instagram": "instagram://trends/current"}
+# News trends feed every campaign (Instagram has no trends API of its own): server, tool, arguments.
+NEWS_TRENDS = ("news", "trending_topics", {"limit": 5})
 
 
 class PlannerActivities:
@@ -32,23 +34,39 @@ class PlannerActivities:
     async def observe(self, req: ObserveRequest) -> Observation:
         """Read mentions and trends; a source that fails is reported, the others still count."""
         obs = Observation()
+        context = CallContext(tenant_id=req.tenant_id, actor="planner", task_id=req.campaign_id)
         for platform in req.platforms:
-            mentions = await self._read(platform, MENTION_RESOURCES.get(platform), obs.errors)
+            mentions = await self._read(platform, MENTION_RESOURCES.get(platform), obs.errors, context)
             obs.mentions.extend(_parse_items(mentions, Mention, platform, "mention", obs.errors))
-            trends = await self._read(platform, TREND_RESOURCES.get(platform), obs.errors)
+            trends = await self._read(platform, TREND_RESOURCES.get(platform), obs.errors, context)
             obs.trends.extend(_parse_items(trends, Trend, platform, "trend", obs.errors))
+        obs.trends.extend(await self._news_trends(context, obs.errors))
         return obs
 
-    async def _read(self, server: str, uri: str | None, errors: list[str]) -> Any:
+    async def _read(self, server: str, uri: str | None, errors: list[str], context: CallContext) -> Any:
         if uri is None:
             errors.append(f"{server}: no known resource to read")
             return []
         try:
-            return await self._mcp.read_resource(server, uri)
+            return await self._mcp.read_resource(server, uri, context)
         except McpError as exc:
             activity.logger.warning("observe %s failed: %s", uri, exc)
             errors.append(f"{uri}: {exc}")
             return []
+
+    async def _news_trends(self, context: CallContext, errors: list[str]) -> list[Trend]:
+        server, tool, args = NEWS_TRENDS
+        if server not in self._mcp.server_names:
+            return []  # news is optional: a deployment may leave it off the allowlist
+        try:
+            result = await self._mcp.call_tool(server, tool, dict(args), context)
+        except McpError as exc:
+            activity.logger.warning("observe news failed: %s", exc)
+            errors.append(f"{server}.{tool}: {exc}")
+            return []
+        topics = result.data.get("topics")
+        items = [{"topic": t.get("topic"), "volume": t.get("count", 0)} for t in topics or [] if isinstance(t, dict)]
+        return _parse_items(items, Trend, server, "trend", errors)
 
     @activity.defn(name="plan")
     async def plan(self, req: PlanRequest) -> TaskPlan:

@@ -69,7 +69,10 @@ class Settings(BaseSettings):
     model_provider: Literal["offline"] = "offline"
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)
     mcp_timeout_seconds: float = 30.0
-    mcp_max_result_bytes: int = 256 * 1024
+    mcp_max_result_bytes: int = Field(256 * 1024, description="a larger tool result is refused")
+    mcp_inline_result_bytes: int = Field(
+        8 * 1024, description="a larger tool result is kept in the state store and referenced by key"
+    )
     safety_rules: Path | None = Field(None, description="a rules YAML file; default: the embedded rules")
     # Estimated cost per task type, reserved before a task runs (seed section 4.3 cost table).
     cost_estimates_usd: dict[str, float] = Field(default_factory=lambda: {"post": 0.002, "reply": 0.0003})

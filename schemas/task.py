@@ -66,6 +66,11 @@ class ToolCall(BaseModel):
     tool: str
     ok: bool
     summary: str = ""
+    args_sha256: str = ""
+    # A result larger than the host's inline limit stays out of workflow history: it is kept in the state
+    # store under this key (see chimera.mcp.host).
+    result_ref: str | None = None
+    result_bytes: int = 0
 
 
 class TaskResult(BaseModel):
@@ -79,6 +84,7 @@ class TaskResult(BaseModel):
     write_keys: list[str] = Field(default_factory=list)
     untrusted_inputs: list[str] = Field(default_factory=list, description="texts the task read from outside")
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    media_ids: list[str] = Field(default_factory=list, description="media-store items the post attaches")
 
 
 class PublishResult(BaseModel):
@@ -132,6 +138,7 @@ class PublishInput(BaseModel):
     text: str
     idempotency_key: str
     reply_to: str | None = None
+    media_ids: list[str] = Field(default_factory=list)
 
 
 class BudgetRequest(BaseModel):
@@ -187,9 +194,11 @@ class WriteRequest(BaseModel):
     task: PlannedTask
     goals: list[str]
     trends: list[Trend] = Field(default_factory=list)
+    task_id: str = Field("", description="the business key: tools that create things (images) are keyed by it")
 
 
 class Draft(BaseModel):
     text: str = Field(min_length=1)
     model_probability: float = Field(ge=0, le=1)
     usage: Usage
+    media_ids: list[str] = Field(default_factory=list, description="images the model made for the post")

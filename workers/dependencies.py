@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chimera.db import StateStore
-from chimera.mcp_host import McpHost
+from chimera.mcp import McpHost
 from chimera.models.base import ModelProvider
 from chimera.models.offline import OfflineModelProvider
 from chimera.safety.rules import SafetyRules
@@ -26,10 +26,11 @@ class Dependencies:
     def build(cls, settings: Settings) -> Dependencies:
         settings.ensure_dirs()
         rules = SafetyRules.load(settings.safety_rules)
+        store = StateStore.from_settings(settings)
         return cls(
             settings=settings,
-            store=StateStore.from_settings(settings),
-            mcp=McpHost.from_settings(settings),
+            store=store,
+            mcp=McpHost.from_settings(settings, store),
             model=_model(settings, rules),
             rules=rules,
             similarity=TfidfPersonaSimilarity(),

@@ -227,6 +227,7 @@ class ContentTaskWorkflow:
                 text=text,
                 idempotency_key=inp.ref.task_id,
                 reply_to=inp.task.mention.id if inp.task.mention else None,
+                media_ids=self._result.media_ids,
             ),
             PublishResult,
             f"publish to {inp.task.platform}",

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, demo, persona, review, runtime
+from chimera.cli import campaign, demo, mcp, persona, review, runtime
 from chimera.cli import ops as ops_commands
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(persona.app, name="persona")
 runtime.register(app)
 demo.register(app)
 ops_commands.register(app)  # chimera db | budget | audit (the state store)
+mcp.register(app)  # chimera mcp list | approve | call
 
 
 def main() -> None:

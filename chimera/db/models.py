@@ -279,3 +279,39 @@ class Outcome(Base):
     task_type: Mapped[str] = mapped_column(String(64))
     human_decided: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+PIN_STATES = ("approved", "quarantined")
+
+
+class McpPin(Base):
+    """An MCP server's approved tool definitions, pinned by hash (deployment-wide, not a tenant's)."""
+
+    __tablename__ = "mcp_pins"
+    __table_args__ = (CheckConstraint(_one_of("state", PIN_STATES), name="ck_mcp_pins_state"),)
+
+    server: Mapped[str] = mapped_column(ID, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    pinned_hash: Mapped[str] = mapped_column(String(64))
+    pinned_tools: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    approved_by: Mapped[str] = mapped_column(String(255))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the server offered when it was quarantined: the operator reviews this before approving again.
+    observed_hash: Mapped[str | None] = mapped_column(String(64))
+    observed_tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class KeptResult(Base):
+    """A tool result too large for workflow history, kept here and referenced by its key."""
+
+    __tablename__ = "tool_results"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    server: Mapped[str] = mapped_column(ID)
+    tool: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

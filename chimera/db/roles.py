@@ -34,7 +34,10 @@ TENANT_TABLES: dict[str, str] = {
     "audit_log": "tenant_id",
     "outcomes": "tenant_id",
     "budgets": "tenant_id",
+    "tool_results": "tenant_id",
 }
+# Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
+SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}
 APPEND_ONLY = ("audit_log",)
 
 

@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 from sqlalchemy import func, select
 
-from chimera.db import audit, budget, campaigns, reviews, state
+from chimera.db import audit, budget, campaigns, mcp, reviews, state
 from chimera.db.engine import Database, upsert
 from chimera.db.errors import UnknownCampaign
 from chimera.db.models import Campaign, Outcome, Task, Tenant
@@ -375,6 +375,36 @@ class StateStore:
     def verify_audit(self, tenant_id: str) -> AuditCheck:
         with self._db.transaction(tenant_id, write=False, snapshot=True) as s:
             return audit.verify(s, tenant_id)
+
+    # ---- MCP: pinned tool definitions, kept results -----------------------------------------
+
+    def mcp_pin(self, server: str) -> mcp.PinRecord | None:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return mcp.get_pin(s, server)
+
+    def mcp_pins(self) -> list[mcp.PinRecord]:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return mcp.list_pins(s)
+
+    def approve_mcp_server(self, server: str, digest: str, tools: list[dict[str, Any]], actor: str) -> mcp.PinRecord:
+        """Pin `tools` (hash `digest`) as the server's approved definitions; audited on the platform chain."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            return mcp.approve(s, server, digest, tools, actor, self._now())
+
+    def quarantine_mcp_server(
+        self, server: str, digest: str, tools: list[dict[str, Any]], changes: dict[str, Any]
+    ) -> mcp.PinRecord | None:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            return mcp.quarantine(s, server, digest, tools, changes, self._now())
+
+    def keep_result(self, tenant_id: str, server: str, tool: str, body: dict[str, Any]) -> tuple[str, int]:
+        """Keep a large tool result outside workflow history; returns (key, size in bytes)."""
+        with self._db.transaction(tenant_id, write=True) as s:
+            return mcp.keep_result(s, tenant_id, server, tool, body, self._now())
+
+    def kept_result(self, tenant_id: str, key: str) -> dict[str, Any] | None:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return mcp.get_result(s, tenant_id, key)
 
     # ---- outcomes ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from chimera.models.base import ToolRunner, ToolUseError
 from chimera.safety.rules import SafetyRules
 from schemas.persona import Persona
 from schemas.plan import Mention, PlannedTask, TaskPlan, Trend, Usage
@@ -54,6 +55,11 @@ _GOAL_LINES = ("This week's mission: {goal}.", "On my list this week: {goal}.", 
 # stand alone in a collage.
 _LEANING = frozenset({"it", "its", "it's", "they", "them", "this", "that", "these", "those", "he", "she", "and", "but"})
 _THANKS = ("Thank you so much for this!", "Love hearing from you!", "So glad you stopped by!")
+# The tools it knows how to use (by the names Chimera's servers give them).
+NEWS_TOPICS_TOOL = "trending_topics"
+IMAGE_TOOL = "generate_image"
+# Where a platform's post looks for a topic, in order: Instagram's API has no trends, so news comes first there.
+TREND_SOURCES = {"twitter": ("twitter", "news"), "instagram": ("news", "instagram")}
 DEFLECTION = "I appreciate your message, but I can't help with that."
 
 
@@ -80,7 +86,7 @@ class OfflineModelProvider:
         rendered = _render({"tasks": [t.model_dump(mode="json") for t in tasks], "rationale": rationale})
         return TaskPlan(tasks=tasks, rationale=rationale, usage=_usage(request.persona, request, rendered))
 
-    async def write(self, request: WriteRequest) -> Draft:
+    async def write(self, request: WriteRequest, tools: ToolRunner | None = None) -> Draft:
         """A draft assembled from her example sentences, questions and hashtags plus the task's topic and goal.
 
         The mention of a reply never reaches the text: a reply is "@author", a thank-you (or, for a mention the
@@ -91,8 +97,18 @@ class OfflineModelProvider:
         P_OWN_MATERIAL 0.96 for a post built from her own material (P_THIN_MATERIAL 0.88 when she has fewer
         than two usable sentences), P_REPLY 0.93 for a reply, P_CAUTIOUS 0.80 for a deflection of a hostile
         mention or when the brief asks for what templates cannot express (a thread, poll, link, image, ...).
+
+        Tools, when offered: a post without a planned topic takes the top news topic (`trending_topics`), and an
+        Instagram post gets an image (`generate_image`, keyed by the task, so a retry makes no second image); the
+        brief's "image" or "photo" is then something it can do. A failed image call fails the draft
+        (ToolUseError), since an Instagram post needs an image.
         """
         task, persona = request.task, request.persona
+        media_ids: list[str] = []
+        if tools is not None and task.task_type == "post":
+            task = await _with_news_topic(task, tools)
+            if task.platform == "instagram" and tools.has(IMAGE_TOOL):
+                media_ids.append(await _image_for(request, task, tools))
         rng = random.Random(_seed(request))
         material = _Material.of(persona)
         limit = PLATFORM_LIMITS.get(task.platform, DEFAULT_LIMIT)
@@ -103,9 +119,14 @@ class OfflineModelProvider:
             probability = P_CAUTIOUS if hostile else min(probability, P_REPLY)
         else:
             text = _post_text(task, material, rng, limit)
-        if _UNSUPPORTED.search(task.brief):
+        unsupported = _UNSUPPORTED.findall(task.brief)
+        if media_ids:
+            unsupported = [w for w in unsupported if w.lower() not in ("image", "photo")]
+        if unsupported:
             probability = min(probability, P_CAUTIOUS)
-        return Draft(text=text, model_probability=probability, usage=_usage(persona, request, text))
+        return Draft(
+            text=text, model_probability=probability, usage=_usage(persona, request, text), media_ids=media_ids
+        )
 
     # -- planning ---------------------------------------------------------------------------------------------
 
@@ -119,7 +140,7 @@ class OfflineModelProvider:
             if len(tasks) >= request.max_tasks:
                 notes.append(f"No room for a {platform} post (max {request.max_tasks} tasks).")
                 continue
-            trend = next(iter(_trends_for(obs.trends, platform)), None)
+            trend = next(iter(_topic_trends(obs.trends, platform)), None)
             topic = trend.topic if trend else None
             brief = _post_brief(persona, platform, goal, trend, after=first)
             task = PlannedTask(
@@ -134,7 +155,11 @@ class OfflineModelProvider:
             tasks.append(task)
             notes.append(
                 f"{platform} post"
-                + (f' on the top {platform} trend "{topic}" ({trend.volume} volume)' if trend else ", no trend to use")
+                + (
+                    f' on the top {trend.platform} trend "{topic}" ({trend.volume} volume)'
+                    if trend
+                    else ", no trend to use"
+                )
                 + (f", cross-posted after {first.key} lands." if first else ".")
             )
             first = first or task
@@ -178,7 +203,7 @@ class OfflineModelProvider:
         failed = request.replan_of
         assert failed is not None  # plan() only calls this when replan_of is set
         reason = " ".join((request.replan_reason or "no reason given").split())
-        trends = _trends_for(request.observation.trends, failed.platform)
+        trends = _topic_trends(request.observation.trends, failed.platform)
         named = (t.topic for t in trends if _names(reason, t.topic))
         avoid = [t for t in dict.fromkeys([failed.topic, *named]) if t]
         topic: Trend | None = None
@@ -368,6 +393,42 @@ def _describe_rule(rule: str) -> str:
     if "abuse" in rule:
         return "abusive language"
     return rule
+
+
+async def _with_news_topic(task: PlannedTask, tools: ToolRunner) -> PlannedTask:
+    """The task, with the top news topic when the plan gave it none and news is available."""
+    if task.topic or not tools.has(NEWS_TOPICS_TOOL):
+        return task
+    try:
+        found = await tools.call(NEWS_TOPICS_TOOL, {"limit": 3})
+    except ToolUseError:
+        return task  # no news only means no topic line
+    topics = [t.get("topic") for t in found.get("topics", []) if isinstance(t, dict)]
+    first = next((t for t in topics if isinstance(t, str) and t.strip()), None)
+    return task if first is None else task.model_copy(update={"topic": _shorten(first, 60)})
+
+
+async def _image_for(request: WriteRequest, task: PlannedTask, tools: ToolRunner) -> str:
+    persona = request.persona
+    subject = task.topic or task.goal or persona.bio or persona.name
+    style = ", ".join(persona.tone_words[:3]) or "natural light"
+    prompt = _shorten(f"{persona.name}, {subject}. Style: {style}. Photo for Instagram, no text.", 400)
+    result = await tools.call(
+        IMAGE_TOOL, {"prompt": prompt, "idempotency_key": request.task_id or task.key, "aspect_ratio": "4x5"}
+    )
+    media_id = result.get("media_id")
+    if not isinstance(media_id, str) or not media_id:
+        raise ToolUseError(f"{IMAGE_TOOL} returned no media_id")
+    return media_id
+
+
+def _topic_trends(trends: Sequence[Trend], platform: str) -> list[Trend]:
+    """Trends a post on `platform` may take its topic from: its first source that has any (TREND_SOURCES)."""
+    for source in TREND_SOURCES.get(platform, (platform,)):
+        found = _trends_for(trends, source)
+        if found:
+            return found
+    return []
 
 
 def _trends_for(trends: Iterable[Trend], platform: str) -> list[Trend]:

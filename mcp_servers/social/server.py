@@ -106,7 +106,7 @@ def _twitter_server(sandbox: SandboxPlatform) -> MCPServer:
         return run_tool(lambda: sandbox.reply(mention_id, text, idempotency_key))
 
     @server.tool()
-    def find_post(idempotency_key: str) -> Annotated[CallToolResult, FoundPost]:
+    def find_tweet(idempotency_key: str) -> Annotated[CallToolResult, FoundPost]:
         """Look up the tweet or reply published under an idempotency key.
 
         Returns {"found": false} if nothing was published under it, otherwise {"found": true, "post": {...}}

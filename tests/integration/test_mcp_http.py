@@ -16,7 +16,7 @@ from mcp_servers.social.sandbox import SandboxPlatform
 from tests.servers import mcp_http_server
 
 TOOLS = {
-    "twitter": ({"post_tweet", "reply_to_mention", "find_post"}, "post_tweet", "text", "twitter://trends/current"),
+    "twitter": ({"post_tweet", "reply_to_mention", "find_tweet"}, "post_tweet", "text", "twitter://trends/current"),
     "instagram": ({"post", "reply_to_comment", "find_post"}, "post", "caption", "instagram://trends/current"),
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chimera.mcp_host import (
+from chimera.mcp import (
     McpError,
     McpHost,
     McpNotAllowed,
@@ -20,6 +20,7 @@ from chimera.mcp_host import (
 )
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
+from tests.mcp_hosts import approved_host, call
 
 
 @pytest.fixture
@@ -27,9 +28,13 @@ def sandbox_dir(tmp_path: Path) -> Path:
     return tmp_path / "sandbox"
 
 
+def social() -> dict[str, McpServerConfig]:
+    return {name: default_mcp_servers()[name] for name in ("twitter", "instagram")}
+
+
 @pytest.fixture
-def host(sandbox_dir: Path) -> McpHost:
-    return McpHost(default_mcp_servers(), sandbox_dir=sandbox_dir, timeout_seconds=30.0, max_result_bytes=256 * 1024)
+async def host(sandbox_dir: Path) -> McpHost:
+    return await approved_host(sandbox_dir, social())
 
 
 def _files(directory: Path) -> list[Path]:
@@ -50,7 +55,7 @@ async def test_list_tools(host: McpHost) -> None:
     tw = {t.name: t for t in await host.list_tools("twitter")}
     ig = {t.name: t for t in await host.list_tools("instagram")}
 
-    assert set(tw) == {"post_tweet", "reply_to_mention", "find_post"}
+    assert set(tw) == {"post_tweet", "reply_to_mention", "find_tweet"}
     assert set(ig) == {"post", "reply_to_comment", "find_post"}
     assert "280" in tw["post_tweet"].description and "idempotency" in tw["post_tweet"].description.lower()
     assert "2200" in ig["post"].description
@@ -62,16 +67,16 @@ async def test_list_tools(host: McpHost) -> None:
 
 async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path) -> None:
     args = {"text": "Thrifted, mended, worn to death. #SecondHandSeptember", "idempotency_key": "camp1-post-1"}
-    first = await host.call_tool("twitter", "post_tweet", args)
-    again = await host.call_tool("twitter", "post_tweet", args)
+    first = await call(host, "twitter", "post_tweet", args)
+    again = await call(host, "twitter", "post_tweet", args)
 
     assert first["duplicate"] is False and first["post_id"].startswith("tw-")
     assert again == {**first, "duplicate": True}
-    found = await host.call_tool("twitter", "find_post", {"idempotency_key": "camp1-post-1"})
+    found = await call(host, "twitter", "find_tweet", {"idempotency_key": "camp1-post-1"})
     assert found["found"] is True and found["post"]["post_id"] == first["post_id"]
-    assert await host.call_tool("twitter", "find_post", {"idempotency_key": "nope"}) == {"found": False}
+    assert await call(host, "twitter", "find_tweet", {"idempotency_key": "nope"}) == {"found": False}
 
-    ig = await host.call_tool("instagram", "post", {"caption": "Linen, reborn.", "idempotency_key": "camp1-ig-1"})
+    ig = await call(host, "instagram", "post", {"caption": "Linen, reborn.", "idempotency_key": "camp1-ig-1"})
     assert ig["duplicate"] is False and ig["post_id"].startswith("ig-")
 
     # The servers wrote to the sandbox dir the host handed them.
@@ -85,7 +90,8 @@ async def test_reply_and_resources(host: McpHost) -> None:
     assert all(m["platform"] == "twitter" and m["replied"] is False for m in mentions)
     target = next(m for m in mentions if m["id"] == "tw-m-1006")
 
-    receipt = await host.call_tool(
+    receipt = await call(
+        host,
         "twitter",
         "reply_to_mention",
         {"mention_id": target["id"], "text": "Look for GOTS certification!", "idempotency_key": "r-1006"},
@@ -103,7 +109,8 @@ async def test_reply_and_resources(host: McpHost) -> None:
 
     comments = await host.read_resource("instagram", "instagram://comments/recent")
     assert all(c["id"].startswith("ig-c-") for c in comments)
-    ig_reply = await host.call_tool(
+    ig_reply = await call(
+        host,
         "instagram",
         "reply_to_comment",
         {"comment_id": "ig-c-2003", "text": "Cold water and dry flat!", "idempotency_key": "ig-r-2003"},
@@ -116,25 +123,23 @@ async def test_reply_and_resources(host: McpHost) -> None:
 
 async def test_rule_violation_is_a_parsed_tool_error(host: McpHost) -> None:
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("twitter", "post_tweet", {"text": "x" * 281, "idempotency_key": "too-long"})
+        await call(host, "twitter", "post_tweet", {"text": "x" * 281, "idempotency_key": "too-long"})
     assert err.value.code == "text_too_long"
     assert "280" in err.value.message
     assert err.value.retry_after_seconds is None
     assert err.value.retryable is False
 
     with pytest.raises(McpToolError) as missing:
-        await host.call_tool(
-            "instagram", "reply_to_comment", {"comment_id": "nope", "text": "hi", "idempotency_key": "k"}
-        )
+        await call(host, "instagram", "reply_to_comment", {"comment_id": "nope", "text": "hi", "idempotency_key": "k"})
     assert missing.value.code == "not_found"
 
 
 async def test_rate_limit_is_retryable_with_delay(sandbox_dir: Path) -> None:
     config = default_mcp_servers()["twitter"].model_copy(update={"env": {"CHIMERA_SANDBOX_RATE_LIMIT": "1"}})
-    host = McpHost({"twitter": config}, sandbox_dir=sandbox_dir, timeout_seconds=30.0, max_result_bytes=65536)
-    await host.call_tool("twitter", "post_tweet", {"text": "one", "idempotency_key": "rl-1"})
+    host = await approved_host(sandbox_dir, {"twitter": config}, max_result_bytes=65536)
+    await call(host, "twitter", "post_tweet", {"text": "one", "idempotency_key": "rl-1"})
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("twitter", "post_tweet", {"text": "two", "idempotency_key": "rl-2"})
+        await call(host, "twitter", "post_tweet", {"text": "two", "idempotency_key": "rl-2"})
     assert err.value.code == "rate_limited"
     assert err.value.retryable is True
     assert err.value.retry_after_seconds is not None and 0 < err.value.retry_after_seconds <= 900
@@ -142,28 +147,28 @@ async def test_rate_limit_is_retryable_with_delay(sandbox_dir: Path) -> None:
 
 async def test_unlisted_server_is_never_started(sandbox_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "started"
-    host = McpHost({"twitter": default_mcp_servers()["twitter"]}, sandbox_dir, 30.0, 65536)
+    host = await approved_host(sandbox_dir, {"twitter": default_mcp_servers()["twitter"]})
     with pytest.raises(McpNotAllowed):
-        await host.call_tool("instagram", "post", {"caption": "x", "idempotency_key": "k"})
+        await call(host, "instagram", "post", {"caption": "x", "idempotency_key": "k"})
     with pytest.raises(McpNotAllowed):
         await host.read_resource("shell", f"file://{marker}")
     with pytest.raises(McpNotAllowed):
         await host.list_tools("instagram")
-    assert _files(sandbox_dir) == []
+    assert [f.name for f in _files(sandbox_dir)] == ["twitter.sqlite3"]  # approving twitter started it
 
 
 async def test_oversize_result_is_rejected(sandbox_dir: Path) -> None:
-    host = McpHost(default_mcp_servers(), sandbox_dir, timeout_seconds=30.0, max_result_bytes=16)
+    host = await approved_host(sandbox_dir, social(), max_result_bytes=16)
     with pytest.raises(McpResultInvalid, match="limit"):
-        await host.call_tool("twitter", "post_tweet", {"text": "hello", "idempotency_key": "big-1"})
+        await call(host, "twitter", "post_tweet", {"text": "hello", "idempotency_key": "big-1"})
     with pytest.raises(McpResultInvalid, match="limit"):
         await host.read_resource("instagram", "instagram://trends/current")
 
 
 async def test_unknown_tool_and_resource(host: McpHost) -> None:
     with pytest.raises(McpToolError) as tool:
-        await host.call_tool("twitter", "delete_account", {})
-    assert tool.value.code == "tool_error"
+        await call(host, "twitter", "delete_account", {})
+    assert tool.value.code == "unknown_tool"  # refused by the host: it is not among the pinned tools
     with pytest.raises(McpToolError) as resource:
         await host.read_resource("twitter", "twitter://dms/all")
     assert resource.value.code == "protocol_error"
@@ -173,17 +178,17 @@ async def test_non_json_and_wrong_shape_results(tmp_path: Path) -> None:
     config = _script_server(
         tmp_path,
         """
-        @server.tool()
+        @server.tool(structured_output=False)
         def prose() -> str:
             '''Returns prose.'''
             return "I am definitely not JSON"
 
-        @server.tool()
+        @server.tool(structured_output=False)
         def a_list() -> str:
             '''Returns a JSON list.'''
             return "[1, 2, 3]"
 
-        @server.tool()
+        @server.tool(structured_output=False)
         def nan() -> str:
             '''Returns a non-standard constant.'''
             return '{"x": NaN}'
@@ -193,10 +198,10 @@ async def test_non_json_and_wrong_shape_results(tmp_path: Path) -> None:
             return "{not json"
         """,
     )
-    host = McpHost({"rogue": config}, tmp_path / "sb", timeout_seconds=30.0, max_result_bytes=65536)
+    host = await approved_host(tmp_path / "sb", {"rogue": config})
     for tool in ("prose", "a_list", "nan"):
         with pytest.raises(McpResultInvalid):
-            await host.call_tool("rogue", tool, {})
+            await call(host, "rogue", tool, {})
     with pytest.raises(McpResultInvalid, match="JSON"):
         await host.read_resource("rogue", "rogue://text")
 
@@ -207,7 +212,7 @@ async def test_timeout_and_unavailable(tmp_path: Path) -> None:
         "crashing": McpServerConfig(command=sys.executable, args=["-c", "import sys; sys.exit(3)"]),
         "missing": McpServerConfig(command=str(tmp_path / "no-such-binary")),
     }
-    host = McpHost(servers, tmp_path / "sb", timeout_seconds=2.0, max_result_bytes=65536)
+    host = await approved_host(tmp_path / "sb", servers, approve=[], timeout_seconds=2.0)
     with pytest.raises(McpTimeout) as timeout:
         await host.list_tools("silent")
     assert timeout.value.retryable is True

@@ -12,16 +12,17 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent, TextResourceContents
 
-from chimera.mcp_host import McpHost, McpToolError
+from chimera.mcp import McpHost, McpToolError
 from chimera.settings import default_mcp_servers
+from tests.mcp_hosts import approved_host, call
 from tests.servers import mcp_http_server
 
 LATEST = "news://headlines/latest"
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> McpHost:
-    return McpHost(default_mcp_servers(), sandbox_dir=tmp_path / "sandbox", timeout_seconds=30.0)
+async def host(tmp_path: Path) -> McpHost:
+    return await approved_host(tmp_path / "sandbox", {"news": default_mcp_servers()["news"]})
 
 
 async def test_news_over_stdio_through_the_host(host: McpHost) -> None:
@@ -30,13 +31,13 @@ async def test_news_over_stdio_through_the_host(host: McpHost) -> None:
     assert set(tools["headlines"].input_schema["properties"]) == {"topic", "region", "limit"}
     assert not tools["headlines"].input_schema.get("required")
 
-    german = await host.call_tool("news", "headlines", {"region": "DE", "topic": "sustainability", "limit": 5})
+    german = await call(host, "news", "headlines", {"region": "DE", "topic": "sustainability", "limit": 5})
     assert german["articles"] and all(
         a["region"] == "DE" and a["topic"] == "sustainability" for a in german["articles"]
     )
     assert set(german["articles"][0]) == {"id", "title", "summary", "source", "url", "topic", "region", "published_at"}
 
-    trending = await host.call_tool("news", "trending_topics", {"limit": 2})
+    trending = await call(host, "news", "trending_topics", {"limit": 2})
     assert len(trending["topics"]) == 2
     assert trending["topics"][0] == {"topic": "sustainability", "count": 5}  # the seed feed's biggest topic
 
@@ -45,7 +46,7 @@ async def test_news_over_stdio_through_the_host(host: McpHost) -> None:
     assert latest["articles"][0]["id"] == "nw-015"  # the newest seed item
 
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("news", "headlines", {"limit": 1000})
+        await call(host, "news", "headlines", {"limit": 1000})
     assert err.value.code == "invalid_limit" and err.value.retryable is False
 
 
@@ -53,9 +54,9 @@ async def test_feed_env_reaches_the_stdio_server(tmp_path: Path) -> None:
     feed = tmp_path / "feed.json"
     feed.write_text("[{]")
     config = default_mcp_servers()["news"].model_copy(update={"env": {"CHIMERA_NEWS_FEED": str(feed)}})
-    host = McpHost({"news": config}, sandbox_dir=tmp_path / "sandbox", timeout_seconds=30.0)
+    host = await approved_host(tmp_path / "sandbox", {"news": config})
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("news", "trending_topics", {})
+        await call(host, "news", "trending_topics", {})
     assert err.value.code == "feed_invalid" and str(feed) in err.value.message
 
 

@@ -42,6 +42,7 @@ VARY: dict[str, str] = {
     "audit_log": "seq",
     "outcomes": "task_id",
     "budgets": "scope_id",
+    "tool_results": "key",
 }
 
 
@@ -57,8 +58,8 @@ def seed(url: str) -> None:
             store.record_task(r, "k", "post", "twitter", "published", 1, 0.9)
             store.record_outcome(r, "post", "published", human_decided=False)
             store.record_review(review(f"{tenant}.launch.t1", tenant_id=tenant))
-            if hasattr(store, "set_budget"):
-                store.set_budget(tenant, "agent", "ava", 2.0, actor="ops")
+            store.set_budget(tenant, "agent", "ava", 2.0, actor="ops")
+            store.keep_result(tenant, "news", "headlines", {"articles": [tenant]})
     finally:
         store.close()
 

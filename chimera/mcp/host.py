@@ -1,0 +1,508 @@
+"""The only way Chimera reaches MCP servers.
+
+What a security reviewer checks, and where it happens:
+- Only allowlisted servers (chimera.settings.McpServerConfig) are ever started or contacted (`_config`).
+- A server's tools are used only after an operator approved them: `approve` pins their definitions by hash.
+  Every session lists the tools first and compares them with the pin (`_verify`); if they changed, the server
+  is quarantined (an audit entry, every call refused, its tools hidden from the model) until approved again.
+- Approval is refused when a tool would shadow another approved server's tool of the same name.
+- Arguments are checked against the pinned input schema before they are sent; results are size-capped,
+  parsed as JSON only, and checked against the pinned output schema. Results are data, never instructions.
+- A result larger than `inline_result_bytes` is kept in the state store and referenced by key, so it never
+  enters workflow history.
+- Every call has a timeout and is audited: server, tool, arguments hash, duration, outcome.
+
+Each operation opens its own session (stdio: spawn, initialize, list, one request, shut down; HTTP: one
+streamable-HTTP session); `_session` is the single place a connection pool would go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO, TypeVar
+
+import anyio
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    PaginatedRequestParams,
+    TextContent,
+    TextResourceContents,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from chimera.db.mcp import PLATFORM_TENANT, PinRecord
+from chimera.mcp.definitions import ToolInfo, as_json, changes, definitions_hash, shadowed
+from chimera.mcp.errors import (
+    McpArgumentsInvalid,
+    McpError,
+    McpNotAllowed,
+    McpNotApproved,
+    McpQuarantined,
+    McpResultInvalid,
+    McpShadowing,
+    McpTimeout,
+    McpToolError,
+    McpUnavailable,
+)
+from chimera.settings import McpServerConfig, Settings
+
+SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"
+# The tree holding `chimera` and `mcp_servers`, so `python -m mcp_servers.x` works from any cwd.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+# Server-supplied text is echoed into exception messages; keep those bounded.
+MAX_MESSAGE_CHARS = 2000
+# A server that keeps returning cursors must not keep us paging forever.
+MAX_TOOL_PAGES = 20
+
+T = TypeVar("T")
+PinState = Literal["approved", "quarantined", "unapproved", "unavailable"]
+
+
+class CallContext(BaseModel):
+    """On whose behalf a call is made: the audit entry's tenant and actor, and the bound arguments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str = PLATFORM_TENANT
+    actor: str = "operator"
+    agent_id: str | None = None
+    task_id: str | None = None
+
+
+class ToolResult(BaseModel):
+    """A checked tool result. `data` is the whole result, for use inside an activity; when `ref` is set the
+    result was too large for workflow history and is kept in the state store under that key."""
+
+    data: dict[str, Any]
+    size_bytes: int
+    ref: str | None = None
+
+
+class ServerStatus(BaseModel):
+    name: str
+    transport: str
+    endpoint: str
+    state: PinState
+    tools: list[str] = Field(default_factory=list)
+    pinned_hash: str | None = None
+    offered_hash: str | None = None
+    changes: dict[str, list[str]] = Field(default_factory=dict)
+    approved_by: str | None = None
+    error: str | None = None
+
+
+class McpRegistry(Protocol):
+    """Where pins, audit entries and kept results live (chimera.db.StateStore)."""
+
+    def mcp_pin(self, server: str) -> PinRecord | None: ...
+
+    def mcp_pins(self) -> list[PinRecord]: ...
+
+    def approve_mcp_server(self, server: str, digest: str, tools: list[dict[str, Any]], actor: str) -> PinRecord: ...
+
+    def quarantine_mcp_server(
+        self, server: str, digest: str, tools: list[dict[str, Any]], changes: dict[str, Any]
+    ) -> PinRecord | None: ...
+
+    def append_audit(self, tenant_id: str, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None: ...
+
+    def keep_result(self, tenant_id: str, server: str, tool: str, body: dict[str, Any]) -> tuple[str, int]: ...
+
+
+def stdio_params(config: McpServerConfig, sandbox_dir: Path) -> StdioServerParameters:
+    """How to spawn one allowlisted server. The child sees only the SDK's safe default environment plus
+    the configured env, the sandbox dir (absolute, as the child's cwd may differ) and PYTHONPATH."""
+    if not config.command:
+        raise ValueError("a stdio server needs a command")
+    env = dict(config.env)
+    pythonpath = [str(PROJECT_ROOT)]
+    if env.get("PYTHONPATH"):
+        pythonpath.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    env[SANDBOX_DIR_ENV] = str(sandbox_dir.resolve())
+    return StdioServerParameters(command=config.command, args=list(config.args), env=env)
+
+
+def arguments_hash(arguments: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    # anyio task groups (stdio transport, session) wrap a failure in nested single-member groups.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:
+    """The first way `value` breaks `schema`, or None."""
+    try:
+        error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    except SchemaError as exc:
+        return f"the pinned schema itself is invalid: {exc.message}"
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"{where}: {_truncate(error.message)}"
+
+
+class McpHost:
+    def __init__(
+        self,
+        servers: dict[str, McpServerConfig],
+        sandbox_dir: Path,
+        registry: McpRegistry,
+        *,
+        timeout_seconds: float = 30.0,
+        max_result_bytes: int = 256 * 1024,
+        inline_result_bytes: int = 8 * 1024,
+        errlog: TextIO | None = None,
+    ) -> None:
+        self._servers = dict(servers)
+        self._sandbox_dir = sandbox_dir
+        self._registry = registry
+        self._timeout_seconds = timeout_seconds
+        self._max_result_bytes = max_result_bytes
+        self._inline_result_bytes = inline_result_bytes
+        self._errlog = errlog  # where children's stderr goes; None means our stderr at call time
+
+    @classmethod
+    def from_settings(cls, settings: Settings, registry: McpRegistry) -> McpHost:
+        return cls(
+            servers=settings.mcp_servers,
+            sandbox_dir=settings.sandbox_dir,
+            registry=registry,
+            timeout_seconds=settings.mcp_timeout_seconds,
+            max_result_bytes=settings.mcp_max_result_bytes,
+            inline_result_bytes=settings.mcp_inline_result_bytes,
+        )
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self._sandbox_dir
+
+    @property
+    def server_names(self) -> list[str]:
+        return sorted(self._servers)
+
+    def config(self, server: str) -> McpServerConfig:
+        config = self._servers.get(server)
+        if config is None:
+            raise McpNotAllowed(server, "not on the MCP server allowlist")
+        return config
+
+    # -- approval -----------------------------------------------------------------------------
+
+    async def status(self, server: str) -> ServerStatus:
+        """Connect, list the offered tools and compare them with the pin (quarantining on a change)."""
+        config = self.config(server)
+        endpoint = config.url if config.transport == "http" else " ".join([config.command or "", *config.args])
+        base = ServerStatus(name=server, transport=config.transport, endpoint=str(endpoint), state="unavailable")
+        pin = await asyncio.to_thread(self._registry.mcp_pin, server)
+        if pin is not None:
+            base = base.model_copy(update={"pinned_hash": pin.pinned_hash, "approved_by": pin.approved_by})
+        try:
+            offered = await self._offered(server, verify=False)
+        except McpError as exc:
+            state: PinState = "unavailable" if pin is None or pin.state == "approved" else "quarantined"
+            return base.model_copy(update={"state": state, "error": exc.message})
+        digest = definitions_hash(offered)
+        names = sorted(t.name for t in offered)
+        update: dict[str, Any] = {"tools": names, "offered_hash": digest}
+        if pin is None:
+            return base.model_copy(update={**update, "state": "unapproved"})
+        try:
+            await self._verify(server, offered)
+        except McpQuarantined:
+            diff = changes(pin.pinned_tools, as_json(offered))
+            return base.model_copy(update={**update, "state": "quarantined", "changes": diff})
+        return base.model_copy(update={**update, "state": "approved"})
+
+    async def approve(self, server: str, actor: str) -> PinRecord:
+        """Pin the tools the server offers now. Refused if one would shadow another approved server's tool."""
+        offered = await self._offered(server, verify=False)
+        others = {
+            pin.server: [str(t.get("name")) for t in pin.pinned_tools]
+            for pin in await asyncio.to_thread(self._registry.mcp_pins)
+            if pin.server != server and pin.server in self._servers
+        }
+        clashes = shadowed([t.name for t in offered], others)
+        if clashes:
+            named = ", ".join(f"{tool} (already {owner}'s)" for tool, owner in sorted(clashes.items()))
+            raise McpShadowing(server, f"not approved: its tools would shadow other servers' tools: {named}")
+        return await asyncio.to_thread(
+            self._registry.approve_mcp_server, server, definitions_hash(offered), as_json(offered), actor
+        )
+
+    async def _verify(self, server: str, offered: list[ToolInfo]) -> PinRecord:
+        pin = await asyncio.to_thread(self._registry.mcp_pin, server)
+        if pin is None:
+            raise McpNotApproved(server, f"its tools are not approved yet: run `chimera mcp approve {server}`")
+        digest = definitions_hash(offered)
+        if digest != pin.pinned_hash:
+            diff = changes(pin.pinned_tools, as_json(offered))
+            await asyncio.to_thread(self._registry.quarantine_mcp_server, server, digest, as_json(offered), diff)
+            summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in diff.items() if v) or "definitions reordered"
+            raise McpQuarantined(
+                server,
+                f"quarantined: it offers tool definitions other than the approved ones ({summary}); "
+                f"review them and run `chimera mcp approve {server}`",
+            )
+        if pin.state == "quarantined":
+            raise McpQuarantined(server, f"quarantined until an operator runs `chimera mcp approve {server}`")
+        return pin
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def list_tools(self, server: str) -> list[ToolInfo]:
+        """The approved server's tools (as pinned; an unapproved or quarantined server raises)."""
+        return await self._offered(server, verify=True)
+
+    async def call_tool(
+        self, server: str, tool: str, arguments: dict[str, Any], context: CallContext | None = None
+    ) -> ToolResult:
+        """Call a tool; its result must be one JSON object. A failed call raises McpToolError."""
+        ctx = context or CallContext()
+        started = time.monotonic()
+        outcome = "ok"
+        result: ToolResult | None = None
+        try:
+            result = await self._call_tool(server, tool, arguments, ctx)
+            return result
+        except McpError as exc:
+            outcome = exc.code
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            await self._audit(ctx, "mcp_call", server, tool, arguments, started, outcome, result)
+
+    async def read_resource(self, server: str, uri: str, context: CallContext | None = None) -> Any:
+        """Read a resource whose content is JSON text; returns the parsed JSON value."""
+        ctx = context or CallContext()
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            result, _ = await self._run(server, lambda session, _tools: session.read_resource(uri))
+            if len(result.contents) != 1 or not isinstance(result.contents[0], TextResourceContents):
+                raise McpResultInvalid(server, f"resource {uri} must have exactly one text content")
+            text = result.contents[0].text
+            self._check_size(server, text)
+            return self._parse_json(server, text)
+        except McpError as exc:
+            outcome = exc.code
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            await self._audit(ctx, "mcp_read", server, uri, {}, started, outcome, None)
+
+    async def _call_tool(self, server: str, tool: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        async def op(session: ClientSession, tools: dict[str, ToolInfo]) -> CallToolResult:
+            info = tools.get(tool)
+            if info is None:
+                raise McpToolError(server, "unknown_tool", f"{server} has no approved tool named {tool!r}")
+            problem = _schema_problem(info.input_schema, arguments)
+            if problem:
+                raise McpArgumentsInvalid(server, f"arguments for {tool} do not match its schema: {problem}")
+            result = await session.call_tool(tool, arguments)
+            if not isinstance(result, CallToolResult):
+                raise McpResultInvalid(server, f"{tool} returned {type(result).__name__}, not a tool result")
+            return result
+
+        result, tools = await self._run(server, op)
+        info = tools.get(tool)
+        text = self._single_text(server, result.content, what=f"tool {tool}")
+        if result.is_error:
+            raise self._tool_error(server, text)
+        payload = result.structured_content if result.structured_content is not None else self._parse_json(server, text)
+        if not isinstance(payload, dict):
+            raise McpResultInvalid(server, f"tool {tool} returned JSON {type(payload).__name__}, expected an object")
+        if info is not None and info.output_schema is not None:
+            problem = _schema_problem(info.output_schema, payload)
+            if problem:
+                raise McpResultInvalid(server, f"tool {tool} result does not match its pinned output schema: {problem}")
+        size = len(json.dumps(payload).encode())
+        ref = None
+        if size > self._inline_result_bytes:
+            ref, _ = await asyncio.to_thread(self._registry.keep_result, ctx.tenant_id, server, tool, payload)
+        return ToolResult(data=payload, size_bytes=size, ref=ref)
+
+    async def _audit(
+        self,
+        ctx: CallContext,
+        action: str,
+        server: str,
+        target: str,
+        arguments: dict[str, Any],
+        started: float,
+        outcome: str,
+        result: ToolResult | None,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "server": server,
+            "tool" if action == "mcp_call" else "uri": target,
+            "args_sha256": arguments_hash(arguments),
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "outcome": outcome,
+        }
+        if ctx.task_id:
+            detail["task_id"] = ctx.task_id
+        if result is not None:
+            detail["result_bytes"] = result.size_bytes
+            if result.ref:
+                detail["result_ref"] = result.ref
+        # Shielded: a cancelled activity's call is still recorded.
+        with anyio.CancelScope(shield=True):
+            await asyncio.to_thread(self._registry.append_audit, ctx.tenant_id, ctx.actor, action, server, detail)
+
+    # -- session plumbing ---------------------------------------------------------------------
+
+    def _transport(self, server: str) -> AbstractAsyncContextManager[Any]:
+        config = self.config(server)
+        if config.transport == "http":
+            assert config.url is not None  # the settings validator guarantees it
+            return streamable_http_client(config.url)
+        errlog = self._errlog or sys.stderr
+        return stdio_client(stdio_params(config, self._sandbox_dir), errlog=errlog)
+
+    @asynccontextmanager
+    async def _session(self, server: str) -> AsyncIterator[tuple[ClientSession, list[ToolInfo]]]:
+        """An initialized session and the tools the server offers in it (listed first, every time)."""
+        async with (
+            self._transport(server) as streams,
+            ClientSession(streams[0], streams[1], read_timeout_seconds=self._timeout_seconds) as session,
+        ):
+            await session.initialize()
+            yield session, await self._offered_tools(server, session)
+
+    async def _offered_tools(self, server: str, session: ClientSession) -> list[ToolInfo]:
+        tools: list[ToolInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES):
+            page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+            tools.extend(ToolInfo.from_tool(t) for t in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+        raise McpResultInvalid(server, f"tool list did not end after {MAX_TOOL_PAGES} pages")
+
+    async def _run(
+        self,
+        server: str,
+        op: Callable[[ClientSession, dict[str, ToolInfo]], Awaitable[T]],
+        *,
+        verify: bool = True,
+    ) -> tuple[T, dict[str, ToolInfo]]:
+        """Run one operation in a fresh session under the host timeout, mapping failures to McpError.
+
+        Returns op's result and the tools the server offered (verified against its pin unless verify=False)."""
+        self.config(server)  # refuse before spawning anything
+        try:
+            with anyio.fail_after(self._timeout_seconds):
+                async with self._session(server) as (session, offered):
+                    if verify:
+                        await self._verify(server, offered)
+                    by_name = {t.name: t for t in offered}
+                    return await op(session, by_name), by_name
+        except BaseException as exc:
+            inner = _innermost(exc)
+            mapped = self._map_error(server, inner)
+            if mapped is None:
+                raise  # cancellation and other BaseExceptions are not ours to translate
+            if mapped is inner:
+                raise mapped from None  # already an McpError; drop the task-group wrappers
+            raise mapped from inner
+
+    async def _offered(self, server: str, *, verify: bool) -> list[ToolInfo]:
+        _, tools = await self._run(server, _nothing, verify=verify)
+        return list(tools.values())
+
+    def _map_error(self, server: str, exc: BaseException) -> McpError | None:
+        if isinstance(exc, McpError):
+            return exc
+        if not isinstance(exc, Exception):
+            return None
+        if isinstance(exc, TimeoutError):
+            return McpTimeout(server, f"no answer within {self._timeout_seconds:g}s")
+        if isinstance(exc, MCPError):
+            if exc.code == REQUEST_TIMEOUT:
+                return McpTimeout(server, _truncate(exc.message))
+            if exc.code == CONNECTION_CLOSED:
+                return McpUnavailable(server, f"connection closed: {_truncate(exc.message)}")
+            return McpToolError(server, "protocol_error", f"JSON-RPC error {exc.code}: {_truncate(exc.message)}")
+        if isinstance(exc, OSError):
+            return McpUnavailable(server, f"could not start: {exc}")
+        if isinstance(exc, RuntimeError | ValueError):
+            # The SDK raises these for responses it cannot accept (schema mismatch, unexpected result kind).
+            return McpResultInvalid(server, _truncate(f"{type(exc).__name__}: {exc}"))
+        return McpUnavailable(server, _truncate(f"{type(exc).__name__}: {exc}"))
+
+    # -- result parsing -----------------------------------------------------------------------
+
+    def _check_size(self, server: str, text: str) -> None:
+        size = len(text.encode("utf-8"))
+        if size > self._max_result_bytes:
+            raise McpResultInvalid(server, f"result is {size} bytes, over the {self._max_result_bytes}-byte limit")
+
+    def _single_text(self, server: str, content: list[Any], *, what: str) -> str:
+        if len(content) != 1 or not isinstance(content[0], TextContent):
+            raise McpResultInvalid(server, f"{what} must return exactly one text block")
+        text: str = content[0].text
+        self._check_size(server, text)
+        return text
+
+    def _parse_json(self, server: str, text: str) -> Any:
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise McpResultInvalid(server, f"result is not valid JSON: {_truncate(str(exc))}") from exc
+
+    def _tool_error(self, server: str, text: str) -> McpToolError:
+        """Read a server's error JSON; anything else (e.g. the SDK's argument errors) becomes "tool_error"."""
+        try:
+            payload = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("error"), str):
+            return McpToolError(server, "tool_error", _truncate(text))
+        message = payload.get("message")
+        retry_after = payload.get("retry_after_seconds")
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or not retry_after >= 0:
+            retry_after = None  # absent, or not a usable delay (NaN is already rejected by the parser)
+        return McpToolError(
+            server,
+            _truncate(payload["error"]),
+            _truncate(message if isinstance(message, str) else ""),
+            None if retry_after is None else float(retry_after),
+        )
+
+
+async def _nothing(_session: ClientSession, _tools: dict[str, ToolInfo]) -> None:
+    """An operation that only opens (and verifies) a session, for the tools it lists."""

@@ -1,0 +1,156 @@
+"""The tools a model may use while it writes: every approved server's tools, minus the ones that publish.
+
+Publishing tools (McpServerConfig.publish_tools) are never offered: content reaches the public only through the
+publish activity, after the Judge or a human approved it. Bound arguments (tenant_id, agent_id) are removed from
+the schemas the model sees and filled from the task, so a model cannot read another tenant's memories. A tool
+name offered by two servers is offered by neither (shadowing). Every call goes through McpHost, so it is
+pin-checked, schema-checked and audited; failures come back to the model as ToolUseError text, not crashes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chimera.mcp.errors import McpError, McpToolError
+from chimera.mcp.host import CallContext, McpHost, ToolResult, arguments_hash
+from chimera.models.base import ToolUseError
+from schemas.task import ToolCall
+
+SUMMARY_CHARS = 200
+# How long discovered tool definitions are reused; each call is still verified against the pin.
+CATALOG_TTL_SECONDS = 60.0
+
+
+class ModelTool(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    server: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+
+
+class Catalog(BaseModel):
+    tools: list[ModelTool] = Field(default_factory=list)
+    hidden: list[str] = Field(default_factory=list, description="why a server or tool is not offered")
+
+
+def _without(schema: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    if not names:
+        return schema
+    props = {k: v for k, v in dict(schema.get("properties", {})).items() if k not in names}
+    required = [r for r in schema.get("required", []) if r not in names]
+    return {**schema, "properties": props, "required": required}
+
+
+class ToolCatalog:
+    """Discovers what approved servers offer (cached briefly) and hands out per-task Toolsets."""
+
+    def __init__(self, host: McpHost, ttl_seconds: float = CATALOG_TTL_SECONDS) -> None:
+        self._host = host
+        self._ttl = ttl_seconds
+        self._cached: tuple[float, Catalog] | None = None
+
+    async def catalog(self) -> Catalog:
+        if self._cached is not None and time.monotonic() - self._cached[0] < self._ttl:
+            return self._cached[1]
+        offered: list[ModelTool] = []
+        hidden: list[str] = []
+        for server in self._host.server_names:
+            config = self._host.config(server)
+            try:
+                tools = await self._host.list_tools(server)
+            except McpError as exc:  # unapproved, quarantined or down: its tools are hidden
+                hidden.append(f"{server}: {exc.message}")
+                continue
+            for tool in tools:
+                if tool.name in config.publish_tools:
+                    continue
+                schema = _without(tool.input_schema, config.bound_arguments)
+                offered.append(
+                    ModelTool(name=tool.name, server=server, description=tool.description, input_schema=schema)
+                )
+        owners: dict[str, set[str]] = {}
+        for model_tool in offered:
+            owners.setdefault(model_tool.name, set()).add(model_tool.server)
+        clashing = {name for name, servers in owners.items() if len(servers) > 1}
+        for name in sorted(clashing):
+            hidden.append(f"{name}: offered by {', '.join(sorted(owners[name]))}; a shadowed name is offered by none")
+        catalog = Catalog(tools=[t for t in offered if t.name not in clashing], hidden=hidden)
+        self._cached = (time.monotonic(), catalog)
+        return catalog
+
+    async def toolset(self, context: CallContext) -> Toolset:
+        return Toolset(self._host, await self.catalog(), context)
+
+
+class Toolset:
+    """One task's tools (a chimera.models.base.ToolRunner); `calls` records each use for workflow history."""
+
+    def __init__(self, host: McpHost, catalog: Catalog, context: CallContext) -> None:
+        self._host = host
+        self._tools = {t.name: t for t in catalog.tools}
+        self._context = context
+        self.hidden = list(catalog.hidden)
+        self.calls: list[ToolCall] = []
+        self.results: list[ToolResult] = []
+
+    @property
+    def tools(self) -> list[ModelTool]:
+        return list(self._tools.values())
+
+    def has(self, name: str) -> bool:
+        return name in self._tools
+
+    def _bound(self, server: str) -> dict[str, Any]:
+        values = {"tenant_id": self._context.tenant_id, "agent_id": self._context.agent_id}
+        bound = self._host.config(server).bound_arguments
+        unknown = [name for name in bound if name not in values]
+        if unknown:
+            raise ToolUseError(f"{server}: cannot bind {unknown}; only {sorted(values)} can be bound")
+        return {name: values[name] for name in bound}
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        tool = self._tools.get(name)
+        if tool is None:
+            raise ToolUseError(f"no tool named {name!r} is available")
+        bound = self._bound(tool.server)
+        # The model's own values for bound arguments are ignored, never merged.
+        args = {**{k: v for k, v in arguments.items() if k not in bound}, **bound}
+        try:
+            result = await self._host.call_tool(tool.server, name, args, self._context)
+        except McpError as exc:
+            self.calls.append(
+                ToolCall(
+                    server=tool.server,
+                    tool=name,
+                    ok=False,
+                    summary=exc.message[:SUMMARY_CHARS],
+                    args_sha256=arguments_hash(args),
+                )
+            )
+            retry_after = exc.retry_after_seconds if isinstance(exc, McpToolError) else None
+            raise ToolUseError(f"{name} failed: {exc.message}", retry_after) from exc
+        self.results.append(result)
+        self.calls.append(
+            ToolCall(
+                server=tool.server,
+                tool=name,
+                ok=True,
+                summary=_summary(result),
+                args_sha256=arguments_hash(args),
+                result_ref=result.ref,
+                result_bytes=result.size_bytes,
+            )
+        )
+        return result.data
+
+
+def _summary(result: ToolResult) -> str:
+    if result.ref:
+        return f"{result.size_bytes} bytes, kept as {result.ref}"
+    keys = ", ".join(sorted(result.data)[:6])
+    return f"{result.size_bytes} bytes: {{{keys}}}"[:SUMMARY_CHARS]
