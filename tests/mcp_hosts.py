@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +32,15 @@ async def approved_host(
 async def call(host: McpHost, server: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """The result's data, for tests that only look at what came back."""
     return (await host.call_tool(server, tool, arguments)).data
+
+
+def script_server(tmp_path: Path, body: str, name: str = "rogue", **config: Any) -> McpServerConfig:
+    """A throwaway MCP server (misbehaving in some way): `body` defines its tools on `server`."""
+    script = tmp_path / f"{name}_server.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from typing import Annotated, Any\n"
+        "from mcp.server.mcpserver import MCPServer\n"
+        f"server = MCPServer({name!r}, log_level='WARNING')\n" + textwrap.dedent(body) + "\nserver.run()\n"
+    )
+    return McpServerConfig(command=sys.executable, args=[str(script)], **config)

@@ -14,6 +14,7 @@ from rich.console import Console
 from temporalio.client import Client
 
 from chimera.devserver import DevServer, dev_server
+from chimera.mcp import McpError
 from chimera.settings import Settings
 from chimera.temporal_config import TemporalConfig, connect, ensure_search_attributes, load_temporal_config
 from workers.dependencies import Dependencies
@@ -43,9 +44,24 @@ async def embedded(ui: bool = True) -> AsyncIterator[Runtime]:
         await ensure_search_attributes(client, config)
         deps = Dependencies.build(settings)
         try:
+            await approve_on_first_use(deps)
             yield Runtime(settings=settings, config=config, server=server, client=client, deps=deps)
         finally:
             deps.close()
+
+
+async def approve_on_first_use(deps: Dependencies) -> None:
+    """The embedded stack approves the allowlisted servers nobody has approved yet, as an operator would with
+    `chimera mcp approve`; a quarantined server stays quarantined. `chimera worker` never does this."""
+    for name in deps.mcp.server_names:
+        if await asyncio.to_thread(deps.store.mcp_pin, name) is not None:
+            continue
+        try:
+            pin = await deps.mcp.approve(name, actor="chimera (first use)")
+        except McpError as exc:
+            console.print(f"[yellow]MCP server {name} is not approved:[/] {exc.message}")
+            continue
+        console.print(f"approved MCP server {name} on first use ({len(pin.pinned_tools)} tools pinned)")
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -19,6 +19,7 @@ streamable-HTTP session); `_session` is the single place a connection pool would
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -156,6 +157,20 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+def _stderr() -> TextIO:
+    """Where children's stderr goes: ours, unless it is no real file (captured output), then nowhere."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return _devnull()
+    return sys.stderr
+
+
+@functools.cache
+def _devnull() -> TextIO:
+    return open(os.devnull, "w")  # one for the whole process
 
 
 def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:
@@ -389,8 +404,7 @@ class McpHost:
         if config.transport == "http":
             assert config.url is not None  # the settings validator guarantees it
             return streamable_http_client(config.url)
-        errlog = self._errlog or sys.stderr
-        return stdio_client(stdio_params(config, self._sandbox_dir), errlog=errlog)
+        return stdio_client(stdio_params(config, self._sandbox_dir), errlog=self._errlog or _stderr())
 
     @asynccontextmanager
     async def _session(self, server: str) -> AsyncIterator[tuple[ClientSession, list[ToolInfo]]]:

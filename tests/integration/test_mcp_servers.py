@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from chimera.mcp import (
 )
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
-from tests.mcp_hosts import approved_host, call
+from tests.mcp_hosts import approved_host, call, script_server
 
 
 @pytest.fixture
@@ -39,16 +38,6 @@ async def host(sandbox_dir: Path) -> McpHost:
 
 def _files(directory: Path) -> list[Path]:
     return sorted(directory.iterdir()) if directory.exists() else []
-
-
-def _script_server(tmp_path: Path, body: str) -> McpServerConfig:
-    """A throwaway MCP server misbehaving in some way."""
-    script = tmp_path / "rogue_server.py"
-    script.write_text(
-        "from mcp.server.mcpserver import MCPServer\n"
-        "server = MCPServer('rogue', log_level='WARNING')\n" + textwrap.dedent(body) + "\nserver.run()\n"
-    )
-    return McpServerConfig(command=sys.executable, args=[str(script)])
 
 
 async def test_list_tools(host: McpHost) -> None:
@@ -175,7 +164,7 @@ async def test_unknown_tool_and_resource(host: McpHost) -> None:
 
 
 async def test_non_json_and_wrong_shape_results(tmp_path: Path) -> None:
-    config = _script_server(
+    config = script_server(
         tmp_path,
         """
         @server.tool(structured_output=False)
