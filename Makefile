@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo dev test lint unit clean
+.PHONY: install inspector demo dev test lint unit clean
 
 install: $(VENV)/.installed
 
@@ -11,6 +11,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Chimera needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# The official MCP Inspector (pinned in tools/inspector), whose CLI the tests run against every server.
+inspector: tools/inspector/node_modules/.installed
+
+tools/inspector/node_modules/.installed: tools/inspector/package-lock.json
+	npm ci --prefix tools/inspector --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: install  ## run the example campaign on embedded defaults (no accounts, no network)
@@ -24,11 +31,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint  ## every test: unit, workflow (time-skipping), replay, integration, end to end
+test: lint inspector  ## every test: unit, workflow (time-skipping), replay, integration, end to end
 	$(BIN)/pytest
 
 unit: install
 	$(BIN)/pytest tests/unit -q
 
 clean:
-	rm -rf $(VENV) .chimera .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .chimera .mypy_cache .ruff_cache .pytest_cache tools/inspector/node_modules
