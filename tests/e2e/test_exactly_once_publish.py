@@ -1,0 +1,141 @@
+"""Exactly one post when a worker dies after the platform accepted the post but before the activity completed.
+
+The Worker role runs as a real `chimera worker --role worker` process; its twitter server accepts the post and
+then hangs (tests/e2e/hanging_twitter.py), the test kills the worker's whole process group, and a second worker
+takes over. Temporal retries the publish activity after its start-to-close timeout; the retry looks the task's
+key up on the platform (find_tweet) and returns the earlier post instead of posting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from chimera.campaign_file import load_campaign
+from chimera.settings import McpServerConfig, Settings, default_mcp_servers
+from mcp_servers.social.sandbox import SandboxPlatform
+from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
+from schemas.plan import PlannedTask
+from schemas.policy import ConfidenceBands, JudgePolicy
+from schemas.task import TaskOutcome
+from tests.conftest import start_dev_server
+from tests.e2e.hanging_twitter import HANG_FILE_ENV
+from tests.integration.test_activities import content_input
+from tests.polling import eventually
+from workers.dependencies import Dependencies
+from workers.roles import build_workers
+from workflows.content_task import ContentTaskWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHIMERA = str(Path(sys.executable).parent / "chimera")
+pytestmark = pytest.mark.e2e
+
+
+def servers(flag: Path) -> dict[str, McpServerConfig]:
+    """The allowlist: only twitter, served by the hanging variant of the sandbox server."""
+    hanging = McpServerConfig(
+        command=sys.executable,
+        args=["-m", "tests.e2e.hanging_twitter"],
+        env={HANG_FILE_ENV: str(flag)},
+        publish_tools=default_mcp_servers()["twitter"].publish_tools,
+    )
+    return {"twitter": hanging}
+
+
+@pytest.fixture
+def flag(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "hang"
+    path.touch()
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Its own process group, so killing it kills its MCP server children too, as a crashed pod would.
+    return subprocess.Popen(
+        [CHIMERA, "worker", "--role", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def test_killed_worker_after_platform_accepted_still_posts_once(
+    dev_server_path: str, tmp_path: Path, flag: Path
+) -> None:
+    env_server: WorkflowEnvironment = await start_dev_server(dev_server_path)
+    state = tmp_path / "state"
+    config = yaml.safe_load((ROOT / "temporal.yaml").read_text())
+    config["address"] = env_server.client.service_client.config.target_host
+    (tmp_path / "temporal.yaml").write_text(yaml.safe_dump(config))
+    settings = Settings(state_dir=state, temporal_config=tmp_path / "temporal.yaml", mcp_servers=servers(flag))
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CHIMERA_"))}
+    child_env.update(
+        CHIMERA_STATE_DIR=str(state),
+        CHIMERA_TEMPORAL_CONFIG=str(tmp_path / "temporal.yaml"),
+        CHIMERA_MCP_SERVERS=json.dumps({k: v.model_dump() for k, v in servers(flag).items()}),
+    )
+    deps = Dependencies.build(settings)
+    spec = load_campaign(ROOT / "examples" / "campaign.yaml")
+    deps.store.ensure_campaign(spec)
+    await deps.mcp.approve("twitter", actor="test")
+
+    task = PlannedTask(key="c1-post-twitter", task_type="post", platform="twitter", brief="A post", topic="#thriftflip")
+    publish = ActivityOptions(start_to_close_seconds=5, retry=RetrySpec(initial_interval_seconds=0.5))
+    inp = content_input(spec, task).model_copy(
+        update={
+            "runtime": RuntimeOptions(activities={"publish": publish}),
+            "judge": JudgePolicy(bands=ConfidenceBands(approve_at=0.2, escalate_at=0.1)),
+        }
+    )
+    sandbox = SandboxPlatform(settings.sandbox_dir, "twitter")
+    first = worker_process(child_env)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
+            workers = build_workers(env_server.client, ("planner", "judge"), deps, inp.runtime.task_queues, executor)
+            runs = [asyncio.create_task(w.run()) for w in workers]
+            try:
+                handle = await env_server.client.start_workflow(
+                    ContentTaskWorkflow.run, inp, id=inp.ref.task_id, task_queue=inp.runtime.task_queues.planner
+                )
+                posted = await eventually(
+                    lambda: asyncio.to_thread(sandbox.find_post, inp.ref.task_id), "the platform accepted the post"
+                )
+                # The platform has the post; the worker is still waiting for its answer. Kill it.
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(timeout=10)
+                await asyncio.to_thread(flag.unlink)
+                second = worker_process(child_env)
+
+                outcome: TaskOutcome = await asyncio.wait_for(handle.result(), timeout=120)
+            finally:
+                await asyncio.gather(*(w.shutdown() for w in workers))
+                await asyncio.gather(*runs, return_exceptions=True)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        deps.close()
+        await env_server.shutdown()
+
+    assert outcome.status == "published" and outcome.post_id == posted["post_id"]
+    assert [p["idempotency_key"] for p in sandbox.posts()] == [inp.ref.task_id]  # exactly one post
+    audit = deps.store.audit_entries(spec.tenant_id, limit=500)
+    lookups = [e.detail for e in audit if e.action == "mcp_call" and e.detail.get("tool") == "find_tweet"]
+    assert [d["outcome"] for d in lookups] == ["ok"]  # the retry looked the key up first
+    published = [e.detail for e in audit if e.action == "publish"]
+    assert published == [{"platform": "twitter", "post_id": posted["post_id"], "duplicate": True}]
