@@ -4,7 +4,8 @@ It makes `generate_image` idempotent and bills each key once: a call first reser
 (a "pending" row, inside a `BEGIN IMMEDIATE` transaction, so two processes cannot both reserve it), then
 generates outside the transaction, then completes the row with the result. A second call with the key gets
 the stored result; one arriving while the first is still generating waits for it. A reservation whose process
-died is taken over once it is older than `stale_after_seconds`.
+died is taken over at once when that process is known to be gone (same host, its pid no longer exists), and
+otherwise once it is older than `stale_after_seconds`.
 
 It also keeps the sandbox's per-account sliding-window rate limit, checked in the same transaction.
 """
@@ -12,6 +13,8 @@ It also keeps the sandbox's per-account sliding-window rate limit, checked in th
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS generations (
     account TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('pending', 'done')),
     reserved_at REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
     completed_at REAL,
     media_id TEXT,
     cost_usd REAL,
@@ -58,6 +62,24 @@ class Pending:
     """Another call holds the key and is still generating."""
 
     reserved_at: float
+
+
+def process_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(owner: str) -> bool:
+    """True only when the reserving process certainly no longer exists (it ran on this host)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: an existence check, nothing is sent
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists but is not ours to signal
+    return False
 
 
 def _iso(ts: float) -> str:
@@ -130,14 +152,16 @@ class Ledger:
                 if row["status"] == "done":
                     result: dict[str, Any] = json.loads(row["result"])
                     return result
-                if now - row["reserved_at"] < self.stale_after_seconds:
+                # A host that times out ends the stdio child mid-call; its reservation must not block retries.
+                stale = now - row["reserved_at"] >= self.stale_after_seconds or _owner_gone(row["owner"])
+                if not stale:
                     return Pending(row["reserved_at"])
             precheck()
             self._check_rate(conn, now)
             conn.execute(
-                "INSERT OR REPLACE INTO generations (idempotency_key, fingerprint, account, status, reserved_at)"
-                " VALUES (?, ?, ?, 'pending', ?)",
-                (key, fingerprint, self.account, now),
+                "INSERT OR REPLACE INTO generations (idempotency_key, fingerprint, account, status, reserved_at, owner)"
+                " VALUES (?, ?, ?, 'pending', ?, ?)",
+                (key, fingerprint, self.account, now, process_owner()),
             )
             if self.rate_limit is not None:
                 conn.execute("INSERT INTO rate_events (account, at) VALUES (?, ?)", (self.account, now))

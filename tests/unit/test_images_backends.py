@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import io
 import socket
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from mcp_servers.images.backends import (
     SandboxGenerator,
     backend_from_env,
 )
-from mcp_servers.images.ledger import Ledger, Pending
+from mcp_servers.images.ledger import Ledger, Pending, process_owner
 from mcp_servers.images.render import dominant_colours, render_png
 from mcp_servers.media import MediaStore
 from tests.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
@@ -239,6 +242,18 @@ def test_ledger_reservation_is_exclusive_until_stale(tmp_path: Path) -> None:
     assert ledger.reserve("k", "fp", lambda: None) is None  # the first holder died; taken over
     ledger.complete("k", {"media_id": "m"}, media_id="m", cost_usd=0.06)
     assert ledger.reserve("k", "fp", lambda: None) == {"media_id": "m"}
+
+    # A reservation whose process has exited (a host timeout ends the stdio child) is taken over at once.
+    assert ledger.reserve("k2", "fp", lambda: None) is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(ledger.path) as conn:
+        owner = conn.execute("SELECT owner FROM generations WHERE idempotency_key = 'k2'").fetchone()[0]
+        assert owner == process_owner()
+        conn.execute(
+            "UPDATE generations SET owner = ? WHERE idempotency_key = 'k2'",
+            (f"{owner.rpartition(':')[0]}:{dead.stdout.strip()}",),
+        )
+    assert ledger.reserve("k2", "fp", lambda: None) is None
     assert ledger.usage()["rate_limit"] is None and ledger.usage()["used_in_window"] is None
 
 
