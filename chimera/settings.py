@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,7 @@ class McpServerConfig(BaseModel):
     args: list[str] = Field(default_factory=list, description="stdio: its arguments")
     env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment for the child")
     url: str | None = Field(None, description="http: the streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    timeout_seconds: float | None = Field(None, gt=0, description="per-call timeout; default mcp_timeout_seconds")
     # Tools that act in public. They are never offered to the model; only the publish activity calls them,
     # after the Judge (or a human) approved the content.
     publish_tools: list[str] = Field(default_factory=list)
@@ -38,7 +39,7 @@ class McpServerConfig(BaseModel):
         return self
 
 
-def _sandbox_server(module: str, **kwargs: list[str]) -> McpServerConfig:
+def _sandbox_server(module: str, **kwargs: Any) -> McpServerConfig:
     return McpServerConfig(command=sys.executable, args=["-m", module], **kwargs)
 
 
@@ -47,7 +48,8 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
         "twitter": _sandbox_server("mcp_servers.twitter", publish_tools=["post_tweet", "reply_to_mention"]),
         "instagram": _sandbox_server("mcp_servers.instagram", publish_tools=["post", "reply_to_comment"]),
         "news": _sandbox_server("mcp_servers.news"),
-        "images": _sandbox_server("mcp_servers.images"),
+        # Above the live backend's 60 s HTTP timeout: a host timeout mid-request could bill an image twice.
+        "images": _sandbox_server("mcp_servers.images", timeout_seconds=90.0),
         "memory": _sandbox_server("mcp_servers.memory", bound_arguments=["tenant_id", "agent_id"]),
     }
 

@@ -411,7 +411,11 @@ class McpHost:
         """An initialized session and the tools the server offers in it (listed first, every time)."""
         async with (
             self._transport(server) as streams,
-            ClientSession(streams[0], streams[1], read_timeout_seconds=self._timeout_seconds) as session,
+            ClientSession(
+                streams[0],
+                streams[1],
+                read_timeout_seconds=self.config(server).timeout_seconds or self._timeout_seconds,
+            ) as session,
         ):
             await session.initialize()
             yield session, await self._offered_tools(server, session)
@@ -437,9 +441,9 @@ class McpHost:
         """Run one operation in a fresh session under the host timeout, mapping failures to McpError.
 
         Returns op's result and the tools the server offered (verified against its pin unless verify=False)."""
-        self.config(server)  # refuse before spawning anything
+        timeout = self.config(server).timeout_seconds or self._timeout_seconds  # refuses an unlisted server
         try:
-            with anyio.fail_after(self._timeout_seconds):
+            with anyio.fail_after(timeout):
                 async with self._session(server) as (session, offered):
                     if verify:
                         await self._verify(server, offered)
@@ -464,7 +468,8 @@ class McpHost:
         if not isinstance(exc, Exception):
             return None
         if isinstance(exc, TimeoutError):
-            return McpTimeout(server, f"no answer within {self._timeout_seconds:g}s")
+            timeout = self._servers[server].timeout_seconds or self._timeout_seconds
+            return McpTimeout(server, f"no answer within {timeout:g}s")
         if isinstance(exc, MCPError):
             if exc.code == REQUEST_TIMEOUT:
                 return McpTimeout(server, _truncate(exc.message))

@@ -41,7 +41,9 @@ from schemas.task import (
 from tests.mcp_hosts import approved_host
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = {name: config for name, config in default_mcp_servers().items() if name in ("twitter", "instagram", "news")}
+SERVERS = {
+    name: config for name, config in default_mcp_servers().items() if name in ("twitter", "instagram", "news", "images")
+}
 env = ActivityEnvironment()
 
 

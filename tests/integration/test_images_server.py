@@ -20,10 +20,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 from PIL import Image
 
-from chimera.mcp_host import McpHost, McpToolError
+from chimera.mcp import McpToolError
 from chimera.settings import default_mcp_servers
 from mcp_servers.media import MediaStore
 from tests.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
+from tests.mcp_hosts import approved_host, call
 from tests.servers import mcp_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -113,12 +114,12 @@ async def test_sandbox_over_stdio_with_the_sdk_client(tmp_path: Path) -> None:
 
 async def test_sandbox_through_the_host(tmp_path: Path) -> None:
     sandbox = tmp_path / "sandbox"
-    host = McpHost(default_mcp_servers(), sandbox_dir=sandbox, timeout_seconds=30.0)
+    host = await approved_host(sandbox, {"images": default_mcp_servers()["images"]})
     assert {t.name for t in await host.list_tools("images")} == TOOLS
-    result = await host.call_tool("images", "generate_image", {"prompt": PROMPT, "idempotency_key": "host-1"})
+    result = await call(host, "images", "generate_image", {"prompt": PROMPT, "idempotency_key": "host-1"})
     assert _png_in_store(sandbox, result["media_id"]).size == (1024, 1024)
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("images", "generate_image", {"prompt": "naked on the beach", "idempotency_key": "host-2"})
+        await call(host, "images", "generate_image", {"prompt": "naked on the beach", "idempotency_key": "host-2"})
     assert err.value.code == "unsafe_prompt" and err.value.retryable is False
 
 

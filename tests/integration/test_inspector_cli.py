@@ -20,6 +20,12 @@ SERVERS: dict[str, tuple[set[str], str, dict[str, str], str]] = {
     "twitter": ({"post_tweet", "reply_to_mention", "find_tweet"}, "find_tweet", {"idempotency_key": "k"}, "found"),
     "instagram": ({"post", "reply_to_comment", "find_post"}, "find_post", {"idempotency_key": "k"}, "found"),
     "news": ({"headlines", "trending_topics"}, "trending_topics", {"limit": "2"}, "topics"),
+    "images": (
+        {"generate_image", "add_reference_image"},
+        "generate_image",
+        {"prompt": "a linen jacket", "idempotency_key": "inspector-1", "aspect_ratio": "4x5"},
+        "media_id",
+    ),
 }
 
 
