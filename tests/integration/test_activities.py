@@ -22,6 +22,7 @@ from chimera.models.offline import OfflineModelProvider
 from chimera.safety.rules import SafetyRules
 from chimera.settings import McpServerConfig, default_mcp_servers
 from chimera.similarity import TfidfPersonaSimilarity
+from mcp_servers.media import MediaStore
 from mcp_servers.social.sandbox import SandboxPlatform
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest, task_id_for
@@ -264,3 +265,28 @@ def test_budget_reserves_the_cost_table_estimate_and_refuses_past_the_budget(
     )
     assert ok.ok and ok.amount_usd == pytest.approx(0.002) and ok.day
     assert not refused.ok and refused.reason
+
+
+async def test_instagram_post_uses_news_and_gets_an_image(spec: CampaignSpec, store: StateStore, mcp: McpHost) -> None:
+    task = PlannedTask(
+        key="c1-post-instagram", task_type="post", platform="instagram", brief="Show the mended jacket", goal="Mend"
+    )
+    content = ContentActivities(store, mcp, OfflineModelProvider())
+    result = await env.run(content.execute_task, content_input(spec, task))
+
+    # No planned topic: the model took the top news topic, then made the post's image.
+    assert [(c.server, c.tool, c.ok) for c in result.tool_calls] == [
+        ("news", "trending_topics", True),
+        ("images", "generate_image", True),
+    ]
+    assert "sustainability" in result.text.lower()
+    assert "sustainability" in result.untrusted_inputs  # tool output goes to the Judge as untrusted input
+    [media_id] = result.media_ids
+    item = MediaStore(mcp_sandbox(mcp)).get(media_id)
+    assert item.mime_type == "image/png" and (item.width, item.height) == (896, 1120)  # Instagram's 4:5
+
+    again = await env.run(content.execute_task, content_input(spec, task))
+    assert again.media_ids == result.media_ids  # keyed by the task: a retry makes no second image
+    audit = [e.detail for e in store.audit_entries(spec.tenant_id, limit=100) if e.action == "mcp_call"]
+    assert {d["tool"] for d in audit} >= {"trending_topics", "generate_image"}
+    assert all(d["task_id"] == content_input(spec, task).ref.task_id for d in audit)
