@@ -74,3 +74,5 @@ class ReviewView(BaseModel):
     mention: Mention | None = None
     reviewer: str | None = None
     reason: str | None = None
+    media_ids: list[str] = Field(default_factory=list, description="images the post attaches (media store ids)")
+    tools_used: list[str] = Field(default_factory=list, description="server.tool of each tool call, in order")

@@ -98,6 +98,8 @@ class ContentTaskWorkflow:
             mention=inp.task.mention,
             reviewer=self._decision.reviewer if self._decision else None,
             reason=self._decision.reason if self._decision else None,
+            media_ids=self._result.media_ids if self._result else [],
+            tools_used=[f"{c.server}.{c.tool}" for c in self._result.tool_calls] if self._result else [],
         )
 
     # --- the run -----------------------------------------------------------------------

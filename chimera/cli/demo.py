@@ -71,7 +71,9 @@ class Progress:
         view = await self._review(task.task_id)
         if view is None or not view.text:
             return
-        await self._step(task, steps, "written", f"“{_short(view.text, 90)}”")
+        used = f" · tools: {', '.join(view.tools_used)}" if view.tools_used else ""
+        image = f" · image {view.media_ids[0]}" if view.media_ids else ""
+        await self._step(task, steps, "written", f"“{_short(view.text, 90)}”{image}{used}")
         if view.verdict is not None:
             v = view.verdict
             decision = {"approve": "approved", "escalate": "escalated", "reject": "rejected"}[v.decision]

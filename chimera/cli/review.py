@@ -67,6 +67,9 @@ def show(task: TaskArg, json_: JsonFlag = False) -> None:
     print_review(view)
 
 
+MEDIA_HINT = "$CHIMERA_STATE_DIR/sandbox/media"
+
+
 def print_review(view: ReviewView) -> None:
     console = render.out()
     head = [
@@ -82,6 +85,10 @@ def print_review(view: ReviewView) -> None:
         m = view.mention
         console.print(Panel(escape(m.text), title=f"in answer to @{escape(m.author)} on {m.platform}", expand=False))
     console.print(Panel(escape(view.text) or "[dim](no draft yet)[/]", title="draft", expand=False))
+    if view.media_ids:
+        console.print(f"image: {', '.join(view.media_ids)} (in the media store, {MEDIA_HINT})")
+    if view.tools_used:
+        console.print(f"tools used: {', '.join(view.tools_used)}")
     verdict = view.verdict
     if verdict is None:
         return
