@@ -16,8 +16,9 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
-from chimera.mcp_host import McpHost, McpToolError
+from chimera.mcp import McpToolError
 from chimera.settings import default_mcp_servers
+from tests.mcp_hosts import approved_host, call
 from tests.servers import mcp_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -109,14 +110,12 @@ async def test_memory_over_streamable_http(http_url: str) -> None:
 async def test_allowlisted_server_keeps_memories_under_the_state_dir(tmp_path: Path) -> None:
     # McpHost gives servers only CHIMERA_SANDBOX_DIR=<state>/sandbox; memories land in <state>/memory and
     # survive from one server process to the next (the host starts one per call).
-    host = McpHost(default_mcp_servers(), sandbox_dir=tmp_path / "sandbox", timeout_seconds=60.0)
+    host = await approved_host(tmp_path / "sandbox", {"memory": default_mcp_servers()["memory"]}, timeout_seconds=60.0)
     ids = {"tenant_id": "acme", "agent_id": "ava"}
-    stored = await host.call_tool(
-        "memory", "store_memory", {**ids, "text": RUN, "kind": "fact", "idempotency_key": "k"}
-    )
-    found = await host.call_tool("memory", "search_memories", {**ids, "query": "a sunrise jog near the water"})
+    stored = await call(host, "memory", "store_memory", {**ids, "text": RUN, "kind": "fact", "idempotency_key": "k"})
+    found = await call(host, "memory", "search_memories", {**ids, "query": "a sunrise jog near the water"})
     assert [m["id"] for m in found["memories"]] == [stored["id"]]
     assert (tmp_path / "memory" / "tenant_acme.lance").is_dir()
     with pytest.raises(McpToolError) as err:
-        await host.call_tool("memory", "store_memory", {**ids, "text": "x", "kind": "gossip"})
+        await call(host, "memory", "store_memory", {**ids, "text": "x", "kind": "gossip"})
     assert err.value.code == "unknown_kind" and err.value.retryable is False
