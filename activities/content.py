@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import non_retryable, retry_after
 from chimera.db import StateStore
-from chimera.mcp import CallContext, McpHost, McpToolError
+from chimera.mcp import CallContext, McpError, McpHost, McpToolError
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import ModelError, ModelProvider, ToolUseError
 from schemas.plan import PlannedTask
@@ -47,6 +47,7 @@ REFUSALS = {
     "media_not_public",
     "media_required",
 }
+MEMORY_SERVER = "memory"
 # How many strings of tool results the Judge checks for injection echoes (TaskResult.untrusted_inputs).
 MAX_UNTRUSTED_STRINGS = 40
 
@@ -138,7 +139,26 @@ class ContentActivities:
             inp.ref.task_id,
             {"platform": inp.platform, "post_id": published.post_id, "duplicate": published.duplicate},
         )
+        await self._remember(inp, published, context)
         return published
+
+    async def _remember(self, inp: PublishInput, published: PublishResult, context: CallContext) -> None:
+        """Keep what was published in the agent's memory (keyed by the task, so a retry stores it once).
+        Best effort: the post is out; a memory server that is down must not make publishing fail or repeat."""
+        if MEMORY_SERVER not in self._mcp.server_names:
+            return
+        args = {
+            "tenant_id": inp.ref.tenant_id,
+            "agent_id": inp.ref.agent_id,
+            "text": inp.text,
+            "kind": "published_post",
+            "idempotency_key": inp.idempotency_key,
+            "metadata": {"platform": inp.platform, "post_id": published.post_id},
+        }
+        try:
+            await self._mcp.call_tool(MEMORY_SERVER, "store_memory", args, context)
+        except McpError as exc:
+            activity.logger.warning("publish %s: not remembered: %s", inp.ref.task_id, exc)
 
     async def _earlier_post(
         self, inp: PublishInput, tools: PlatformTools, context: CallContext

@@ -39,12 +39,10 @@ from schemas.task import (
     StateRead,
     TaskRef,
 )
-from tests.mcp_hosts import approved_host
+from tests.mcp_hosts import approved_host, call
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERS = {
-    name: config for name, config in default_mcp_servers().items() if name in ("twitter", "instagram", "news", "images")
-}
+SERVERS = default_mcp_servers()
 env = ActivityEnvironment()
 
 
@@ -193,6 +191,14 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     second = await env.run(content.publish, publish)
     assert second.post_id == first.post_id and second.duplicate and not first.duplicate
     assert len(SandboxPlatform(mcp_sandbox(mcp), "twitter").posts()) == 1
+
+    # What was published is remembered once, for this tenant's agent only, through the memory server.
+    ids = {"tenant_id": spec.tenant_id, "agent_id": spec.agent_id}
+    found = await call(mcp, "memory", "search_memories", {**ids, "query": result.text, "kinds": ["published_post"]})
+    assert [m["text"] for m in found["memories"]] == [result.text]
+    assert found["memories"][0]["metadata"] == {"platform": "twitter", "post_id": first.post_id}
+    other = await call(mcp, "memory", "search_memories", {**ids, "tenant_id": "someone-else", "query": result.text})
+    assert other["memories"] == []
 
 
 def mcp_sandbox(mcp: McpHost) -> Path:

@@ -26,6 +26,12 @@ SERVERS: dict[str, tuple[set[str], str, dict[str, str], str]] = {
         {"prompt": "a linen jacket", "idempotency_key": "inspector-1", "aspect_ratio": "4x5"},
         "media_id",
     ),
+    "memory": (
+        {"search_memories", "store_memory"},
+        "search_memories",
+        {"tenant_id": "acme", "agent_id": "mira", "query": "linen"},
+        "memories",
+    ),
 }
 
 
