@@ -20,6 +20,7 @@ from chimera.mcp_host import (
 )
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
+from tests.media_files import put_png
 
 
 @pytest.fixture
@@ -50,13 +51,15 @@ async def test_list_tools(host: McpHost) -> None:
     tw = {t.name: t for t in await host.list_tools("twitter")}
     ig = {t.name: t for t in await host.list_tools("instagram")}
 
-    assert set(tw) == {"post_tweet", "reply_to_mention", "find_post"}
+    assert set(tw) == {"post_tweet", "reply_to_mention", "find_post", "trends"}
     assert set(ig) == {"post", "reply_to_comment", "find_post"}
     assert "280" in tw["post_tweet"].description and "idempotency" in tw["post_tweet"].description.lower()
     assert "2200" in ig["post"].description
     assert set(tw["post_tweet"].input_schema["required"]) == {"text", "idempotency_key"}
     assert set(tw["reply_to_mention"].input_schema["required"]) == {"mention_id", "text", "idempotency_key"}
-    assert set(ig["post"].input_schema["required"]) == {"caption", "idempotency_key"}
+    assert set(ig["post"].input_schema["required"]) == {"caption", "media_id", "idempotency_key"}
+    assert "4:5" in ig["post"].description and "media_not_found" in ig["post"].description
+    assert set(tw["trends"].input_schema["properties"]) == {"limit"}
     assert set(ig["reply_to_comment"].input_schema["required"]) == {"comment_id", "text", "idempotency_key"}
 
 
@@ -71,8 +74,21 @@ async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path
     assert found["found"] is True and found["post"]["post_id"] == first["post_id"]
     assert await host.call_tool("twitter", "find_post", {"idempotency_key": "nope"}) == {"found": False}
 
-    ig = await host.call_tool("instagram", "post", {"caption": "Linen, reborn.", "idempotency_key": "camp1-ig-1"})
+    image = put_png(sandbox_dir, 1080, 1350).media_id
+    ig_args = {"caption": "Linen, reborn.", "media_id": image, "idempotency_key": "camp1-ig-1"}
+    ig = await host.call_tool("instagram", "post", ig_args)
     assert ig["duplicate"] is False and ig["post_id"].startswith("ig-")
+    ig_found = await host.call_tool("instagram", "find_post", {"idempotency_key": "camp1-ig-1"})
+    assert ig_found["post"]["media_id"] == image
+    with pytest.raises(McpToolError) as no_image:
+        await host.call_tool(
+            "instagram", "post", {"caption": "x", "media_id": "media-" + "0" * 32, "idempotency_key": "camp1-ig-2"}
+        )
+    assert no_image.value.code == "media_not_found" and no_image.value.retryable is False
+    tall = put_png(sandbox_dir, 1080, 1920, seed=1).media_id
+    with pytest.raises(McpToolError) as bad_ratio:
+        await host.call_tool("instagram", "post", {"caption": "x", "media_id": tall, "idempotency_key": "camp1-ig-3"})
+    assert bad_ratio.value.code == "media_bad_dimensions"
 
     # The servers wrote to the sandbox dir the host handed them.
     assert [p["post_id"] for p in SandboxPlatform(sandbox_dir, "twitter").posts()] == [first["post_id"]]
@@ -100,6 +116,11 @@ async def test_reply_and_resources(host: McpHost) -> None:
     assert stats["reply_count"] == 1 and stats["post_count"] == 0 and stats["followers"] > 0
     trends = await host.read_resource("twitter", "twitter://trends/current")
     assert {"platform", "topic", "volume"} <= set(trends[0])
+    top = await host.call_tool("twitter", "trends", {"limit": 2})
+    assert top == {"trends": trends[:2]}
+    with pytest.raises(McpToolError) as bad_limit:
+        await host.call_tool("twitter", "trends", {"limit": 0})
+    assert bad_limit.value.code == "invalid_limit"
 
     comments = await host.read_resource("instagram", "instagram://comments/recent")
     assert all(c["id"].startswith("ig-c-") for c in comments)
@@ -144,7 +165,7 @@ async def test_unlisted_server_is_never_started(sandbox_dir: Path, tmp_path: Pat
     marker = tmp_path / "started"
     host = McpHost({"twitter": default_mcp_servers()["twitter"]}, sandbox_dir, 30.0, 65536)
     with pytest.raises(McpNotAllowed):
-        await host.call_tool("instagram", "post", {"caption": "x", "idempotency_key": "k"})
+        await host.call_tool("instagram", "post", {"caption": "x", "media_id": "media-x", "idempotency_key": "k"})
     with pytest.raises(McpNotAllowed):
         await host.read_resource("shell", f"file://{marker}")
     with pytest.raises(McpNotAllowed):
