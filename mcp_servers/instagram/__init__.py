@@ -1,1 +1,1 @@
-"""The sandbox Instagram MCP server; run it with `python -m mcp_servers.instagram` (stdio)."""
+"""The Instagram MCP server, sandbox or live (CHIMERA_INSTAGRAM_BACKEND): `python -m mcp_servers.instagram`."""

@@ -1,16 +1,13 @@
-"""Sandbox social platforms (Twitter-like and Instagram-like) served over MCP.
+"""Social platforms (Twitter/X and Instagram) served over MCP.
 
-`sandbox` holds the SQLite-backed platform; `server` exposes it as an MCP server.
+`backend` holds the contract every backend keeps; `sandbox` the SQLite-backed sandbox platform;
+`live_twitter` / `live_instagram` the real services' APIs, made exactly-once by `ledger`; `server` exposes
+one backend, chosen by `config.backend_from_env`, as an MCP server.
 """
 
-from mcp_servers.social.sandbox import (
-    AlreadyReplied,
-    IdempotencyConflict,
-    InvalidRequest,
-    NotFound,
-    Platform,
-    SandboxPlatform,
-)
+from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, SocialBackend
+from mcp_servers.social.rules import InvalidRequest
+from mcp_servers.social.sandbox import SandboxPlatform
 
 __all__ = [
     "AlreadyReplied",
@@ -19,4 +16,5 @@ __all__ = [
     "NotFound",
     "Platform",
     "SandboxPlatform",
+    "SocialBackend",
 ]

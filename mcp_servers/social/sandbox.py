@@ -11,23 +11,38 @@ import json
 import secrets
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from mcp_servers.common import SEED_DIR, RateLimited, ToolError
+from mcp_servers.common import SEED_DIR, RateLimited
+from mcp_servers.media import MediaStore
+from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
+from mcp_servers.social.rules import (
+    IG_MAX_CAPTION_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    TWEET_MAX_CHARS,
+    InvalidRequest,
+    check_instagram_image,
+    check_key,
+    check_text,
+)
 
-Platform = Literal["twitter", "instagram"]
-
+__all__ = [
+    "MAX_IDEMPOTENCY_KEY_CHARS",
+    "AlreadyReplied",
+    "IdempotencyConflict",
+    "InvalidRequest",
+    "NotFound",
+    "Platform",
+    "SandboxPlatform",
+]
 
 DEFAULT_ACCOUNT = "mira"
 DEFAULT_RATE_LIMIT = 50
 DEFAULT_RATE_WINDOW_SECONDS = 15 * 60.0
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Long enough for several concurrent writer processes to queue behind each other.
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -42,41 +57,18 @@ class PlatformRules:
 
 RULES: dict[str, PlatformRules] = {
     "twitter": PlatformRules(
-        max_text_chars=280,
+        max_text_chars=TWEET_MAX_CHARS,
         followers=12_840,
         id_prefix="tw-p-",
         url_template="https://sandbox.twitter.local/{account}/status/{post_id}",
     ),
     "instagram": PlatformRules(
-        max_text_chars=2200,
+        max_text_chars=IG_MAX_CAPTION_CHARS,
         followers=48_210,
         id_prefix="ig-p-",
         url_template="https://sandbox.instagram.local/p/{post_id}",
     ),
 }
-
-
-class InvalidRequest(ToolError):
-    """The request breaks a platform rule (empty or too-long text, bad idempotency key)."""
-
-
-class NotFound(ToolError):
-    def __init__(self, message: str) -> None:
-        super().__init__("not_found", message)
-
-
-class AlreadyReplied(ToolError):
-    """A second reply (under a different idempotency key) to one mention: almost surely a bug upstream."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("already_replied", message)
-
-
-class IdempotencyConflict(ToolError):
-    """The key was already used for a different operation (a post vs a reply, or another mention)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("idempotency_conflict", message)
 
 
 _SCHEMA = """
@@ -90,7 +82,8 @@ CREATE TABLE IF NOT EXISTS posts (
     text TEXT NOT NULL,
     reply_to TEXT,
     idempotency_key TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    media_id TEXT
 );
 CREATE TABLE IF NOT EXISTS mentions (
     id TEXT PRIMARY KEY,
@@ -112,9 +105,7 @@ CREATE INDEX IF NOT EXISTS rate_events_account_at ON rate_events (account, at);
 """
 
 
-def _iso(ts: float) -> str:
-    # Fixed width, so string order is time order.
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_iso = iso
 
 
 class SandboxPlatform:
@@ -147,6 +138,8 @@ class SandboxPlatform:
         self._clock = clock
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / f"{platform}.sqlite3"
+        # The same store the images server writes to: `<sandbox dir>/media`.
+        self.media = MediaStore(data_dir)
         self._init_db(seed)
 
     # -- storage plumbing ---------------------------------------------------------------
@@ -184,6 +177,10 @@ class SandboxPlatform:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            # Files made before posts carried media lack the column (CREATE IF NOT EXISTS keeps the old table).
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(posts)").fetchall()}
+            if "media_id" not in columns:
+                conn.execute("ALTER TABLE posts ADD COLUMN media_id TEXT")
             seeded = conn.execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchone()
             if seed and not seeded:
                 self._seed(conn)
@@ -204,26 +201,17 @@ class SandboxPlatform:
     # -- validation -----------------------------------------------------------------------
 
     def _check_text(self, text: str) -> str:
-        # NFC so a composed and a decomposed "é" count the same; the real platforms weigh
-        # some characters and URLs differently, which the sandbox deliberately ignores.
-        normalized = unicodedata.normalize("NFC", text)
-        if not normalized.strip():
-            raise InvalidRequest("empty_text", "text must not be empty")
-        limit = self.rules.max_text_chars
-        if len(normalized) > limit:
-            raise InvalidRequest(
-                "text_too_long", f"{self.platform} allows at most {limit} characters; got {len(normalized)}"
-            )
-        return normalized
+        return check_text(self.platform, text, self.rules.max_text_chars)
 
-    @staticmethod
-    def _check_key(idempotency_key: str) -> None:
-        if not idempotency_key.strip():
-            raise InvalidRequest("invalid_idempotency_key", "idempotency_key must not be empty")
-        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-            raise InvalidRequest(
-                "invalid_idempotency_key", f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-            )
+    def _check_media(self, media_id: str | None) -> None:
+        """Instagram posts are one image from the media store; the twitter sandbox publishes text only."""
+        if self.platform == "twitter":
+            if media_id is not None:
+                raise InvalidRequest("media_not_supported", "the twitter server publishes text only")
+            return
+        if not media_id:
+            raise InvalidRequest("media_required", "an Instagram post is an image: pass a media_id")
+        check_instagram_image(self.media, media_id)
 
     def _check_rate(self, conn: sqlite3.Connection, now: float) -> None:
         window_start = now - self.rate_window_seconds
@@ -247,16 +235,17 @@ class SandboxPlatform:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def post(self, text: str, idempotency_key: str) -> dict[str, Any]:
-        """Publish a top-level post. The same idempotency key never publishes twice."""
-        return self._publish(text, idempotency_key, reply_to=None)
+    def post(self, text: str, idempotency_key: str, media_id: str | None = None) -> dict[str, Any]:
+        """Publish a top-level post (on Instagram: the image `media_id` with `text` as its caption).
+        The same idempotency key never publishes twice."""
+        return self._publish(text, idempotency_key, reply_to=None, media_id=media_id)
 
     def reply(self, mention_id: str, text: str, idempotency_key: str) -> dict[str, Any]:
         """Reply to a mention (a comment on Instagram) and mark it replied."""
-        return self._publish(text, idempotency_key, reply_to=mention_id)
+        return self._publish(text, idempotency_key, reply_to=mention_id, media_id=None)
 
-    def _publish(self, text: str, idempotency_key: str, reply_to: str | None) -> dict[str, Any]:
-        self._check_key(idempotency_key)
+    def _publish(self, text: str, idempotency_key: str, reply_to: str | None, media_id: str | None) -> dict[str, Any]:
+        check_key(idempotency_key)
         with self._transaction(write=True) as conn:
             existing = conn.execute(
                 "SELECT id, reply_to FROM posts WHERE idempotency_key = ?", (idempotency_key,)
@@ -270,6 +259,8 @@ class SandboxPlatform:
                     )
                 return self._receipt(existing["id"], duplicate=True)
             normalized = self._check_text(text)
+            if reply_to is None:
+                self._check_media(media_id)
             if reply_to is not None:
                 mention = conn.execute("SELECT replied_post_id FROM mentions WHERE id = ?", (reply_to,)).fetchone()
                 if mention is None:
@@ -280,9 +271,9 @@ class SandboxPlatform:
             self._check_rate(conn, now)
             post_id = self.rules.id_prefix + secrets.token_hex(6)
             conn.execute(
-                "INSERT INTO posts (id, account, text, reply_to, idempotency_key, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (post_id, self.account, normalized, reply_to, idempotency_key, _iso(now)),
+                "INSERT INTO posts (id, account, text, reply_to, idempotency_key, created_at, media_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (post_id, self.account, normalized, reply_to, idempotency_key, _iso(now), media_id),
             )
             conn.execute("INSERT INTO rate_events (account, at) VALUES (?, ?)", (self.account, now))
             if reply_to is not None:
@@ -337,10 +328,13 @@ class SandboxPlatform:
             "reply_count": int(row["replies"] or 0),
         }
 
-    def trends(self) -> list[dict[str, Any]]:
-        """Highest volume first."""
+    def trends(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Highest volume first; all of them unless `limit` is given."""
         with self._transaction(write=False) as conn:
-            rows = conn.execute("SELECT topic, volume FROM trends ORDER BY volume DESC, topic").fetchall()
+            rows = conn.execute(
+                "SELECT topic, volume FROM trends ORDER BY volume DESC, topic LIMIT ?",
+                (-1 if limit is None else limit,),  # SQLite: a negative LIMIT means no limit
+            ).fetchall()
             return [{"platform": self.platform, "topic": r["topic"], "volume": int(r["volume"])} for r in rows]
 
     # -- row shapes -----------------------------------------------------------------------
@@ -361,6 +355,7 @@ class SandboxPlatform:
             "reply_to": row["reply_to"],
             "idempotency_key": row["idempotency_key"],
             "created_at": row["created_at"],
+            "media_id": row["media_id"],
         }
 
     def _mention(self, row: sqlite3.Row) -> dict[str, Any]:

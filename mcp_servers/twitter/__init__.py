@@ -1,1 +1,1 @@
-"""The sandbox Twitter MCP server; run it with `python -m mcp_servers.twitter` (stdio)."""
+"""The Twitter (X) MCP server, sandbox or live (CHIMERA_TWITTER_BACKEND): `python -m mcp_servers.twitter`."""

@@ -19,8 +19,8 @@ HANG_FILE_ENV = "CHIMERA_TEST_HANG_FILE"
 
 
 class HangingPlatform(SandboxPlatform):
-    def post(self, text: str, idempotency_key: str) -> dict[str, Any]:
-        receipt = super().post(text, idempotency_key)  # committed: the platform has the post
+    def post(self, text: str, idempotency_key: str, media_id: str | None = None) -> dict[str, Any]:
+        receipt = super().post(text, idempotency_key, media_id)  # committed: the platform has the post
         flag = Path(os.environ[HANG_FILE_ENV])
         while flag.exists():
             time.sleep(0.05)

@@ -13,10 +13,16 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent, TextResourceContents
 
 from mcp_servers.social.sandbox import SandboxPlatform
+from tests.media_files import put_png
 from tests.servers import mcp_http_server
 
 TOOLS = {
-    "twitter": ({"post_tweet", "reply_to_mention", "find_tweet"}, "post_tweet", "text", "twitter://trends/current"),
+    "twitter": (
+        {"post_tweet", "reply_to_mention", "find_tweet", "trends"},
+        "post_tweet",
+        "text",
+        "twitter://trends/current",
+    ),
     "instagram": ({"post", "reply_to_comment", "find_post"}, "post", "caption", "instagram://trends/current"),
 }
 
@@ -36,6 +42,9 @@ async def test_tools_and_resources_over_streamable_http(http_server: tuple[str, 
         await session.initialize()
         assert {t.name for t in (await session.list_tools()).tools} == names
         args = {text_arg: "Thrifted, mended, worn. #thriftflip", "idempotency_key": "http-1"}
+        if platform == "instagram":
+            # An Instagram post is an image: a real PNG in the media store the server reads.
+            args["media_id"] = put_png(sandbox, 1080, 1080).media_id
         first = await session.call_tool(post_tool, args)
         again = await session.call_tool(post_tool, args)
         assert not first.is_error and not again.is_error
@@ -46,4 +55,6 @@ async def test_tools_and_resources_over_streamable_http(http_server: tuple[str, 
         trends = (await session.read_resource(trends_uri)).contents[0]
         assert isinstance(trends, TextResourceContents) and json.loads(trends.text)
     # The server persisted to the sandbox the test pointed it at.
-    assert [p["idempotency_key"] for p in SandboxPlatform(sandbox, platform).posts()] == ["http-1"]  # type: ignore[arg-type]
+    posts = SandboxPlatform(sandbox, platform).posts()  # type: ignore[arg-type]
+    assert [p["idempotency_key"] for p in posts] == ["http-1"]
+    assert posts[0]["media_id"] == args.get("media_id")

@@ -20,6 +20,7 @@ from chimera.mcp import (
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
 from tests.mcp_hosts import approved_host, call, script_server
+from tests.media_files import put_png
 
 
 @pytest.fixture
@@ -44,13 +45,15 @@ async def test_list_tools(host: McpHost) -> None:
     tw = {t.name: t for t in await host.list_tools("twitter")}
     ig = {t.name: t for t in await host.list_tools("instagram")}
 
-    assert set(tw) == {"post_tweet", "reply_to_mention", "find_tweet"}
+    assert set(tw) == {"post_tweet", "reply_to_mention", "find_tweet", "trends"}
     assert set(ig) == {"post", "reply_to_comment", "find_post"}
     assert "280" in tw["post_tweet"].description and "idempotency" in tw["post_tweet"].description.lower()
     assert "2200" in ig["post"].description
     assert set(tw["post_tweet"].input_schema["required"]) == {"text", "idempotency_key"}
     assert set(tw["reply_to_mention"].input_schema["required"]) == {"mention_id", "text", "idempotency_key"}
-    assert set(ig["post"].input_schema["required"]) == {"caption", "idempotency_key"}
+    assert set(ig["post"].input_schema["required"]) == {"caption", "media_id", "idempotency_key"}
+    assert "4:5" in ig["post"].description and "media_not_found" in ig["post"].description
+    assert set(tw["trends"].input_schema["properties"]) == {"limit"}
     assert set(ig["reply_to_comment"].input_schema["required"]) == {"comment_id", "text", "idempotency_key"}
 
 
@@ -65,8 +68,24 @@ async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path
     assert found["found"] is True and found["post"]["post_id"] == first["post_id"]
     assert await call(host, "twitter", "find_tweet", {"idempotency_key": "nope"}) == {"found": False}
 
-    ig = await call(host, "instagram", "post", {"caption": "Linen, reborn.", "idempotency_key": "camp1-ig-1"})
+    image = put_png(sandbox_dir, 1080, 1350).media_id
+    ig_args = {"caption": "Linen, reborn.", "media_id": image, "idempotency_key": "camp1-ig-1"}
+    ig = await call(host, "instagram", "post", ig_args)
     assert ig["duplicate"] is False and ig["post_id"].startswith("ig-")
+    ig_found = await call(host, "instagram", "find_post", {"idempotency_key": "camp1-ig-1"})
+    assert ig_found["post"]["media_id"] == image
+    with pytest.raises(McpToolError) as no_image:
+        await call(
+            host,
+            "instagram",
+            "post",
+            {"caption": "x", "media_id": "media-" + "0" * 32, "idempotency_key": "camp1-ig-2"},
+        )
+    assert no_image.value.code == "media_not_found" and no_image.value.retryable is False
+    tall = put_png(sandbox_dir, 1080, 1920, seed=1).media_id
+    with pytest.raises(McpToolError) as bad_ratio:
+        await call(host, "instagram", "post", {"caption": "x", "media_id": tall, "idempotency_key": "camp1-ig-3"})
+    assert bad_ratio.value.code == "media_bad_dimensions"
 
     # The servers wrote to the sandbox dir the host handed them.
     assert [p["post_id"] for p in SandboxPlatform(sandbox_dir, "twitter").posts()] == [first["post_id"]]
@@ -95,6 +114,11 @@ async def test_reply_and_resources(host: McpHost) -> None:
     assert stats["reply_count"] == 1 and stats["post_count"] == 0 and stats["followers"] > 0
     trends = await host.read_resource("twitter", "twitter://trends/current")
     assert {"platform", "topic", "volume"} <= set(trends[0])
+    top = await call(host, "twitter", "trends", {"limit": 2})
+    assert top == {"trends": trends[:2]}
+    with pytest.raises(McpToolError) as bad_limit:
+        await call(host, "twitter", "trends", {"limit": 0})
+    assert bad_limit.value.code == "invalid_limit"
 
     comments = await host.read_resource("instagram", "instagram://comments/recent")
     assert all(c["id"].startswith("ig-c-") for c in comments)
@@ -138,7 +162,7 @@ async def test_unlisted_server_is_never_started(sandbox_dir: Path, tmp_path: Pat
     marker = tmp_path / "started"
     host = await approved_host(sandbox_dir, {"twitter": default_mcp_servers()["twitter"]})
     with pytest.raises(McpNotAllowed):
-        await call(host, "instagram", "post", {"caption": "x", "idempotency_key": "k"})
+        await call(host, "instagram", "post", {"caption": "x", "media_id": "media-x", "idempotency_key": "k"})
     with pytest.raises(McpNotAllowed):
         await host.read_resource("shell", f"file://{marker}")
     with pytest.raises(McpNotAllowed):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from mcp_servers.common import RateLimited, ToolError
+from mcp_servers.media import MediaStore
+from mcp_servers.social.rules import image_info
 from mcp_servers.social.sandbox import (
     AlreadyReplied,
     IdempotencyConflict,
@@ -16,6 +18,7 @@ from mcp_servers.social.sandbox import (
     NotFound,
     SandboxPlatform,
 )
+from tests.media_files import jpeg_header_bytes, png_bytes, put_png
 
 
 class FakeClock:
@@ -53,9 +56,10 @@ def test_length_rules_per_platform(tmp_path: Path) -> None:
         tw.post("   \n", "tw-empty")
     assert empty.value.code == "empty_text"
 
-    assert ig.post("y" * 2200, "ig-max")["duplicate"] is False
+    image = put_png(tmp_path).media_id
+    assert ig.post("y" * 2200, "ig-max", media_id=image)["duplicate"] is False
     with pytest.raises(InvalidRequest, match="2200"):
-        ig.post("y" * 2201, "ig-over")
+        ig.post("y" * 2201, "ig-over", media_id=image)
     # A rejected post leaves nothing behind, and the key stays usable.
     assert tw.find_post("tw-over") is None
     assert tw.post("now short enough", "tw-over")["duplicate"] is False
@@ -93,10 +97,11 @@ def test_rate_limit_counts_replies_and_is_shared_across_instances(tmp_path: Path
     clock = FakeClock()
     a = SandboxPlatform(tmp_path, "instagram", rate_limit=2, rate_window_seconds=900.0, clock=clock)
     b = SandboxPlatform(tmp_path, "instagram", rate_limit=2, rate_window_seconds=900.0, clock=clock)
-    a.post("caption", "k-a")
+    image = put_png(tmp_path).media_id
+    a.post("caption", "k-a", media_id=image)
     b.reply("ig-c-2001", "Drafted it myself!", "k-b")
     with pytest.raises(RateLimited) as err:
-        a.post("third", "k-c")
+        a.post("third", "k-c", media_id=image)
     assert err.value.retry_after_seconds == pytest.approx(900.0)
 
 
@@ -169,7 +174,8 @@ def test_unseeded_platform_is_empty(tmp_path: Path) -> None:
 
 def test_persistence_across_instances_and_no_reseed(tmp_path: Path) -> None:
     first = SandboxPlatform(tmp_path, "instagram")
-    receipt = first.post("Visible mending, week 3. #visiblemending", "ig-k")
+    image = put_png(tmp_path).media_id
+    receipt = first.post("Visible mending, week 3. #visiblemending", "ig-k", media_id=image)
     first.reply("ig-c-2003", "Cold water, wool wash, dry flat!", "ig-r")
     seeded = len(first.recent_mentions())
 
@@ -259,3 +265,130 @@ def test_concurrent_first_open_seeds_once(tmp_path: Path) -> None:
 def test_unknown_platform_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SandboxPlatform(tmp_path, "myspace")  # type: ignore[arg-type]
+
+
+# -- Instagram media and caption rules ----------------------------------------------------------
+
+
+def test_instagram_post_stores_its_image(tmp_path: Path) -> None:
+    ig = SandboxPlatform(tmp_path, "instagram")
+    image = put_png(tmp_path, 1080, 1350)  # 4:5, Instagram's tallest feed ratio
+    receipt = ig.post("Linen, reborn.", "ig-1", media_id=image.media_id)
+    found = ig.find_post("ig-1")
+    assert found is not None and found["media_id"] == image.media_id and found["post_id"] == receipt["post_id"]
+    # A repeat answers from the key before any check, even with another (or no usable) image.
+    assert ig.post("Linen, reborn.", "ig-1", media_id="media-" + "0" * 32)["duplicate"] is True
+    # Replies are text: they carry no media.
+    ig.reply("ig-c-2001", "Thank you!", "ig-r")
+    reply = ig.find_post("ig-r")
+    assert reply is not None and reply["media_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "code"),
+    [
+        (1080, 1080, None),
+        (1080, 566, None),  # 1.91:1, the widest
+        (320, 400, None),  # the narrowest allowed width, 4:5
+        (1440, 1800, None),
+        (1080, 1351, "media_bad_dimensions"),  # taller than 4:5
+        (1080, 565, "media_bad_dimensions"),  # wider than 1.91:1
+        (319, 319, "media_bad_dimensions"),
+        (1441, 1441, "media_bad_dimensions"),
+    ],
+)
+def test_instagram_image_size_rules(tmp_path: Path, width: int, height: int, code: str | None) -> None:
+    ig = SandboxPlatform(tmp_path, "instagram")
+    image = put_png(tmp_path, width, height).media_id
+    if code is None:
+        assert ig.post("caption", "k", media_id=image)["duplicate"] is False
+    else:
+        with pytest.raises(InvalidRequest) as err:
+            ig.post("caption", "k", media_id=image)
+        assert err.value.code == code and f"{width}" in err.value.message
+        assert ig.posts() == []
+
+
+def test_instagram_media_must_exist_and_be_jpeg_or_png(tmp_path: Path) -> None:
+    ig = SandboxPlatform(tmp_path, "instagram")
+    store = MediaStore(tmp_path)
+    with pytest.raises(ToolError) as missing:
+        ig.post("caption", "k1", media_id="media-" + "a" * 32)
+    assert missing.value.code == "media_not_found"
+    with pytest.raises(InvalidRequest) as no_media:
+        ig.post("caption", "k2")
+    assert no_media.value.code == "media_required"
+
+    webp = store.put(b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp", width=1080, height=1080)
+    with pytest.raises(InvalidRequest) as wrong_type:
+        ig.post("caption", "k3", media_id=webp.media_id)
+    assert wrong_type.value.code == "media_invalid"
+    # The file's own header decides, not the metadata: a "PNG" that is not one is refused.
+    fake_png = store.put(b"definitely not an image", "image/png", width=1080, height=1080)
+    with pytest.raises(InvalidRequest) as corrupt:
+        ig.post("caption", "k4", media_id=fake_png.media_id)
+    assert corrupt.value.code == "media_invalid"
+
+    jpeg = store.put(jpeg_header_bytes(1080, 1080), "image/jpeg", width=1080, height=1080)
+    assert ig.post("caption", "k5", media_id=jpeg.media_id)["duplicate"] is False
+    # Twitter stays text only.
+    with pytest.raises(InvalidRequest) as tw_media:
+        SandboxPlatform(tmp_path, "twitter").post("hello", "t1", media_id=jpeg.media_id)
+    assert tw_media.value.code == "media_not_supported"
+
+
+def test_instagram_image_larger_than_8_mb_is_refused(tmp_path: Path) -> None:
+    ig = SandboxPlatform(tmp_path, "instagram")
+    # A valid header followed by padding: size is checked before the image is read.
+    big = png_bytes(1080, 1080)
+    big = big + b"\x00" * (8 * 1024 * 1024 + 1 - len(big))
+    item = MediaStore(tmp_path).put(big, "image/png", width=1080, height=1080)
+    with pytest.raises(InvalidRequest) as err:
+        ig.post("caption", "k", media_id=item.media_id)
+    assert err.value.code == "media_too_large"
+
+
+def test_instagram_hashtag_limit(tmp_path: Path) -> None:
+    ig = SandboxPlatform(tmp_path, "instagram")
+    image = put_png(tmp_path).media_id
+    thirty = " ".join(f"#tag{i}" for i in range(30))
+    assert ig.post(f"Mending. {thirty} and a#b is no tag", "k30", media_id=image)["duplicate"] is False
+    with pytest.raises(InvalidRequest) as err:
+        ig.post(thirty + " #one_more", "k31", media_id=image)
+    assert err.value.code == "too_many_hashtags" and "30" in err.value.message
+    # Twitter has no hashtag cap.
+    assert SandboxPlatform(tmp_path, "twitter").post(" ".join(f"#t{i}" for i in range(40)), "tw")["duplicate"] is False
+
+
+def test_image_header_reader() -> None:
+    png = image_info(png_bytes(640, 480))
+    assert png is not None and (png.mime_type, png.width, png.height) == ("image/png", 640, 480)
+    jpeg = image_info(jpeg_header_bytes(1440, 754))
+    assert jpeg is not None and (jpeg.mime_type, jpeg.width, jpeg.height) == ("image/jpeg", 1440, 754)
+    assert image_info(b"GIF89a....") is None
+    assert image_info(b"\xff\xd8\xff\xd9") is None  # a JPEG with no frame
+
+
+def test_old_sandbox_file_gains_the_media_column(tmp_path: Path) -> None:
+    # A posts table as the previous release created it, with one post in it.
+    conn = sqlite3.connect(tmp_path / "instagram.sqlite3")
+    conn.executescript(
+        """
+        CREATE TABLE posts (id TEXT PRIMARY KEY, account TEXT NOT NULL, text TEXT NOT NULL, reply_to TEXT,
+                            idempotency_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+        INSERT INTO posts VALUES ('ig-p-old', 'mira', 'an old caption', NULL, 'old-key', '2026-01-01T00:00:00.000000Z');
+        """
+    )
+    conn.close()
+
+    ig = SandboxPlatform(tmp_path, "instagram")
+    old = ig.find_post("old-key")
+    assert old is not None and old["text"] == "an old caption" and old["media_id"] is None
+    image = put_png(tmp_path).media_id
+    ig.post("a new caption", "new-key", media_id=image)
+    new = ig.find_post("new-key")
+    assert new is not None and new["media_id"] == image
+    SandboxPlatform(tmp_path, "instagram")  # opening again is a no-op
+    conn = sqlite3.connect(tmp_path / "instagram.sqlite3")
+    assert [r[1] for r in conn.execute("PRAGMA table_info(posts)")].count("media_id") == 1
+    conn.close()
