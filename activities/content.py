@@ -35,18 +35,31 @@ PUBLISH_TOOLS = {
     "twitter": PlatformTools("post_tweet", "text", "reply_to_mention", "mention_id", "find_tweet"),
     "instagram": PlatformTools("post", "caption", "reply_to_comment", "comment_id", "find_post", media_arg="media_id"),
 }
-REFUSALS = {
-    "empty_text",
-    "text_too_long",
-    "too_many_hashtags",
-    "invalid_idempotency_key",
-    "not_found",
-    "already_replied",
-    "media_not_found",
-    "media_invalid",
-    "media_not_public",
-    "media_required",
-}
+# A platform's refusals: trying again with the same post cannot succeed (outcome_unknown, unavailable and
+# publish_in_progress are retried; the retry looks the key up before posting again).
+REFUSALS = frozenset(
+    {
+        "empty_text",
+        "text_too_long",
+        "too_many_hashtags",
+        "invalid_idempotency_key",
+        "idempotency_conflict",
+        "not_found",
+        "already_replied",
+        "media_required",
+        "media_not_found",
+        "media_invalid",
+        "media_too_large",
+        "media_bad_dimensions",
+        "media_not_supported",
+        "media_not_public",
+        "media_fetch_failed",
+        "duplicate_content",
+        "unauthorized",
+        "forbidden",
+        "invalid_request",
+    }
+)
 MEMORY_SERVER = "memory"
 # How many strings of tool results the Judge checks for injection echoes (TaskResult.untrusted_inputs).
 MAX_UNTRUSTED_STRINGS = 40
