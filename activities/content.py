@@ -141,6 +141,8 @@ class ContentActivities:
         except McpToolError as exc:
             if exc.code == "rate_limited":
                 raise retry_after("RateLimited", str(exc), exc.retry_after_seconds or 60.0) from exc
+            if exc.retry_after_seconds is not None and exc.code not in REFUSALS:  # e.g. publish_in_progress
+                raise retry_after("RetryLater", str(exc), exc.retry_after_seconds) from exc
             if exc.code in REFUSALS:
                 raise non_retryable("PublishRefused", f"{inp.platform} refused the post: {exc}") from exc
             raise

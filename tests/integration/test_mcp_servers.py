@@ -37,10 +37,6 @@ async def host(sandbox_dir: Path) -> McpHost:
     return await approved_host(sandbox_dir, social())
 
 
-def _files(directory: Path) -> list[Path]:
-    return sorted(directory.iterdir()) if directory.exists() else []
-
-
 async def test_list_tools(host: McpHost) -> None:
     tw = {t.name: t for t in await host.list_tools("twitter")}
     ig = {t.name: t for t in await host.list_tools("instagram")}
@@ -167,7 +163,7 @@ async def test_unlisted_server_is_never_started(sandbox_dir: Path, tmp_path: Pat
         await host.read_resource("shell", f"file://{marker}")
     with pytest.raises(McpNotAllowed):
         await host.list_tools("instagram")
-    assert [f.name for f in _files(sandbox_dir)] == ["twitter.sqlite3"]  # approving twitter started it
+    assert not (sandbox_dir / "instagram.sqlite3").exists()  # approving twitter started only twitter
 
 
 async def test_oversize_result_is_rejected(sandbox_dir: Path) -> None:
