@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chimera.campaign_file import load_campaign
+from chimera.db import StateStore
+from mcp_servers.media import MediaStore
 from mcp_servers.social.sandbox import SandboxPlatform
 from tests.servers import free_port
 
@@ -93,9 +96,20 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "published" in demo.stdout and "wait for a human" in demo.stdout, demo.stdout
 
-    published = SandboxPlatform(state / "sandbox", "twitter").posts()
-    published += SandboxPlatform(state / "sandbox", "instagram").posts()
-    assert published, "the demo published nothing to the sandbox"
+    # Text to twitter; an image post to instagram, its PNG in the media store; topics from news.
+    tweets = SandboxPlatform(state / "sandbox", "twitter").posts()
+    instagram = SandboxPlatform(state / "sandbox", "instagram").posts()
+    assert any(t["reply_to"] is None for t in tweets), "no tweet was posted"
+    images = [p for p in instagram if p["reply_to"] is None]
+    assert images and all(p["media_id"] for p in images), instagram
+    for post in images:
+        assert MediaStore(state / "sandbox").read_bytes(str(post["media_id"])).startswith(b"\x89PNG")
+    assert "images.generate_image" in demo.stdout
+    tenant = load_campaign(ROOT / "examples" / "campaign.yaml").tenant_id
+    calls = [e.detail for e in StateStore(f"sqlite:///{state / 'chimera.db'}").audit_entries(tenant, 1000)]
+    assert {("news", "trending_topics"), ("images", "generate_image"), ("memory", "store_memory")} <= {
+        (c.get("server"), c.get("tool")) for c in calls
+    }
 
     # Temporal stopped with the demo; `chimera dev` resumes from the same SQLite file.
     dev = request.getfixturevalue("dev")
