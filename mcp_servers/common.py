@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,32 @@ def serve(build: Callable[[], MCPServer], prog: str, argv: Sequence[str] | None 
         server.run("streamable-http", host=args.host, port=args.port)
     else:
         server.run()
+
+
+# Long enough for several server processes writing one file to queue behind each other.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def sqlite_connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: transactions are explicit (sqlite_transaction), never implicit.
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+@contextmanager
+def sqlite_transaction(path: Path, *, write: bool) -> Iterator[sqlite3.Connection]:
+    """One transaction on a fresh connection. Writers take the lock up front (BEGIN IMMEDIATE), so a
+    check-then-insert (idempotency keys, rate limits) is atomic across the processes sharing the file."""
+    conn = sqlite_connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

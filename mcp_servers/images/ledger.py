@@ -17,17 +17,16 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.common import RateLimited, ToolError
+from mcp_servers.common import RateLimited, ToolError, sqlite_connect, sqlite_transaction
 
 LEDGER_FILE = "images.sqlite3"
-BUSY_TIMEOUT_SECONDS = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -119,25 +118,10 @@ class Ledger:
                     conn.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        return sqlite_connect(self.path)
 
-    @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            # IMMEDIATE takes the write lock up front: check-then-insert is atomic across processes.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self.path, write=write)
 
     def reserve(self, key: str, fingerprint: str, precheck: Callable[[], None]) -> dict[str, Any] | Pending | None:
         """The stored result if `key` already generated, Pending if another call is generating under it, or

@@ -17,16 +17,15 @@ import re
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_servers.common import ToolError
+from mcp_servers.common import ToolError, sqlite_connect, sqlite_transaction
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, Platform, iso
 
-BUSY_TIMEOUT_SECONDS = 30.0
 # Platform clocks and ours differ a little; search this much before the attempt started.
 CLOCK_SLACK_SECONDS = 120.0
 _URL = re.compile(r"https?://\S+")
@@ -109,23 +108,10 @@ class PublishLedger:
             conn.close()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        return conn
+        return sqlite_connect(self.path)
 
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _transaction(self, *, write: bool) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self.path, write=write)
 
     @staticmethod
     def _attempt(row: sqlite3.Row | None) -> Attempt | None:

@@ -11,13 +11,13 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from mcp_servers.common import SEED_DIR, RateLimited
+from mcp_servers.common import SEED_DIR, RateLimited, sqlite_connect, sqlite_transaction
 from mcp_servers.media import MediaStore
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
 from mcp_servers.social.rules import (
@@ -43,8 +43,6 @@ __all__ = [
 DEFAULT_ACCOUNT = "mira"
 DEFAULT_RATE_LIMIT = 50
 DEFAULT_RATE_WINDOW_SECONDS = 15 * 60.0
-# Long enough for several concurrent writer processes to queue behind each other.
-BUSY_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,26 +143,10 @@ class SandboxPlatform:
     # -- storage plumbing ---------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so transactions are explicit.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        return sqlite_connect(self.path)
 
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            # IMMEDIATE takes the write lock up front, making check-then-insert atomic across processes.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _transaction(self, *, write: bool) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self.path, write=write)
 
     def _init_db(self, seed: bool) -> None:
         conn = self._connect()
