@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import email.policy
 import io
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from PIL import Image
+
+from tests.fake_http import JsonHandler
 
 API_KEY = "ideogram-test-key-0123456789"
 GENERATE_PATH = "/v1/ideogram-v3/generate"
@@ -84,7 +84,7 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, list[Part]]:
     return parts
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     api: FakeIdeogram
 
     def do_POST(self) -> None:
@@ -137,21 +137,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(200, b"<html>expired</html>", "text/html")
         else:
             self._raw(200, data, "image/png")
-
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        self._raw(status, json.dumps(body).encode(), "application/json", headers)
-
-    def _raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
 
 
 @contextmanager

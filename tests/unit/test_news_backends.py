@@ -6,9 +6,8 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,6 +19,7 @@ from mcp_servers.news.backends import (
     SandboxNewsBackend,
     backend_from_env,
 )
+from tests.fake_http import JsonHandler
 
 API_KEY = "test-key-0123456789"
 
@@ -133,7 +133,7 @@ class FakeNewsApi:
         self.total_by_category = {"technology": 38, "business": 70, "health": 5}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     api: FakeNewsApi
 
     def do_GET(self) -> None:
@@ -184,19 +184,6 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             ][: int(query.get("pageSize", "20"))]
             self._send(200, {"status": "ok", "totalResults": total, "articles": articles})
-
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
 
 
 @pytest.fixture
