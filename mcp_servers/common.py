@@ -111,3 +111,21 @@ def sqlite_transaction(path: Path, *, write: bool) -> Iterator[sqlite3.Connectio
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def check_rate(
+    conn: sqlite3.Connection, account: str, limit: int, window_seconds: float, now: float, what: str
+) -> None:
+    """A per-account sliding window over the `rate_events` table (account, at), inside the caller's write
+    transaction. Raises RateLimited with the time until the oldest event in the window leaves it."""
+    conn.execute("DELETE FROM rate_events WHERE account = ? AND at <= ?", (account, now - window_seconds))
+    times = [r["at"] for r in conn.execute("SELECT at FROM rate_events WHERE account = ? ORDER BY at", (account,))]
+    if len(times) < limit:
+        return
+    # A slot frees when enough of the oldest events have left the window.
+    freeing = times[len(times) - limit]
+    retry_after = max(freeing + window_seconds - now, 0.001)
+    raise RateLimited(
+        round(retry_after, 3),
+        f"{account} may {what} {limit} times per {window_seconds:g}s; retry after {retry_after:.1f}s",
+    )

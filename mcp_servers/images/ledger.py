@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.common import RateLimited, ToolError, sqlite_connect, sqlite_transaction
+from mcp_servers.common import ToolError, check_rate, sqlite_connect, sqlite_transaction
 
 LEDGER_FILE = "images.sqlite3"
 
@@ -165,24 +165,8 @@ class Ledger:
             conn.execute("DELETE FROM generations WHERE idempotency_key = ? AND status = 'pending'", (key,))
 
     def _check_rate(self, conn: sqlite3.Connection, now: float) -> None:
-        if self.rate_limit is None:
-            return
-        conn.execute(
-            "DELETE FROM rate_events WHERE account = ? AND at <= ?", (self.account, now - self.rate_window_seconds)
-        )
-        times = [
-            r["at"] for r in conn.execute("SELECT at FROM rate_events WHERE account = ? ORDER BY at", (self.account,))
-        ]
-        if len(times) < self.rate_limit:
-            return
-        # A slot frees when enough of the oldest events have left the window.
-        freeing = times[len(times) - self.rate_limit]
-        retry_after = max(freeing + self.rate_window_seconds - now, 0.001)
-        raise RateLimited(
-            round(retry_after, 3),
-            f"{self.account} may generate {self.rate_limit} images per {self.rate_window_seconds:g}s; "
-            f"retry after {retry_after:.1f}s",
-        )
+        if self.rate_limit is not None:
+            check_rate(conn, self.account, self.rate_limit, self.rate_window_seconds, now, "generate images")
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """Completed generations, newest first, each its result plus idempotency_key and created_at."""

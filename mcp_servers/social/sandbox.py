@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from mcp_servers.common import SEED_DIR, RateLimited, sqlite_connect, sqlite_transaction
+from mcp_servers.common import SEED_DIR, check_rate, sqlite_connect, sqlite_transaction
 from mcp_servers.media import MediaStore
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
 from mcp_servers.social.rules import (
@@ -196,24 +196,7 @@ class SandboxPlatform:
         check_instagram_image(self.media, media_id)
 
     def _check_rate(self, conn: sqlite3.Connection, now: float) -> None:
-        window_start = now - self.rate_window_seconds
-        conn.execute("DELETE FROM rate_events WHERE account = ? AND at <= ?", (self.account, window_start))
-        times = [
-            row["at"]
-            for row in conn.execute(
-                "SELECT at FROM rate_events WHERE account = ? ORDER BY at", (self.account,)
-            ).fetchall()
-        ]
-        if len(times) < self.rate_limit:
-            return
-        # A slot frees up when enough of the oldest events leave the window.
-        freeing = times[len(times) - self.rate_limit]
-        retry_after = max(freeing + self.rate_window_seconds - now, 0.001)
-        raise RateLimited(
-            round(retry_after, 3),
-            f"{self.account} may post {self.rate_limit} times per {self.rate_window_seconds:g}s; "
-            f"retry after {retry_after:.1f}s",
-        )
+        check_rate(conn, self.account, self.rate_limit, self.rate_window_seconds, now, "post")
 
     # -- writes ---------------------------------------------------------------------------
 
