@@ -15,9 +15,13 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+# The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
+import httpx2 as httpx
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
 
@@ -129,3 +133,30 @@ def check_rate(
         round(retry_after, 3),
         f"{account} may {what} {limit} times per {window_seconds:g}s; retry after {retry_after:.1f}s",
     )
+
+
+# -- what live backends read from a remote service's answer ---------------------------------------------
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when the body is not one (an HTML error page, an empty body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def retry_after_header(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or unusable."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO, TypeVar
 
@@ -62,8 +63,8 @@ from chimera.mcp.errors import (
     McpUnavailable,
 )
 from chimera.settings import McpServerConfig, Settings
+from mcp_servers.common import SANDBOX_DIR_ENV
 
-SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"
 # The tree holding `chimera` and `mcp_servers`, so `python -m mcp_servers.x` works from any cwd.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 # Server-supplied text is echoed into exception messages; keep those bounded.
@@ -93,6 +94,11 @@ class ToolResult(BaseModel):
     data: dict[str, Any]
     size_bytes: int
     ref: str | None = None
+
+
+@dataclass
+class _Audit:
+    result: ToolResult | None = None
 
 
 class ServerStatus(BaseModel):
@@ -302,41 +308,19 @@ class McpHost:
     ) -> ToolResult:
         """Call a tool; its result must be one JSON object. A failed call raises McpToolError."""
         ctx = context or CallContext()
-        started = time.monotonic()
-        outcome = "ok"
-        result: ToolResult | None = None
-        try:
-            result = await self._call_tool(server, tool, arguments, ctx)
-            return result
-        except McpError as exc:
-            outcome = exc.code
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            await self._audit(ctx, "mcp_call", server, tool, arguments, started, outcome, result)
+        async with self._audited(ctx, "mcp_call", server, tool, arguments) as audit:
+            audit.result = await self._call_tool(server, tool, arguments, ctx)
+            return audit.result
 
     async def read_resource(self, server: str, uri: str, context: CallContext | None = None) -> Any:
         """Read a resource whose content is JSON text; returns the parsed JSON value."""
-        ctx = context or CallContext()
-        started = time.monotonic()
-        outcome = "ok"
-        try:
+        async with self._audited(context or CallContext(), "mcp_read", server, uri, {}):
             result, _ = await self._run(server, lambda session, _tools: session.read_resource(uri))
             if len(result.contents) != 1 or not isinstance(result.contents[0], TextResourceContents):
                 raise McpResultInvalid(server, f"resource {uri} must have exactly one text content")
             text = result.contents[0].text
             self._check_size(server, text)
             return self._parse_json(server, text)
-        except McpError as exc:
-            outcome = exc.code
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            await self._audit(ctx, "mcp_read", server, uri, {}, started, outcome, None)
 
     async def _call_tool(self, server: str, tool: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         async def op(session: ClientSession, tools: dict[str, ToolInfo]) -> CallToolResult:
@@ -369,33 +353,40 @@ class McpHost:
             ref, _ = await asyncio.to_thread(self._registry.keep_result, ctx.tenant_id, server, tool, payload)
         return ToolResult(data=payload, size_bytes=size, ref=ref)
 
-    async def _audit(
-        self,
-        ctx: CallContext,
-        action: str,
-        server: str,
-        target: str,
-        arguments: dict[str, Any],
-        started: float,
-        outcome: str,
-        result: ToolResult | None,
-    ) -> None:
-        detail: dict[str, Any] = {
-            "server": server,
-            "tool" if action == "mcp_call" else "uri": target,
-            "args_sha256": arguments_hash(arguments),
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            "outcome": outcome,
-        }
-        if ctx.task_id:
-            detail["task_id"] = ctx.task_id
-        if result is not None:
-            detail["result_bytes"] = result.size_bytes
-            if result.ref:
-                detail["result_ref"] = result.ref
-        # Shielded: a cancelled activity's call is still recorded.
-        with anyio.CancelScope(shield=True):
-            await asyncio.to_thread(self._registry.append_audit, ctx.tenant_id, ctx.actor, action, server, detail)
+    @asynccontextmanager
+    async def _audited(
+        self, ctx: CallContext, action: str, server: str, target: str, arguments: dict[str, Any]
+    ) -> AsyncIterator[_Audit]:
+        """Audit the operation in the block, however it ends: its outcome is "ok", the McpError's code, or
+        "cancelled"; a tool result set on the yielded record adds its size and kept-result key."""
+        started = time.monotonic()
+        record = _Audit()
+        outcome = "ok"
+        try:
+            yield record
+        except McpError as exc:
+            outcome = exc.code
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            detail: dict[str, Any] = {
+                "server": server,
+                "tool" if action == "mcp_call" else "uri": target,
+                "args_sha256": arguments_hash(arguments),
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "outcome": outcome,
+            }
+            if ctx.task_id:
+                detail["task_id"] = ctx.task_id
+            if record.result is not None:
+                detail["result_bytes"] = record.result.size_bytes
+                if record.result.ref:
+                    detail["result_ref"] = record.result.ref
+            # Shielded: a cancelled activity's call is still recorded.
+            with anyio.CancelScope(shield=True):
+                await asyncio.to_thread(self._registry.append_audit, ctx.tenant_id, ctx.actor, action, server, detail)
 
     # -- session plumbing ---------------------------------------------------------------------
 

@@ -94,7 +94,6 @@ class Toolset:
         self._host = host
         self._tools = {t.name: t for t in catalog.tools}
         self._context = context
-        self.hidden = list(catalog.hidden)
         self.calls: list[ToolCall] = []
         self.results: list[ToolResult] = []
 

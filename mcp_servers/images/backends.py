@@ -20,8 +20,6 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +27,13 @@ from typing import Any, Protocol
 import httpx2 as httpx
 from PIL import Image, UnidentifiedImageError
 
-from mcp_servers.common import DEFAULT_SANDBOX_DIR, SANDBOX_DIR_ENV, ToolError
+from mcp_servers.common import (
+    DEFAULT_SANDBOX_DIR,
+    SANDBOX_DIR_ENV,
+    ToolError,
+    json_object,
+    retry_after_header,
+)
 from mcp_servers.images.ledger import Ledger, Pending
 from mcp_servers.images.render import render_png, render_portrait
 from mcp_servers.media import MediaItem, MediaStore
@@ -478,7 +482,7 @@ class IdeogramGenerator:
             "ideogram_prompt": first.get("prompt"),
             "ideogram_resolution": first.get("resolution"),
             "ideogram_style_type": first.get("style_type"),
-            "ideogram_created": _body(response).get("created"),
+            "ideogram_created": json_object(response).get("created"),
         }
         return GeneratedImage(
             data,
@@ -510,16 +514,8 @@ def _check_speed(speed: str) -> str:
     return normalized
 
 
-def _body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _first_image(response: httpx.Response) -> dict[str, Any]:
-    data = _body(response).get("data")
+    data = json_object(response).get("data")
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise ImagesError("upstream_error", "Ideogram answered 200 without an image in `data`")
     first: dict[str, Any] = data[0]
@@ -527,7 +523,7 @@ def _first_image(response: httpx.Response) -> dict[str, Any]:
 
 
 def _upstream_message(response: httpx.Response) -> str:
-    body = _body(response)
+    body = json_object(response)
     for key in ("detail", "message", "error"):
         value = body.get(key)
         if isinstance(value, str) and value:
@@ -535,20 +531,6 @@ def _upstream_message(response: httpx.Response) -> str:
         if value:
             return json.dumps(value)[:500]
     return response.text[:200]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 # Ideogram 3.0 generate's documented statuses: 400 invalid input, 401 not authorized, 422 prompt failed the
@@ -560,7 +542,7 @@ def _api_error(response: httpx.Response) -> ImagesError:
     status = response.status_code
     message = f"Ideogram HTTP {status}: {_upstream_message(response)}"
     if status == 429:
-        return ImagesError("rate_limited", message, _retry_after(response.headers.get("Retry-After")))
+        return ImagesError("rate_limited", message, retry_after_header(response.headers.get("Retry-After")))
     return ImagesError(_STATUS_CODES.get(status, "upstream_error"), message)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 # The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
 import httpx2 as httpx
 
-from mcp_servers.common import ToolError
+from mcp_servers.common import ToolError, json_object, retry_after_header
 
 BACKEND_ENV = "CHIMERA_NEWS_BACKEND"
 FEED_ENV = "CHIMERA_NEWS_FEED"
@@ -128,11 +128,8 @@ class LiveNewsBackend:
             )
         except httpx.HTTPError as exc:
             raise NewsError("unavailable", f"news API unreachable: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if not body:
             raise NewsError("upstream_error", f"news API answered HTTP {response.status_code} without a JSON object")
         if response.status_code == 200 and body.get("status") == "ok":
             return body
@@ -210,10 +207,7 @@ def _api_error(response: httpx.Response, body: dict[str, Any]) -> NewsError:
     code = _ERROR_CODES.get(upstream, "rate_limited" if response.status_code == 429 else "upstream_error")
     retry_after: float | None = None
     if code == "rate_limited":
-        try:
-            retry_after = max(float(response.headers.get("Retry-After", "")), 0.0)
-        except ValueError:
-            retry_after = None  # absent or an HTTP date; the host then applies its own backoff
+        retry_after = retry_after_header(response.headers.get("Retry-After"))  # None: the host's own backoff
     return NewsError(code, message, retry_after)
 
 

@@ -26,13 +26,5 @@ def send(client: httpx.Client, method: str, path: str, *, publishing: bool, what
         raise ToolError("unavailable", f"{what}: no answer ({type(exc).__name__})") from exc
 
 
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def env_float(value: str | None, default: float) -> float:
     return float(value) if value else default

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from mcp_servers.common import RateLimited, ToolError
+from mcp_servers.common import RateLimited, ToolError, json_object
 from mcp_servers.media import MediaStore
 from mcp_servers.social.backend import NotFound, Platform, iso, parse_time
 from mcp_servers.social.ledger import (
@@ -30,7 +30,7 @@ from mcp_servers.social.ledger import (
     publish_once,
     same_text,
 )
-from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, json_object, send
+from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, send
 from mcp_servers.social.rules import IG_MAX_CAPTION_CHARS, InvalidRequest, check_instagram_image, check_key, check_text
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from mcp_servers.common import RateLimited, ToolError
+from mcp_servers.common import RateLimited, ToolError, json_object, retry_after_header
 from mcp_servers.social.backend import NotFound, Platform, iso, parse_time
 from mcp_servers.social.ledger import (
     CLOCK_SLACK_SECONDS,
@@ -30,7 +30,7 @@ from mcp_servers.social.ledger import (
     publish_once,
     same_text,
 )
-from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, json_object, send
+from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, send
 from mcp_servers.social.rules import TWEET_MAX_CHARS, InvalidRequest, check_key, check_text
 
 DEFAULT_BASE_URL = "https://api.x.com"
@@ -130,10 +130,8 @@ class LiveTwitterBackend:
                 return max(float(reset) - self._clock(), 1.0)
             except ValueError:
                 pass
-        try:
-            return max(float(response.headers.get("Retry-After", "")), 1.0)
-        except ValueError:
-            return DEFAULT_RETRY_AFTER_SECONDS
+        waited = retry_after_header(response.headers.get("Retry-After"))
+        return DEFAULT_RETRY_AFTER_SECONDS if waited is None else max(waited, 1.0)
 
     def _user(self) -> dict[str, Any]:
         if self._me is None:

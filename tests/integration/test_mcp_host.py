@@ -120,6 +120,13 @@ async def test_a_tool_shadowing_another_servers_tool_is_refused(tmp_path: Path, 
     with pytest.raises(McpNotApproved):
         await host.call_tool("second", "lookup", {"query": "x"})
 
+    # A pin that predates the rule (written directly here) still never puts a shadowed name before the model.
+    offered = (await host.status("second")).offered_hash
+    assert offered is not None
+    store.approve_mcp_server("second", offered, [{"name": "lookup"}], actor="legacy")
+    catalog = await ToolCatalog(host).catalog()
+    assert catalog.tools == [] and any("shadowed" in reason for reason in catalog.hidden)
+
 
 async def test_arguments_results_and_audit(tmp_path: Path, store: StateStore) -> None:
     host = await approved_host(
