@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from temporalio import activity
-
+from activities.registry import implements
 from chimera.db import StateStore
+from schemas.activity_table import Activities
 from schemas.task import BudgetRequest, Reservation, SettleRequest
 
 
@@ -17,11 +17,11 @@ class BudgetActivities:
     def estimate(self, task_type: str) -> float:
         return self._estimates.get(task_type, self._default)
 
-    @activity.defn(name="reserve_budget")
+    @implements(Activities.reserve_budget)
     def reserve_budget(self, req: BudgetRequest) -> Reservation:
         return self._store.reserve(req.ref, self.estimate(req.task_type), req.daily_budget_usd, req.timezone)
 
-    @activity.defn(name="settle_budget")
+    @implements(Activities.settle_budget)
     def settle_budget(self, req: SettleRequest) -> Reservation:
         """Replace the reservation by what the task really cost (zero if it never ran a model)."""
         self._store.settle(req.ref, req.actual_usd, req.timezone)

@@ -10,11 +10,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import non_retryable, retry_after
+from activities.errors import failure, retry_after
+from activities.registry import implements
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost, McpToolError
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import ModelError, ModelProvider, ToolUseError
+from schemas.activity_table import Activities, Failure
 from schemas.plan import PlannedTask
 from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, WriteRequest
 
@@ -84,7 +86,7 @@ class ContentActivities:
         self._model = model
         self._tools = tools or ToolCatalog(mcp)
 
-    @activity.defn(name="execute_task")
+    @implements(Activities.execute_task)
     async def execute_task(self, inp: ContentTaskInput) -> TaskResult:
         """Write the draft with the model and the approved servers' tools; nothing is published here."""
         keys = state_keys(inp.ref.campaign_id, inp.task)
@@ -98,10 +100,10 @@ class ContentActivities:
             draft = await self._model.write(request, toolset)
         except ToolUseError as exc:
             if exc.retry_after_seconds is not None:
-                raise retry_after("RateLimited", str(exc), exc.retry_after_seconds) from exc
-            raise ApplicationError(f"a tool the draft needs failed: {exc}", type="ToolFailed") from exc
+                raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds) from exc
+            raise ApplicationError(f"a tool the draft needs failed: {exc}", type=Failure.TOOL_FAILED.value) from exc
         except ModelError as exc:
-            raise non_retryable("InvalidTask", f"the model could not write this task: {exc}") from exc
+            raise failure(Failure.INVALID_TASK, f"the model could not write this task: {exc}") from exc
         untrusted = [inp.task.mention.text] if inp.task.mention else []
         for result in toolset.results:
             untrusted.extend(_strings(result.data, MAX_UNTRUSTED_STRINGS - len(untrusted)))
@@ -117,7 +119,7 @@ class ContentActivities:
             media_ids=draft.media_ids,
         )
 
-    @activity.defn(name="publish")
+    @implements(Activities.publish)
     async def publish(self, inp: PublishInput) -> PublishResult:
         """Publish exactly once per idempotency key (the task id).
 
@@ -125,10 +127,10 @@ class ContentActivities:
         the platform, and returns what an earlier attempt published instead of posting again.
         """
         if await asyncio.to_thread(self._store.is_stopped, inp.ref.tenant_id, inp.ref.campaign_id):
-            raise non_retryable("CampaignStopped", "the campaign was stopped: nothing more is published")
+            raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is published")
         tools = PUBLISH_TOOLS.get(inp.platform)
         if tools is None:
-            raise non_retryable("PublishRefused", f"no publishing tool for platform {inp.platform}")
+            raise failure(Failure.PUBLISH_REFUSED, f"no publishing tool for platform {inp.platform}")
         context = CallContext(
             tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
         )
@@ -140,11 +142,11 @@ class ContentActivities:
                 published = PublishResult.model_validate(result.data)
         except McpToolError as exc:
             if exc.code == "rate_limited":
-                raise retry_after("RateLimited", str(exc), exc.retry_after_seconds or 60.0) from exc
+                raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds or 60.0) from exc
             if exc.retry_after_seconds is not None and exc.code not in REFUSALS:  # e.g. publish_in_progress
-                raise retry_after("RetryLater", str(exc), exc.retry_after_seconds) from exc
+                raise retry_after(Failure.RETRY_LATER, str(exc), exc.retry_after_seconds) from exc
             if exc.code in REFUSALS:
-                raise non_retryable("PublishRefused", f"{inp.platform} refused the post: {exc}") from exc
+                raise failure(Failure.PUBLISH_REFUSED, f"{inp.platform} refused the post: {exc}") from exc
             raise
         await asyncio.to_thread(
             self._store.append_audit,
@@ -194,7 +196,7 @@ def _publish_call(inp: PublishInput, tools: PlatformTools) -> tuple[str, dict[st
     args: dict[str, Any] = {tools.text_arg: inp.text, "idempotency_key": inp.idempotency_key}
     if tools.media_arg is not None:
         if not inp.media_ids:
-            raise non_retryable("PublishRefused", f"a {inp.platform} post needs an image and the draft has none")
+            raise failure(Failure.PUBLISH_REFUSED, f"a {inp.platform} post needs an image and the draft has none")
         args[tools.media_arg] = inp.media_ids[0]
     return tools.post, args
 

@@ -1,4 +1,4 @@
-"""Error types activities raise to workflows; temporal.yaml names the non-retryable ones."""
+"""The errors activities fail with. Whether one retries is the activity table's word, not the raise site's."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-
-def non_retryable(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
+from schemas.activity_table import Failure
 
 
-def retry_after(kind: str, message: str, seconds: float) -> ApplicationError:
+def failure(kind: Failure, message: str) -> ApplicationError:
+    """An activity failure of a known type; schemas/activity_table.py says which activities never retry it."""
+    return ApplicationError(message, type=kind.value)
+
+
+def retry_after(kind: Failure, message: str, seconds: float) -> ApplicationError:
     """A retryable failure whose next attempt waits as long as the service asked (a durable wait)."""
-    return ApplicationError(message, type=kind, next_retry_delay=timedelta(seconds=max(seconds, 1.0)))
+    return ApplicationError(message, type=kind.value, next_retry_delay=timedelta(seconds=max(seconds, 1.0)))

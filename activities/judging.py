@@ -1,20 +1,20 @@
-"""Judge-side activities: measure a draft, record reviews, commit with OCC, learn from outcomes.
+"""Judge-side activities: measure a draft, audit the verdict, record reviews, commit with OCC, learn.
 
 The judge measures; the decision itself is the pure policy in schemas/policy.py, applied by the
-workflow.
+workflow, which then has `record_verdict` audit exactly the verdict it acts on.
 """
 
 from __future__ import annotations
 
-from temporalio import activity
-
-from activities.errors import non_retryable
+from activities.errors import failure
+from activities.registry import implements
 from chimera.db import StateConflict, StateStore
 from chimera.safety.rules import SafetyRules, safety_score
 from chimera.similarity import PersonaSimilarity
-from schemas.policy import ConfidenceComponents, JudgeScores
+from schemas.activity_table import Activities, Failure
+from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, decide
 from schemas.review import ReviewRecord
-from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord
+from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, VerdictRecord
 
 
 class JudgeActivities:
@@ -23,7 +23,7 @@ class JudgeActivities:
         self._rules = rules
         self._similarity = similarity
 
-    @activity.defn(name="judge_result")
+    @implements(Activities.judge_result)
     def judge_result(self, inp: JudgeInput) -> JudgeScores:
         result = inp.result
         flags = self._rules.evaluate(inp.persona, result.text, result.untrusted_inputs)
@@ -42,17 +42,30 @@ class JudgeActivities:
             f"history {history.rate:.2f} from {history.samples} past {inp.task.task_type} outcomes",
         ]
         scores = JudgeScores(components=components, flags=flags, reasons=reasons)
-        self._store.record_verdict(inp.ref, inp.task.task_type, scores)  # every verdict is audited
+        if not inp.verdict_audited_by_workflow:
+            self._audit_legacy_verdict(inp, scores)
         return scores
 
-    @activity.defn(name="record_review")
+    def _audit_legacy_verdict(self, inp: JudgeInput, scores: JudgeScores) -> None:
+        """A task whose workflow was judged by code older than record_verdict: audit the verdict it decides
+        (the campaign's policy on these scores, as that code applied it) so no verdict goes unaudited."""
+        campaign = self._store.get_campaign(inp.ref.tenant_id, inp.ref.campaign_id)
+        policy = campaign.spec.judge if campaign else JudgePolicy()
+        self._store.record_verdict(inp.ref, inp.task.task_type, decide(scores, policy))
+
+    @implements(Activities.record_verdict)
+    def record_verdict(self, rec: VerdictRecord) -> None:
+        """Audit the verdict the workflow decided and acts on (judge.verdict)."""
+        self._store.record_verdict(rec.ref, rec.task_type, rec.verdict)
+
+    @implements(Activities.record_review)
     def record_review(self, rec: ReviewRecord) -> None:
         self._store.record_review(rec)
 
-    @activity.defn(name="commit_result")
+    @implements(Activities.commit_result)
     def commit_result(self, inp: CommitInput) -> CommitResult:
         if self._store.is_stopped(inp.ref.tenant_id, inp.ref.campaign_id):
-            raise non_retryable("CampaignStopped", "the campaign was stopped: nothing more is committed")
+            raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is committed")
         value = {
             "task_id": inp.ref.task_id,
             "task_key": inp.task_key,
@@ -63,10 +76,10 @@ class JudgeActivities:
         try:
             versions = self._store.commit(inp.ref, inp.read_set, inp.write_keys, value, inp.actor)
         except StateConflict as exc:
-            raise non_retryable("StateConflict", str(exc)) from exc
+            raise failure(Failure.STATE_CONFLICT, str(exc)) from exc
         return CommitResult(versions=versions)
 
-    @activity.defn(name="record_outcome")
+    @implements(Activities.record_outcome)
     def record_outcome(self, rec: OutcomeRecord) -> None:
         """Remember how the task ended: the judge's historical component learns from it."""
         out = rec.outcome

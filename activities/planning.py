@@ -7,10 +7,12 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities.errors import non_retryable
+from activities.errors import failure
+from activities.registry import implements
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost
 from chimera.models.base import ModelProvider
+from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit
@@ -30,7 +32,7 @@ class PlannerActivities:
         self._mcp = mcp
         self._model = model
 
-    @activity.defn(name="observe")
+    @implements(Activities.observe)
     async def observe(self, req: ObserveRequest) -> Observation:
         """Read mentions and trends; a source that fails is reported, the others still count."""
         obs = Observation()
@@ -68,19 +70,19 @@ class PlannerActivities:
         items = [{"topic": t.get("topic"), "volume": t.get("count", 0)} for t in topics or [] if isinstance(t, dict)]
         return _parse_items(items, Trend, server, "trend", errors)
 
-    @activity.defn(name="plan")
+    @implements(Activities.plan)
     async def plan(self, req: PlanRequest) -> TaskPlan:
         plan = await self._model.plan(req)
         problems = _plan_problems(plan, req)
         if problems:
-            raise non_retryable("InvalidPlan", "the planner's plan is invalid: " + "; ".join(problems))
+            raise failure(Failure.INVALID_PLAN, "the planner's plan is invalid: " + "; ".join(problems))
         return plan
 
-    @activity.defn(name="register_campaign")
+    @implements(Activities.register_campaign)
     def register_campaign(self, spec: CampaignSpec) -> None:
         self._store.ensure_campaign(spec)
 
-    @activity.defn(name="record_control")
+    @implements(Activities.record_control)
     def record_control(self, entry: ControlAudit) -> None:
         """Persist a control change; the store audits each one (status, budget, goals)."""
         reason = str(entry.detail.get("reason", ""))

@@ -15,6 +15,9 @@
     review.deadline                 -> review_deadline_seconds (a duration)
     judge.weights.* / judge.bands.* -> judge (schemas.policy.JudgePolicy overrides)
 
+`judge` and `review.deadline` may be left out: temporal.yaml's `judge` and `review_deadline_seconds`
+(the `defaults` every loader takes) stand in for them.
+
 Like SOUL.md, unknown keys are errors and every problem is collected with its line; the persona's own
 problems are included, named with the persona file's path.
 """
@@ -31,7 +34,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from chimera.durations import parse_duration
-from chimera.persona_file import (
+from chimera.file_issues import (
     FileFormatError,
     FileIssue,
     YamlPath,
@@ -39,9 +42,10 @@ from chimera.persona_file import (
     dotted,
     line_of,
     load_yaml_mapping,
-    persona_issues,
     unknown_name_message,
 )
+from chimera.persona_file import persona_issues
+from chimera.temporal_config import TemporalConfig
 from schemas.campaign import CampaignSpec, Platform
 from schemas.persona import Persona
 from schemas.policy import ConfidenceBands, ConfidenceWeights
@@ -89,27 +93,29 @@ _DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds
 _PLATFORMS: tuple[str, ...] = get_args(Platform)
 
 
-def load_campaign(path: Path) -> CampaignSpec:
-    """Read a campaign file and the SOUL.md it names. Raises CampaignFileError listing every problem."""
+def load_campaign(path: Path, defaults: TemporalConfig) -> CampaignSpec:
+    """Read a campaign file and the SOUL.md it names; `defaults` (temporal.yaml) fills what the file leaves
+    out. Raises CampaignFileError listing every problem."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignFileError(source, [FileIssue(None, None, f"cannot read campaign file: {exc}")]) from exc
-    return parse_campaign(text, source, path.parent)
+    return parse_campaign(text, source, path.parent, defaults)
 
 
 def check_campaign(path: Path) -> list[FileIssue]:
     """Every problem in a campaign file and its persona; an empty list means it loads."""
     try:
-        load_campaign(path)
+        load_campaign(path, TemporalConfig())  # what temporal.yaml fills in cannot make a file invalid
     except CampaignFileError as exc:
         return exc.errors
     return []
 
 
-def parse_campaign(text: str, source: str, base_dir: Path) -> CampaignSpec:
-    """Parse campaign YAML; `persona` paths resolve against `base_dir`. Raises CampaignFileError."""
+def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalConfig) -> CampaignSpec:
+    """Parse campaign YAML; `persona` paths resolve against `base_dir`; temporal.yaml (`defaults`) gives the
+    judge policy and review deadline the file leaves out. Raises CampaignFileError."""
     issues: list[FileIssue] = []
     persona_problems: list[FileIssue] = []
     parsed = load_yaml_mapping(text.removeprefix("\ufeff"), 1, issues, "campaign file")
@@ -164,7 +170,13 @@ def parse_campaign(text: str, source: str, base_dir: Path) -> CampaignSpec:
     issues.sort(key=lambda issue: issue.line or 0)
     if spec is None or issues or persona_problems:
         raise CampaignFileError(source, [*issues, *persona_problems])
-    return spec
+    # Not in `data` means not in the file (a key written with a problem has raised above).
+    unset: dict[str, Any] = {}
+    if "judge" not in data:
+        unset["judge"] = defaults.judge
+    if "review_deadline_seconds" not in data:
+        unset["review_deadline_seconds"] = defaults.review_deadline_seconds
+    return spec.model_copy(update=unset)
 
 
 def _get(raw: dict[Any, Any], path: YamlPath) -> tuple[bool, Any]:

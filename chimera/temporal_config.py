@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 
-from schemas.options import ACTIVITY_NAMES, ActivityOptions, RuntimeOptions, TaskQueues
+from schemas.activity_table import Activities
+from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions, TaskQueues
 from schemas.policy import JudgePolicy
 
 
@@ -23,6 +24,28 @@ class DevServerConfig(BaseModel):
     ui_port: int = 8233
     db_filename: str = "temporal.db"
     suggest_continue_as_new_at: int = 10240
+
+
+class YamlRetry(RetrySpec):
+    """A retry policy as temporal.yaml states it: a misspelt key is an error, not a silent default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_error_types(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "non_retryable_error_types" in raw:
+            raise ValueError(
+                "non_retryable_error_types is declared in code, once per activity (schemas/activity_table.py), "
+                "not in temporal.yaml"
+            )
+        return raw
+
+
+class YamlActivity(ActivityOptions):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retry: YamlRetry = YamlRetry()
 
 
 class TemporalConfig(BaseModel):
@@ -33,15 +56,18 @@ class TemporalConfig(BaseModel):
     search_attributes: dict[str, Literal["Keyword", "Double", "Int", "Bool", "Text", "Datetime"]] = Field(
         default_factory=dict
     )
-    activities: dict[str, ActivityOptions] = Field(default_factory=dict)
+    activities: dict[str, YamlActivity] = Field(default_factory=dict)
     judge: JudgePolicy = JudgePolicy()
     review_deadline_seconds: int = 72 * 3600
 
     def runtime_options(self) -> RuntimeOptions:
-        unknown = set(self.activities) - set(ACTIVITY_NAMES)
+        unknown = set(self.activities) - Activities.names()
         if unknown:
-            raise ValueError(f"temporal.yaml names unknown activities: {sorted(unknown)}")
-        return RuntimeOptions(task_queues=self.task_queues, activities=self.activities)
+            raise ValueError(
+                f"temporal.yaml names unknown activities: {sorted(unknown)} (known: {sorted(Activities.names())})"
+            )
+        activities = {name: ActivityOptions.model_validate(o.model_dump()) for name, o in self.activities.items()}
+        return RuntimeOptions(task_queues=self.task_queues, activities=activities)
 
     def connection(self) -> tuple[str, str, dict[str, Any]]:
         """(address, namespace, extra connect kwargs) after Temporal's env config is applied."""

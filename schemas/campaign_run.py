@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
 
 from schemas.campaign import CampaignSpec
-from schemas.events import CampaignState
+from schemas.events import CampaignState, ControlAudit, EmergencyStop
 from schemas.options import RuntimeOptions
 from schemas.plan import PlannedTask
 from schemas.review import Ack
-from schemas.task import TaskStatus
+from schemas.task import TaskOutcome, TaskStatus
 
 
 class TaskRecord(BaseModel):
@@ -26,31 +29,48 @@ class TaskRecord(BaseModel):
     replaced_by: str | None = Field(None, description="key of the task re-planned in its place")
 
 
-class CampaignCarry(BaseModel):
-    """Everything a new run needs to continue exactly where the last one stopped."""
+class CampaignProgress(BaseModel):
+    """Everything a campaign knows and has done: CampaignWorkflow's whole state, in one object.
 
-    cycle: int
-    state: CampaignState
-    goals: list[str]
-    daily_budget_usd: float
-    tasks: list[TaskRecord]
-    acks: list[Ack]
-    next_cycle_at: str | None = None
+    Continue-as-new hands this object to the next run whole, so a new field is one edit here.
+    """
+
+    cycle: int = 0
+    state: CampaignState = "running"
+    goals: list[str] = Field(default_factory=list)
+    daily_budget_usd: float = 0.0
+    tasks: dict[str, TaskRecord] = Field(default_factory=dict, description="by task key, in planning order")
+    acks: dict[str, Ack] = Field(default_factory=dict, description="answers to signals, by request id")
+    next_cycle_at: datetime | None = None
     stop_reason: str | None = None
+    stop_request: EmergencyStop | None = None
     paused_by: str | None = None
     replans: int = 0
     spend_day: str = ""
     spent_today_usd: float = 0.0
-    runs: int = 1
+    runs: int = Field(1, description="how many runs (continue-as-new) the campaign has had")
     goals_changed: bool = False
-    deferred_replans: list[str] = Field(default_factory=list)
+    deferred_replans: list[str] = Field(default_factory=list, description="keys rejected while paused")
+    inbox: list[TaskOutcome] = Field(default_factory=list, description="task updates not yet handled")
+    audit_outbox: list[ControlAudit] = Field(default_factory=list, description="changes not yet audited")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks_by_key(cls, raw: Any) -> Any:
+        # Runs recorded before this model carried tasks as a list (CampaignCarry).
+        return {t["task"]["key"]: t for t in raw} if isinstance(raw, list) else raw
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks_by_request(cls, raw: Any) -> Any:
+        return {a["request_id"]: a for a in raw} if isinstance(raw, list) else raw
 
 
 class CampaignInput(BaseModel):
     spec: CampaignSpec
     runtime: RuntimeOptions
     max_cycles: int | None = Field(None, ge=1, description="end after this many cycles (demos, tests)")
-    carried: CampaignCarry | None = None
+    carried: CampaignProgress | None = Field(None, description="the state an earlier run handed over")
 
 
 class ObserveRequest(BaseModel):

@@ -16,7 +16,8 @@ class RetrySpec(BaseModel):
     backoff_coefficient: float = 2.0
     maximum_interval_seconds: float = 60.0
     maximum_attempts: int = 5
-    non_retryable_error_types: list[str] = Field(default_factory=list)
+    # Which failures never retry is not an option: schemas/activity_table.py declares it per activity.
+    # (Inputs recorded before that still carry `non_retryable_error_types`; it is ignored.)
 
 
 class ActivityOptions(BaseModel):
@@ -35,24 +36,9 @@ class TaskQueues(BaseModel):
     judge: str = "chimera-judge"
 
 
-# Activity names; the keys of RuntimeOptions.activities.
-ACTIVITY_NAMES = (
-    "observe",
-    "plan",
-    "register_campaign",
-    "record_control",
-    "reserve_budget",
-    "settle_budget",
-    "execute_task",
-    "judge_result",
-    "record_review",
-    "commit_result",
-    "publish",
-    "record_outcome",
-)
-
-
 class RuntimeOptions(BaseModel):
+    """Keyed by the names in schemas/activity_table.py (temporal.yaml is checked against it)."""
+
     model_config = ConfigDict(frozen=True)
 
     task_queues: TaskQueues = TaskQueues()

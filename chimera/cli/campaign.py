@@ -10,11 +10,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from chimera import control
-from chimera.campaign_file import CampaignFileError, load_campaign
+from chimera.campaign_file import CampaignFileError
 from chimera.cli import render
 from chimera.cli.render import ActorOption, JsonFlag
-from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
+from chimera.control import campaigns
+from chimera.control.connection import WORKER_HINT
+from schemas.events import CampaignStatus
 
 app = typer.Typer(help="Start, inspect and steer campaigns.", no_args_is_help=True)
 
@@ -36,22 +37,14 @@ def start(
     ] = None,
 ) -> None:
     """Start a campaign. Its id is used once: a finished campaign cannot be started again."""
+    config = render.load_config()
     try:
-        spec = load_campaign(file)
+        inp = campaigns.load_campaign_input(file, config, max_cycles=max_cycles)
     except CampaignFileError as exc:
         render.print_issues(exc.source, exc.errors)
         render.fail(f"{file}: {len(exc.errors)} problem(s); nothing was started")
-    sets = control.file_sets(file)
-    handle = render.run(
-        lambda client, config: control.start_campaign(
-            client,
-            config,
-            spec,
-            max_cycles=max_cycles,
-            file_sets_judge=sets.judge,
-            file_sets_deadline=sets.deadline,
-        )
-    )
+    handle = render.run(lambda client, _: campaigns.start_campaign(client, inp), config)
+    spec = inp.spec
     ref = f"{spec.tenant_id}/{spec.campaign_id}"
     render.say(f"[green]started[/] campaign {ref}: {escape(spec.name)}")
     render.say(f"workflow {handle.id}, run {handle.result_run_id}")
@@ -61,7 +54,7 @@ def start(
 @app.command("list")
 def list_(json_: JsonFlag = False) -> None:
     """Every campaign, running ones first."""
-    rows = render.run(lambda client, _: control.list_campaigns(client))
+    rows = render.run(lambda client, _: campaigns.list_campaigns(client))
     if json_:
         render.emit_json(rows)
         return
@@ -78,13 +71,13 @@ def list_(json_: JsonFlag = False) -> None:
             f"pending reviews {pending} · started {render.started(row.started_at)}"
         )
     if any(row.status == "running" and row.state is None for row in rows):
-        render.say(f"[dim]-: no worker answered the status query; {control.WORKER_HINT}[/]")
+        render.say(f"[dim]-: no worker answered the status query; {WORKER_HINT}[/]")
 
 
 @app.command()
 def status(ref: CampaignRef, json_: JsonFlag = False) -> None:
     """The campaign's state, goals, budget and tasks."""
-    st = render.run(lambda client, _: control.campaign_status(client, ref))
+    st = render.run(lambda client, _: campaigns.campaign_status(client, ref))
     if json_:
         render.emit_json(st)
         return
@@ -137,7 +130,7 @@ def pause(
     actor: ActorOption = None,
 ) -> None:
     """Pause: no new task starts until resume (running tasks finish)."""
-    _signal(ref, "pause", ControlRequest, actor, reason=reason)
+    _signal(ref, "pause", actor, reason=reason)
 
 
 @app.command()
@@ -147,7 +140,7 @@ def resume(
     actor: ActorOption = None,
 ) -> None:
     """Resume a paused campaign."""
-    _signal(ref, "resume", ControlRequest, actor, reason=reason)
+    _signal(ref, "resume", actor, reason=reason)
 
 
 @app.command()
@@ -157,7 +150,7 @@ def budget(
     actor: ActorOption = None,
 ) -> None:
     """Set the daily budget (applies to tasks not yet started)."""
-    _signal(ref, "set_budget", BudgetChange, actor, daily_budget_usd=usd)
+    _signal(ref, "set_budget", actor, daily_budget_usd=usd)
 
 
 @app.command()
@@ -167,7 +160,7 @@ def goals(
     actor: ActorOption = None,
 ) -> None:
     """Replace the goals; the campaign re-plans at once."""
-    _signal(ref, "set_goals", GoalsChange, actor, goals=goal)
+    _signal(ref, "set_goals", actor, goals=goal)
 
 
 @app.command()
@@ -177,20 +170,12 @@ def stop(
     actor: ActorOption = None,
 ) -> None:
     """Emergency stop: cancel every live task and end the campaign. It cannot be resumed."""
-    _signal(ref, "emergency_stop", EmergencyStop, actor, reason=reason)
+    _signal(ref, "emergency_stop", actor, reason=reason)
 
 
-def _signal(
-    ref: str,
-    name: control.CampaignSignal,
-    model: type[ControlRequest],
-    actor: str | None,
-    **fields: str | float | list[str],
-) -> None:
+def _signal(ref: str, name: campaigns.CampaignSignal, actor: str | None, **fields: str | float | list[str]) -> None:
     # Validate before connecting: a malformed request is a usage error whatever the server's state.
     with render.reported_errors():
-        request = control.build_request(
-            model, request_id=control.new_request_id(), actor=actor or control.default_actor(), **fields
-        )
-    ack = render.run(lambda client, _: control.send_campaign_signal(client, ref, name, request))
+        request = campaigns.campaign_request(name, actor, **fields)
+    ack = render.run(lambda client, _: campaigns.send_campaign_signal(client, ref, name, request))
     render.report_ack(ack)

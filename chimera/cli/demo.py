@@ -13,13 +13,13 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from chimera.campaign_file import load_campaign
 from chimera.cli.runtime import Runtime, embedded
-from chimera.control import file_sets, start_campaign
+from chimera.control.campaigns import load_campaign_input, start_campaign
+from schemas.activity_table import ROLES
 from schemas.campaign import CampaignSpec
 from schemas.events import CampaignStatus, TaskView
 from schemas.review import ReviewView
-from workers.roles import ROLES, run_workers
+from workers.roles import run_workers
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
@@ -37,15 +37,6 @@ STYLE = {
     "budget_exhausted": "red",
     "cancelled": "dim",
 }
-
-
-def demo_spec(path: Path, cycle_seconds: int) -> CampaignSpec:
-    """The example campaign under a fresh id, so every demo run is a new campaign."""
-    spec = load_campaign(path)
-    stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
-    return spec.model_copy(
-        update={"campaign_id": f"{spec.campaign_id}-{stamp}", "cycle_interval_seconds": cycle_seconds}
-    )
 
 
 class Progress:
@@ -81,10 +72,8 @@ class Progress:
 
     async def _review(self, task_id: str) -> ReviewView | None:
         try:
-            view: ReviewView = await self._client.get_workflow_handle_for(ContentTaskWorkflow.run, task_id).query(
-                ContentTaskWorkflow.review
-            )
-            return view
+            handle = self._client.get_workflow_handle_for(ContentTaskWorkflow.run, task_id)
+            return await handle.query(ContentTaskWorkflow.review)
         except RPCError:
             return None
 
@@ -101,17 +90,13 @@ async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
         stop = asyncio.Event()
         workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
         try:
-            spec = demo_spec(path, cycle_seconds)
-            sets = file_sets(path)
-            handle = await start_campaign(
-                rt.client,
-                rt.config,
-                spec,
-                max_cycles=cycles,
-                file_sets_judge=sets.judge,
-                file_sets_deadline=sets.deadline,
+            # Under a fresh id, so every demo run is a new campaign.
+            stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
+            inp = load_campaign_input(
+                path, rt.config, max_cycles=cycles, id_suffix=stamp, cycle_interval_seconds=cycle_seconds
             )
-            _intro(rt, spec, cycles)
+            handle = await start_campaign(rt.client, inp)
+            _intro(rt, inp.spec, cycles)
             final = await _follow(rt.client, handle)
             _summary(rt, final)
         finally:

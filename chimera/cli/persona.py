@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from chimera.cli import render
 from chimera.cli.render import JsonFlag
-from chimera.persona_file import FileIssue, PersonaFileError, load_persona
+from chimera.file_issues import FileIssue
+from chimera.persona_file import PersonaFileError, load_persona
 
 app = typer.Typer(help="Check persona files (SOUL.md).", no_args_is_help=True)
 

@@ -24,8 +24,9 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from chimera import control
-from chimera.persona_file import FileIssue
+from chimera.control.connection import open_client
+from chimera.control.errors import ControlError, InvalidRequest, NotConfirmed, NotFound, Unreachable
+from chimera.file_issues import FileIssue
 from chimera.settings import Settings
 from chimera.temporal_config import ConfigError, TemporalConfig, load_temporal_config
 from schemas.policy import Verdict
@@ -107,15 +108,15 @@ def reported_errors(config: TemporalConfig | None = None) -> Iterator[None]:
     """Turn control errors (and an unreachable server) into a message and an exit code."""
     try:
         yield
-    except control.Unreachable as exc:
+    except Unreachable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
-    except control.InvalidRequest as exc:
+    except InvalidRequest as exc:
         fail(str(exc), EXIT_USAGE)
-    except control.NotFound as exc:
+    except NotFound as exc:
         fail(str(exc), EXIT_NOT_FOUND)
-    except control.NotConfirmed as exc:
+    except NotConfirmed as exc:
         fail(str(exc), EXIT_NOT_CONFIRMED)
-    except control.ControlError as exc:  # Refused, CampaignExists and the rest
+    except ControlError as exc:  # Refused, CampaignExists and the rest
         fail(str(exc), EXIT_FAILED)
     except RPCError as exc:
         if exc.status == RPCStatusCode.UNAVAILABLE:
@@ -126,12 +127,13 @@ def reported_errors(config: TemporalConfig | None = None) -> Iterator[None]:
         fail(f"Temporal: {exc}", EXIT_FAILED)
 
 
-def run(operation: Callable[[Client, TemporalConfig], Awaitable[T]]) -> T:
-    """Connect with temporal.yaml (and TEMPORAL_* env), run one operation, report its errors."""
-    config = load_config()
+def run(operation: Callable[[Client, TemporalConfig], Awaitable[T]], loaded: TemporalConfig | None = None) -> T:
+    """Connect with temporal.yaml (`loaded` if the command has read it already) and TEMPORAL_* env, run one
+    operation, report its errors."""
+    config = load_config() if loaded is None else loaded
 
     async def connected() -> T:
-        client = await control.open_client(config)
+        client = await open_client(config)
         return await operation(client, config)
 
     with reported_errors(config):

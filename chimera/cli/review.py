@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from chimera import control
 from chimera.cli import render
 from chimera.cli.render import JsonFlag
+from chimera.control import reviews
 from schemas.review import ReviewAction, ReviewView
 
 app = typer.Typer(help="See and decide the drafts waiting for a human.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def list_(
     json_: JsonFlag = False,
 ) -> None:
     """Pending reviews, riskiest first (then the earliest deadline)."""
-    views = render.run(lambda client, _: control.list_reviews(client, tenant))
+    views = render.run(lambda client, _: reviews.list_reviews(client, tenant))
     if json_:
         render.emit_json(views)
         return
@@ -60,7 +60,7 @@ def list_(
 @app.command()
 def show(task: TaskArg, json_: JsonFlag = False) -> None:
     """The draft, why it was escalated, its deadline and state."""
-    view = render.run(lambda client, _: control.show_review(client, task))
+    view = render.run(lambda client, _: reviews.show_review(client, task))
     if json_:
         render.emit_json(view)
         return
@@ -139,6 +139,6 @@ def edit(
 def _decide(task: str, action: ReviewAction, reviewer: str | None, reason: str, text: str | None = None) -> None:
     # Validate before connecting: a rejection without a reason is a usage error, whatever the server says.
     with render.reported_errors():
-        decision = control.review_decision(action, reviewer, reason, text)
-    ack = render.run(lambda client, _: control.send_review_decision(client, task, decision))
+        decision = reviews.review_decision(action, reviewer, reason, text)
+    ack = render.run(lambda client, _: reviews.send_review_decision(client, task, decision))
     render.report_ack(ack)

@@ -17,8 +17,9 @@ from chimera.devserver import DevServer, dev_server
 from chimera.mcp import McpError
 from chimera.settings import Settings
 from chimera.temporal_config import TemporalConfig, connect, ensure_search_attributes, load_temporal_config
+from schemas.activity_table import ROLES, Role
 from workers.dependencies import Dependencies
-from workers.roles import ROLES, Role, run_workers
+from workers.roles import run_workers
 
 console = Console()
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from chimera.db import audit, budget, campaigns, mcp, reviews, state
-from chimera.db.engine import Database, upsert
+from chimera.db import audit, budget, campaigns, mcp, outcomes, reviews, state, tasks
+from chimera.db.engine import Database
 from chimera.db.errors import UnknownCampaign
-from chimera.db.models import Campaign, Outcome, Task, Tenant
+from chimera.db.models import Campaign, Tenant
 from chimera.db.records import (
     AuditCheck,
     AuditEntry,
@@ -32,17 +32,9 @@ from chimera.db.records import (
 )
 from chimera.settings import Settings
 from schemas.campaign import CampaignSpec
-from schemas.policy import JudgeScores, Verdict, decide
+from schemas.policy import Verdict
 from schemas.review import ReviewRecord
-from schemas.task import Reservation, StateRead, TaskRef, TaskStatus
-
-# Beta prior for success_rate: 8 successes in 10 pseudo-observations, so a new agent starts at 0.8.
-PRIOR_SUCCESSES = 8
-PRIOR_OBSERVATIONS = 10
-SUCCESS_STATUSES = ("published",)
-FAILURE_STATUSES = ("rejected",)  # by the judge or a human; cancelled, failed and budget say nothing of quality
-
-_TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+from schemas.task import Reservation, StateRead, TaskRef
 
 Clock = Callable[[], datetime]
 
@@ -246,12 +238,10 @@ class StateStore:
 
     # ---- reviews -----------------------------------------------------------------------------
 
-    def record_verdict(self, ref: TaskRef, task_type: str, scores: JudgeScores) -> Verdict:
-        """Audit the judge's verdict on a task (judge.verdict): the campaign's judge policy applied to the
-        scores, exactly as the workflow applies it (schemas.policy.decide). Returns that verdict."""
+    def record_verdict(self, ref: TaskRef, task_type: str, verdict: Verdict) -> None:
+        """Audit the verdict the workflow applied to a task (judge.verdict), exactly as it was decided."""
         with self._db.transaction(ref.tenant_id, write=True) as s:
-            row = campaigns.get(s, ref.tenant_id, ref.campaign_id)
-            verdict = decide(scores, campaigns.to_record(row).spec.judge)
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
             audit.append(
                 s,
                 tenant_id=ref.tenant_id,
@@ -264,12 +254,11 @@ class StateStore:
                     "task_type": task_type,
                     "decision": verdict.decision,
                     "confidence": round(verdict.confidence, 6),
-                    "components": scores.components.model_dump(mode="json"),
-                    "flags": [f"{f.rule}:{f.severity}" for f in scores.flags],
+                    "components": verdict.components.model_dump(mode="json"),
+                    "flags": [f"{f.rule}:{f.severity}" for f in verdict.flags],
                 },
                 now=self._now(),
             )
-            return verdict
 
     def record_review(self, rec: ReviewRecord) -> None:
         """Upsert the review; every change of decision is kept (review_events) and audited (review.<action>)."""
@@ -304,57 +293,27 @@ class StateStore:
         attempt: int,
         confidence: float | None,
     ) -> None:
-        if status not in _TASK_STATUSES:
-            raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
+        tasks.check_status(status)
         with self._db.transaction(ref.tenant_id, write=True) as s:
             now = self._now()
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
-            values: dict[str, Any] = {
-                "tenant_id": ref.tenant_id,
-                "task_id": ref.task_id,
-                "campaign_id": ref.campaign_id,
-                "agent_id": ref.agent_id,
+            recorded = {
                 "key": key,
                 "task_type": task_type,
                 "platform": platform,
                 "status": status,
                 "confidence": confidence,
                 "attempt": attempt,
-                "created_at": now,
-                "updated_at": now,
             }
-            mutable = ["key", "task_type", "platform", "status", "confidence", "attempt", "updated_at"]
-            upsert(s, Task, values, ["tenant_id", "task_id"], mutable)
+            tasks.record(s, ref, recorded, now)
 
     def get_task(self, tenant_id: str, task_id: str) -> TaskRecord | None:
         with self._db.transaction(tenant_id, write=False) as s:
-            row = s.get(Task, (tenant_id, task_id))
-            return self._task_record(row) if row is not None else None
+            return tasks.get(s, tenant_id, task_id)
 
     def list_tasks(self, tenant_id: str, campaign_id: str) -> list[TaskRecord]:
         with self._db.transaction(tenant_id, write=False) as s:
-            rows = s.execute(
-                select(Task)
-                .where(Task.tenant_id == tenant_id, Task.campaign_id == campaign_id)
-                .order_by(Task.created_at, Task.task_id)
-            ).scalars()
-            return [self._task_record(row) for row in rows]
-
-    @staticmethod
-    def _task_record(row: Task) -> TaskRecord:
-        return TaskRecord(
-            tenant_id=row.tenant_id,
-            task_id=row.task_id,
-            campaign_id=row.campaign_id,
-            agent_id=row.agent_id,
-            key=row.key,
-            task_type=row.task_type,
-            platform=row.platform,
-            status=row.status,
-            attempt=row.attempt,
-            confidence=row.confidence,
-            updated_at=row.updated_at,
-        )
+            return tasks.of_campaign(s, tenant_id, campaign_id)
 
     # ---- audit -------------------------------------------------------------------------------
 
@@ -410,42 +369,16 @@ class StateStore:
 
     def record_outcome(self, ref: TaskRef, task_type: str, status: str, human_decided: bool) -> None:
         """Idempotent per (task_id, status)."""
-        if status not in _TASK_STATUSES:
-            raise ValueError(f"unknown task status {status!r}; expected one of {sorted(_TASK_STATUSES)}")
+        tasks.check_status(status)
         with self._db.transaction(ref.tenant_id, write=True) as s:
             campaigns.get(s, ref.tenant_id, ref.campaign_id)
             campaigns.require_agent(s, ref.tenant_id, ref.agent_id)
-            values: dict[str, Any] = {
-                "tenant_id": ref.tenant_id,
-                "task_id": ref.task_id,
-                "status": status,
-                "campaign_id": ref.campaign_id,
-                "agent_id": ref.agent_id,
-                "task_type": task_type,
-                "human_decided": human_decided,
-                "at": self._now(),
-            }
-            upsert(s, Outcome, values, ["tenant_id", "task_id", "status"])
+            outcomes.record(s, ref, task_type, status, human_decided, self._now())
 
     def success_rate(self, tenant_id: str, agent_id: str, task_type: str) -> SuccessRate:
         """Posterior mean of a Beta(8, 2) prior updated with published (success) and rejected (failure)."""
         with self._db.transaction(tenant_id, write=False) as s:
-            counts: dict[str, int] = dict(
-                s.execute(
-                    select(Outcome.status, func.count())
-                    .where(
-                        Outcome.tenant_id == tenant_id,
-                        Outcome.agent_id == agent_id,
-                        Outcome.task_type == task_type,
-                        Outcome.status.in_(SUCCESS_STATUSES + FAILURE_STATUSES),
-                    )
-                    .group_by(Outcome.status)
-                ).all()
-            )
-        successes = sum(int(counts.get(st, 0)) for st in SUCCESS_STATUSES)
-        failures = sum(int(counts.get(st, 0)) for st in FAILURE_STATUSES)
-        rate = (PRIOR_SUCCESSES + successes) / (PRIOR_OBSERVATIONS + successes + failures)
-        return SuccessRate(rate=rate, samples=successes + failures, successes=successes, failures=failures)
+            return outcomes.success_rate(s, tenant_id, agent_id, task_type)
 
 
 __all__ = ["StateStore"]

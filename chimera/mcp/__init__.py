@@ -13,7 +13,8 @@ from chimera.mcp.errors import (
     McpToolError,
     McpUnavailable,
 )
-from chimera.mcp.host import CallContext, McpHost, McpRegistry, ServerStatus, ToolResult, stdio_params
+from chimera.mcp.host import CallContext, McpHost, McpRegistry, ServerStatus, ToolResult
+from chimera.mcp.sessions import stdio_params
 
 __all__ = [
     "CallContext",

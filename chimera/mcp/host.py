@@ -1,51 +1,37 @@
 """The only way Chimera reaches MCP servers.
 
 What a security reviewer checks, and where it happens:
-- Only allowlisted servers (chimera.settings.McpServerConfig) are ever started or contacted (`_config`).
+- Only allowlisted servers (chimera.settings.McpServerConfig) are ever started or contacted (`config`).
 - A server's tools are used only after an operator approved them: `approve` pins their definitions by hash.
   Every session lists the tools first and compares them with the pin (`_verify`); if they changed, the server
   is quarantined (an audit entry, every call refused, its tools hidden from the model) until approved again.
 - Approval is refused when a tool would shadow another approved server's tool of the same name.
 - Arguments are checked against the pinned input schema before they are sent; results are size-capped,
-  parsed as JSON only, and checked against the pinned output schema. Results are data, never instructions.
+  parsed as JSON only, and checked against the pinned output schema (chimera.mcp.results). Results are data,
+  never instructions.
 - A result larger than `inline_result_bytes` is kept in the state store and referenced by key, so it never
   enters workflow history.
 - Every call has a timeout and is audited: server, tool, arguments hash, duration, outcome.
 
-Each operation opens its own session (stdio: spawn, initialize, list, one request, shut down; HTTP: one
-streamable-HTTP session); `_session` is the single place a connection pool would go.
+Each operation opens its own session (chimera.mcp.sessions: the transports, and where a connection pool
+would go); `_run` runs one operation in it, under the timeout, after checking the pin.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO, TypeVar
 
 import anyio
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
-from mcp.types import (
-    CONNECTION_CLOSED,
-    REQUEST_TIMEOUT,
-    CallToolResult,
-    PaginatedRequestParams,
-    TextContent,
-    TextResourceContents,
-)
+from mcp.types import CallToolResult, TextResourceContents
 from pydantic import BaseModel, ConfigDict, Field
 
 from chimera.db.mcp import PLATFORM_TENANT, PinRecord
@@ -58,19 +44,11 @@ from chimera.mcp.errors import (
     McpQuarantined,
     McpResultInvalid,
     McpShadowing,
-    McpTimeout,
     McpToolError,
-    McpUnavailable,
 )
+from chimera.mcp.results import check_size, parse_json, schema_problem, single_text, tool_error
+from chimera.mcp.sessions import innermost, map_error, open_session
 from chimera.settings import McpServerConfig, Settings
-from mcp_servers.common import SANDBOX_DIR_ENV
-
-# The tree holding `chimera` and `mcp_servers`, so `python -m mcp_servers.x` works from any cwd.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-# Server-supplied text is echoed into exception messages; keep those bounded.
-MAX_MESSAGE_CHARS = 2000
-# A server that keeps returning cursors must not keep us paging forever.
-MAX_TOOL_PAGES = 20
 
 T = TypeVar("T")
 PinState = Literal["approved", "quarantined", "unapproved", "unavailable"]
@@ -132,63 +110,8 @@ class McpRegistry(Protocol):
     def keep_result(self, tenant_id: str, server: str, tool: str, body: dict[str, Any]) -> tuple[str, int]: ...
 
 
-def stdio_params(config: McpServerConfig, sandbox_dir: Path) -> StdioServerParameters:
-    """How to spawn one allowlisted server. The child sees only the SDK's safe default environment plus
-    the configured env, the sandbox dir (absolute, as the child's cwd may differ) and PYTHONPATH."""
-    if not config.command:
-        raise ValueError("a stdio server needs a command")
-    env = dict(config.env)
-    pythonpath = [str(PROJECT_ROOT)]
-    if env.get("PYTHONPATH"):
-        pythonpath.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
-    env[SANDBOX_DIR_ENV] = str(sandbox_dir.resolve())
-    return StdioServerParameters(command=config.command, args=list(config.args), env=env)
-
-
 def arguments_hash(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _truncate(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    # anyio task groups (stdio transport, session) wrap a failure in nested single-member groups.
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _stderr() -> TextIO:
-    """Where children's stderr goes: ours, unless it is no real file (captured output), then nowhere."""
-    try:
-        sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return _devnull()
-    return sys.stderr
-
-
-@functools.cache
-def _devnull() -> TextIO:
-    return open(os.devnull, "w")  # one for the whole process
-
-
-def _schema_problem(schema: dict[str, Any], value: Any) -> str | None:
-    """The first way `value` breaks `schema`, or None."""
-    try:
-        error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
-    except SchemaError as exc:
-        return f"the pinned schema itself is invalid: {exc.message}"
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"{where}: {_truncate(error.message)}"
 
 
 class McpHost:
@@ -319,15 +242,15 @@ class McpHost:
             if len(result.contents) != 1 or not isinstance(result.contents[0], TextResourceContents):
                 raise McpResultInvalid(server, f"resource {uri} must have exactly one text content")
             text = result.contents[0].text
-            self._check_size(server, text)
-            return self._parse_json(server, text)
+            check_size(server, text, self._max_result_bytes)
+            return parse_json(server, text)
 
     async def _call_tool(self, server: str, tool: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         async def op(session: ClientSession, tools: dict[str, ToolInfo]) -> CallToolResult:
             info = tools.get(tool)
             if info is None:
                 raise McpToolError(server, "unknown_tool", f"{server} has no approved tool named {tool!r}")
-            problem = _schema_problem(info.input_schema, arguments)
+            problem = schema_problem(info.input_schema, arguments)
             if problem:
                 raise McpArgumentsInvalid(server, f"arguments for {tool} do not match its schema: {problem}")
             result = await session.call_tool(tool, arguments)
@@ -337,14 +260,14 @@ class McpHost:
 
         result, tools = await self._run(server, op)
         info = tools.get(tool)
-        text = self._single_text(server, result.content, what=f"tool {tool}")
+        text = single_text(server, result.content, what=f"tool {tool}", max_bytes=self._max_result_bytes)
         if result.is_error:
-            raise self._tool_error(server, text)
-        payload = result.structured_content if result.structured_content is not None else self._parse_json(server, text)
+            raise tool_error(server, text)
+        payload = result.structured_content if result.structured_content is not None else parse_json(server, text)
         if not isinstance(payload, dict):
             raise McpResultInvalid(server, f"tool {tool} returned JSON {type(payload).__name__}, expected an object")
         if info is not None and info.output_schema is not None:
-            problem = _schema_problem(info.output_schema, payload)
+            problem = schema_problem(info.output_schema, payload)
             if problem:
                 raise McpResultInvalid(server, f"tool {tool} result does not match its pinned output schema: {problem}")
         size = len(json.dumps(payload).encode())
@@ -390,38 +313,6 @@ class McpHost:
 
     # -- session plumbing ---------------------------------------------------------------------
 
-    def _transport(self, server: str) -> AbstractAsyncContextManager[Any]:
-        config = self.config(server)
-        if config.transport == "http":
-            assert config.url is not None  # the settings validator guarantees it
-            return streamable_http_client(config.url)
-        return stdio_client(stdio_params(config, self._sandbox_dir), errlog=self._errlog or _stderr())
-
-    @asynccontextmanager
-    async def _session(self, server: str) -> AsyncIterator[tuple[ClientSession, list[ToolInfo]]]:
-        """An initialized session and the tools the server offers in it (listed first, every time)."""
-        async with (
-            self._transport(server) as streams,
-            ClientSession(
-                streams[0],
-                streams[1],
-                read_timeout_seconds=self.config(server).timeout_seconds or self._timeout_seconds,
-            ) as session,
-        ):
-            await session.initialize()
-            yield session, await self._offered_tools(server, session)
-
-    async def _offered_tools(self, server: str, session: ClientSession) -> list[ToolInfo]:
-        tools: list[ToolInfo] = []
-        cursor: str | None = None
-        for _ in range(MAX_TOOL_PAGES):
-            page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
-            tools.extend(ToolInfo.from_tool(t) for t in page.tools)
-            cursor = page.next_cursor
-            if not cursor:
-                return tools
-        raise McpResultInvalid(server, f"tool list did not end after {MAX_TOOL_PAGES} pages")
-
     async def _run(
         self,
         server: str,
@@ -432,17 +323,20 @@ class McpHost:
         """Run one operation in a fresh session under the host timeout, mapping failures to McpError.
 
         Returns op's result and the tools the server offered (verified against its pin unless verify=False)."""
-        timeout = self.config(server).timeout_seconds or self._timeout_seconds  # refuses an unlisted server
+        config = self.config(server)  # refuses an unlisted server
+        timeout = config.timeout_seconds or self._timeout_seconds
         try:
             with anyio.fail_after(timeout):
-                async with self._session(server) as (session, offered):
+                async with open_session(
+                    server, config, self._sandbox_dir, read_timeout_seconds=timeout, errlog=self._errlog
+                ) as (session, offered):
                     if verify:
                         await self._verify(server, offered)
                     by_name = {t.name: t for t in offered}
                     return await op(session, by_name), by_name
         except BaseException as exc:
-            inner = _innermost(exc)
-            mapped = self._map_error(server, inner)
+            inner = innermost(exc)
+            mapped = map_error(server, inner, timeout)
             if mapped is None:
                 raise  # cancellation and other BaseExceptions are not ours to translate
             if mapped is inner:
@@ -452,66 +346,6 @@ class McpHost:
     async def _offered(self, server: str, *, verify: bool) -> list[ToolInfo]:
         _, tools = await self._run(server, _nothing, verify=verify)
         return list(tools.values())
-
-    def _map_error(self, server: str, exc: BaseException) -> McpError | None:
-        if isinstance(exc, McpError):
-            return exc
-        if not isinstance(exc, Exception):
-            return None
-        if isinstance(exc, TimeoutError):
-            timeout = self._servers[server].timeout_seconds or self._timeout_seconds
-            return McpTimeout(server, f"no answer within {timeout:g}s")
-        if isinstance(exc, MCPError):
-            if exc.code == REQUEST_TIMEOUT:
-                return McpTimeout(server, _truncate(exc.message))
-            if exc.code == CONNECTION_CLOSED:
-                return McpUnavailable(server, f"connection closed: {_truncate(exc.message)}")
-            return McpToolError(server, "protocol_error", f"JSON-RPC error {exc.code}: {_truncate(exc.message)}")
-        if isinstance(exc, OSError):
-            return McpUnavailable(server, f"could not start: {exc}")
-        if isinstance(exc, RuntimeError | ValueError):
-            # The SDK raises these for responses it cannot accept (schema mismatch, unexpected result kind).
-            return McpResultInvalid(server, _truncate(f"{type(exc).__name__}: {exc}"))
-        return McpUnavailable(server, _truncate(f"{type(exc).__name__}: {exc}"))
-
-    # -- result parsing -----------------------------------------------------------------------
-
-    def _check_size(self, server: str, text: str) -> None:
-        size = len(text.encode("utf-8"))
-        if size > self._max_result_bytes:
-            raise McpResultInvalid(server, f"result is {size} bytes, over the {self._max_result_bytes}-byte limit")
-
-    def _single_text(self, server: str, content: list[Any], *, what: str) -> str:
-        if len(content) != 1 or not isinstance(content[0], TextContent):
-            raise McpResultInvalid(server, f"{what} must return exactly one text block")
-        text: str = content[0].text
-        self._check_size(server, text)
-        return text
-
-    def _parse_json(self, server: str, text: str) -> Any:
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise McpResultInvalid(server, f"result is not valid JSON: {_truncate(str(exc))}") from exc
-
-    def _tool_error(self, server: str, text: str) -> McpToolError:
-        """Read a server's error JSON; anything else (e.g. the SDK's argument errors) becomes "tool_error"."""
-        try:
-            payload = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            payload = None
-        if not isinstance(payload, dict) or not isinstance(payload.get("error"), str):
-            return McpToolError(server, "tool_error", _truncate(text))
-        message = payload.get("message")
-        retry_after = payload.get("retry_after_seconds")
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or not retry_after >= 0:
-            retry_after = None  # absent, or not a usable delay (NaN is already rejected by the parser)
-        return McpToolError(
-            server,
-            _truncate(payload["error"]),
-            _truncate(message if isinstance(message, str) else ""),
-            None if retry_after is None else float(retry_after),
-        )
 
 
 async def _nothing(_session: ClientSession, _tools: dict[str, ToolInfo]) -> None:

@@ -16,7 +16,8 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel
 
 from mcp_servers.common import run_tool, serve
-from mcp_servers.images.backends import RECENT_LIMIT, ImagesService, backend_from_env
+from mcp_servers.images.config import backend_from_env
+from mcp_servers.images.service import RECENT_LIMIT, ImagesService
 
 
 class GeneratedImage(BaseModel):

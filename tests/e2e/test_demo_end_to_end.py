@@ -20,9 +20,10 @@ import yaml
 
 from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
+from chimera.temporal_config import TemporalConfig
 from mcp_servers.media import MediaStore
 from mcp_servers.social.sandbox import SandboxPlatform
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHIMERA = str(Path(sys.executable).parent / "chimera")
@@ -105,7 +106,7 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     for post in images:
         assert MediaStore(state / "sandbox").read_bytes(str(post["media_id"])).startswith(b"\x89PNG")
     assert "images.generate_image" in demo.stdout
-    tenant = load_campaign(ROOT / "examples" / "campaign.yaml").tenant_id
+    tenant = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig()).tenant_id
     calls = [e.detail for e in StateStore(f"sqlite:///{state / 'chimera.db'}").audit_entries(tenant, 1000)]
     assert {("news", "trending_topics"), ("images", "generate_image"), ("memory", "store_memory")} <= {
         (c.get("server"), c.get("tool")) for c in calls

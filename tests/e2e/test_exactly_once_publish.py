@@ -24,15 +24,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from chimera.campaign_file import load_campaign
 from chimera.settings import McpServerConfig, Settings, default_mcp_servers
+from chimera.temporal_config import TemporalConfig
 from mcp_servers.social.sandbox import SandboxPlatform
 from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
 from schemas.plan import PlannedTask
 from schemas.policy import ConfidenceBands, JudgePolicy
 from schemas.task import TaskOutcome
-from tests.conftest import start_dev_server
 from tests.e2e.hanging_twitter import HANG_FILE_ENV
-from tests.integration.test_activities import content_input
-from tests.polling import eventually
+from tests.helpers.dev_server import start_dev_server
+from tests.helpers.polling import eventually
+from tests.helpers.tasks import content_input
 from workers.dependencies import Dependencies
 from workers.roles import build_workers
 from workflows.content_task import ContentTaskWorkflow
@@ -89,7 +90,7 @@ async def test_killed_worker_after_platform_accepted_still_posts_once(
         CHIMERA_MCP_SERVERS=json.dumps({k: v.model_dump() for k, v in servers(flag).items()}),
     )
     deps = Dependencies.build(settings)
-    spec = load_campaign(ROOT / "examples" / "campaign.yaml")
+    spec = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
     deps.store.ensure_campaign(spec)
     await deps.mcp.approve("twitter", actor="test")
 

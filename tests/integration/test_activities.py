@@ -22,24 +22,26 @@ from chimera.models.offline import OfflineModelProvider
 from chimera.safety.rules import SafetyRules
 from chimera.settings import McpServerConfig, default_mcp_servers
 from chimera.similarity import TfidfPersonaSimilarity
+from chimera.temporal_config import TemporalConfig
 from mcp_servers.media import MediaStore
 from mcp_servers.social.sandbox import SandboxPlatform
+from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
-from schemas.campaign_run import ObserveRequest, task_id_for
-from schemas.options import RuntimeOptions
+from schemas.campaign_run import CampaignProgress, ObserveRequest, task_id_for
 from schemas.plan import Mention, PlannedTask
-from schemas.policy import decide
+from schemas.policy import ConfidenceBands, JudgePolicy, decide
 from schemas.task import (
     BudgetRequest,
     CommitInput,
-    ContentTaskInput,
     JudgeInput,
-    PlanRequest,
     PublishInput,
     StateRead,
     TaskRef,
+    VerdictRecord,
 )
-from tests.mcp_hosts import approved_host, call
+from tests.helpers.mcp_hosts import approved_host, call
+from tests.helpers.tasks import content_input
+from workflows.campaign_inputs import plan_request
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = default_mcp_servers()
@@ -48,7 +50,7 @@ env = ActivityEnvironment()
 
 @pytest.fixture
 def spec() -> CampaignSpec:
-    return load_campaign(ROOT / "examples" / "campaign.yaml")
+    return load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
 
 
 @pytest.fixture
@@ -73,22 +75,6 @@ def ref(spec: CampaignSpec, key: str) -> TaskRef:
     )
 
 
-def content_input(spec: CampaignSpec, task: PlannedTask) -> ContentTaskInput:
-    return ContentTaskInput(
-        ref=ref(spec, task.key),
-        task=task,
-        persona=spec.persona,
-        goals=spec.goals,
-        cycle=1,
-        attempt=1,
-        judge=spec.judge,
-        review_deadline_seconds=spec.review_deadline_seconds,
-        timezone=spec.timezone,
-        daily_budget_usd=spec.daily_budget_usd,
-        runtime=RuntimeOptions(),
-    )
-
-
 async def test_observe_then_plan_reads_hostile_mentions_and_plans_a_dag(
     spec: CampaignSpec, store: StateStore, mcp: McpHost
 ) -> None:
@@ -101,21 +87,9 @@ async def test_observe_then_plan_reads_hostile_mentions_and_plans_a_dag(
     assert any("ignore" in m.text.lower() and "instructions" in m.text.lower() for m in obs.mentions)
     assert obs.trends and all(t.volume > 0 for t in obs.trends)
 
-    plan = await env.run(
-        planner.plan,
-        PlanRequest(
-            tenant_id=spec.tenant_id,
-            campaign_id=spec.campaign_id,
-            persona=spec.persona,
-            goals=spec.goals,
-            platforms=list(spec.platforms),
-            observation=obs,
-            cycle=1,
-            max_tasks=5,
-            key_prefix="c1-",
-        ),
-    )
-    assert 1 <= len(plan.tasks) <= 5 and all(t.key.startswith("c1-") for t in plan.tasks)
+    request = plan_request(spec, CampaignProgress(goals=list(spec.goals), cycle=1), obs, "c1-", None)
+    plan = await env.run(planner.plan, request)
+    assert 1 <= len(plan.tasks) <= request.max_tasks and all(t.key.startswith("c1-") for t in plan.tasks)
     assert {t.task_type for t in plan.tasks} == {"post", "reply"}
 
 
@@ -184,7 +158,8 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     rival = commit.model_copy(update={"ref": ref(spec, "c1-rival"), "task_key": "c1-rival"})
     with pytest.raises(ApplicationError) as conflict:
         env.run(judge.commit_result, rival)
-    assert conflict.value.type == "StateConflict" and conflict.value.non_retryable
+    assert conflict.value.type == Failure.STATE_CONFLICT
+    assert Failure.STATE_CONFLICT in Activities.commit_result.never_retry  # re-planned, never retried
 
     publish = PublishInput(ref=ref(spec, task.key), platform="twitter", text=result.text, idempotency_key="k-1")
     first = await env.run(content.publish, publish)
@@ -228,13 +203,43 @@ async def test_hostile_reply_escalates_for_a_human(spec: CampaignSpec, store: St
     assert any(f.where == "input" and f.severity == "low" for f in verdict.flags)
 
 
+async def test_the_audit_keeps_the_verdict_the_workflow_applied(
+    spec: CampaignSpec, store: StateStore, mcp: McpHost
+) -> None:
+    task = PlannedTask(key="c1-v", task_type="post", platform="twitter", brief="b", topic="#thriftflip")
+    content = ContentActivities(store, mcp, OfflineModelProvider())
+    result = await env.run(content.execute_task, content_input(spec, task))
+    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
+    judged = JudgeInput(
+        ref=ref(spec, task.key), task=task, persona=spec.persona, result=result, verdict_audited_by_workflow=True
+    )
+
+    def verdicts() -> list[dict[str, object]]:
+        return [e.detail for e in store.audit_entries(spec.tenant_id) if e.action == "judge.verdict"]
+
+    scores = env.run(judge.judge_result, judged)
+    assert verdicts() == []  # the workflow audits what it decides, not the judge activity
+    # Bands of the workflow's own choosing: the audit must show its decision, not one derived again.
+    strict = JudgePolicy(bands=ConfidenceBands(approve_at=0.999, escalate_at=0.01))
+    applied = decide(scores, strict)
+    assert applied.decision != decide(scores, spec.judge).decision
+    env.run(judge.record_verdict, VerdictRecord(ref=judged.ref, task_type="post", verdict=applied))
+    assert [v["decision"] for v in verdicts()] == [applied.decision]
+
+    # An input from before record_verdict existed (no flag): the judge activity still audits it once.
+    env.run(judge.judge_result, judged.model_copy(update={"verdict_audited_by_workflow": False}))
+    assert [v["decision"] for v in verdicts()] == [applied.decision, decide(scores, spec.judge).decision]
+    assert store.verify_audit(spec.tenant_id).ok
+
+
 async def test_publish_refuses_after_an_emergency_stop(spec: CampaignSpec, store: StateStore, mcp: McpHost) -> None:
     store.set_campaign_status(spec.tenant_id, spec.campaign_id, "stopped", "ops", "brand crisis")
     content = ContentActivities(store, mcp, OfflineModelProvider())
     publish = PublishInput(ref=ref(spec, "c1-x"), platform="twitter", text="hello", idempotency_key="k-2")
     with pytest.raises(ApplicationError) as refused:
         await env.run(content.publish, publish)
-    assert refused.value.type == "CampaignStopped" and refused.value.non_retryable
+    assert refused.value.type == Failure.CAMPAIGN_STOPPED
+    assert Failure.CAMPAIGN_STOPPED in Activities.publish.never_retry
     assert SandboxPlatform(mcp_sandbox(mcp), "twitter").posts() == []
 
 
@@ -253,7 +258,8 @@ async def test_rate_limit_becomes_a_durable_retry_delay(tmp_path: Path, spec: Ca
         await env.run(
             content.publish, PublishInput(ref=ref(spec, "b"), platform="twitter", text="two", idempotency_key="b")
         )
-    assert limited.value.type == "RateLimited" and not limited.value.non_retryable
+    assert limited.value.type == Failure.RATE_LIMITED and not limited.value.non_retryable
+    assert Failure.RATE_LIMITED not in Activities.publish.never_retry
     assert limited.value.next_retry_delay is not None and limited.value.next_retry_delay > timedelta(seconds=60)
 
 

@@ -13,8 +13,8 @@ from chimera.cli.app import app
 from chimera.db import StateStore
 from chimera.db.mcp import PLATFORM_TENANT
 from chimera.settings import default_mcp_servers
+from tests.helpers.mcp_hosts import script_server
 from tests.integration.test_mcp_host import CHANGING
-from tests.mcp_hosts import script_server
 
 runner = CliRunner()
 

@@ -23,9 +23,9 @@ from PIL import Image
 from chimera.mcp import McpToolError
 from chimera.settings import default_mcp_servers
 from mcp_servers.media import MediaStore
-from tests.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
-from tests.mcp_hosts import approved_host, call
-from tests.servers import mcp_http_server
+from tests.helpers.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
+from tests.helpers.mcp_hosts import approved_host, call
+from tests.helpers.servers import mcp_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = {"generate_image", "add_reference_image"}

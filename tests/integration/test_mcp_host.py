@@ -21,8 +21,8 @@ from chimera.mcp import (
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import ToolUseError
 from chimera.settings import McpServerConfig, default_mcp_servers
-from tests.mcp_hosts import approved_host, script_server
-from tests.servers import mcp_http_server
+from tests.helpers.mcp_hosts import approved_host, script_server
+from tests.helpers.servers import mcp_http_server
 
 # A server whose `lookup` tool description is read from a file at start-up, so a test can change it.
 CHANGING = """

@@ -13,8 +13,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent, TextResourceContents
 
 from mcp_servers.social.sandbox import SandboxPlatform
-from tests.media_files import put_png
-from tests.servers import mcp_http_server
+from tests.helpers.media_files import put_png
+from tests.helpers.servers import mcp_http_server
 
 TOOLS = {
     "twitter": (

@@ -19,8 +19,8 @@ from chimera.mcp import (
 )
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
-from tests.mcp_hosts import approved_host, call, script_server
-from tests.media_files import put_png
+from tests.helpers.mcp_hosts import approved_host, call, script_server
+from tests.helpers.media_files import put_png
 
 
 @pytest.fixture

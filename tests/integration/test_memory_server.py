@@ -18,8 +18,8 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from chimera.mcp import McpToolError
 from chimera.settings import default_mcp_servers
-from tests.mcp_hosts import approved_host, call
-from tests.servers import mcp_http_server
+from tests.helpers.mcp_hosts import approved_host, call
+from tests.helpers.servers import mcp_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN = "My morning run along the river was beautiful today."

@@ -14,8 +14,8 @@ from mcp_types import TextContent, TextResourceContents
 
 from chimera.mcp import McpHost, McpToolError
 from chimera.settings import default_mcp_servers
-from tests.mcp_hosts import approved_host, call
-from tests.servers import mcp_http_server
+from tests.helpers.mcp_hosts import approved_host, call
+from tests.helpers.servers import mcp_http_server
 
 LATEST = "news://headlines/latest"
 

@@ -15,7 +15,7 @@ from mcp_types import TextContent
 
 from chimera.mcp import McpHost, McpToolError
 from chimera.settings import default_mcp_servers
-from tests.fake_social import (
+from tests.helpers.fake_social import (
     IG_TOKEN,
     IG_USER_ID,
     X_APP_TOKEN,
@@ -25,9 +25,9 @@ from tests.fake_social import (
     fake_graph,
     fake_x,
 )
-from tests.mcp_hosts import approved_host, call
-from tests.media_files import put_png
-from tests.servers import mcp_http_server
+from tests.helpers.mcp_hosts import approved_host, call
+from tests.helpers.media_files import put_png
+from tests.helpers.servers import mcp_http_server
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.activity_table import Activities
     from schemas.campaign_run import CampaignInput, ObserveRequest
     from schemas.events import CampaignStatus
-    from schemas.plan import Observation
     from schemas.task import ContentTaskInput, TaskOutcome
 
 from workflows.calls import run_activity
@@ -47,6 +47,11 @@ EXPECTED = frozenset(
 
 
 def recorded() -> list[Path]:
+    """The current histories, and those kept from before a patch (v1/, ...): all must replay."""
+    return sorted(HISTORIES.rglob("*.json"))
+
+
+def current() -> list[Path]:
     return sorted(HISTORIES.glob("*.json"))
 
 
@@ -54,6 +59,14 @@ def load(path: Path) -> WorkflowHistory:
     raw = json.loads(path.read_text())
     started = raw["events"][0]["workflowExecutionStartedEventAttributes"]
     return WorkflowHistory.from_json(started.get("workflowId", path.stem), raw)
+
+
+def activity_types(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
 
 
 def workflow_type(history: WorkflowHistory) -> str:
@@ -69,7 +82,7 @@ def replayer(*workflows: type) -> Replayer:
 
 async def _extra_observe(inp: ContentTaskInput) -> None:
     request = ObserveRequest(tenant_id=inp.ref.tenant_id, campaign_id=inp.ref.campaign_id, platforms=[])
-    await run_activity(inp.runtime, "observe", "planner", request, Observation, "a new first step")
+    await run_activity(Activities.observe, request, inp.runtime, "a new first step")
 
 
 @workflow.defn(name="ContentTaskWorkflow")
@@ -110,14 +123,14 @@ class CampaignWithDelayedCycle(CampaignWorkflow):
 
 
 def test_every_scenario_has_a_history() -> None:
-    names = {p.stem for p in recorded()}
+    names = {p.stem for p in current()}
     missing = sorted(EXPECTED - names)
     assert not missing, f"missing histories {missing}: run .venv/bin/python scripts/record_histories.py"
     types = {workflow_type(load(p)) for p in recorded()}
     assert types == {"CampaignWorkflow", "ContentTaskWorkflow"}
 
 
-@pytest.mark.parametrize("path", recorded(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", recorded(), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
 async def test_history_replays_on_current_code(path: Path) -> None:
     history = load(path)
     assert workflow_type(history) in ("CampaignWorkflow", "ContentTaskWorkflow")
@@ -145,3 +158,16 @@ async def test_the_same_change_behind_patched_replays() -> None:
     history = load(HISTORIES / "content_task_escalated_approved.json")
     result = await replayer(ContentTaskWithPatchedStep, CampaignWorkflow).replay_workflow(history)
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("name", ["content_task_approved", "content_task_escalated_approved"])
+def test_tasks_judged_before_the_verdict_audit_keep_their_path(name: str) -> None:
+    """v1 holds tasks recorded before `audit-verdict-as-decided`: they replay without record_verdict (their
+    judge activity audited), while tasks recorded since audit the applied verdict right after judging."""
+    before, after = (
+        activity_types(load(HISTORIES / "v1" / f"{name}.json")),
+        activity_types(load(HISTORIES / f"{name}.json")),
+    )
+    assert "record_verdict" not in before
+    assert after[after.index("judge_result") + 1] == "record_verdict"
+    assert [a for a in after if a != "record_verdict"] == before

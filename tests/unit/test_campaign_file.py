@@ -10,12 +10,19 @@ import pytest
 
 from chimera.campaign_file import CampaignFileError, check_campaign, load_campaign, parse_campaign
 from chimera.durations import format_duration, parse_duration
-from chimera.persona_file import FileIssue
+from chimera.file_issues import FileIssue
+from chimera.temporal_config import TemporalConfig
+from schemas.policy import ConfidenceBands, JudgePolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "campaign.yaml"
 BROKEN = ROOT / "tests" / "fixtures" / "campaigns" / "broken.yaml"
 PERSONAS = ROOT / "tests" / "fixtures" / "personas"
+BUILT_IN = TemporalConfig()  # temporal.yaml's defaults when there is no temporal.yaml
+# A temporal.yaml whose judge and review deadline differ from the built-in ones (and from the example's).
+TEMPORAL_YAML = TemporalConfig(
+    judge=JudgePolicy(bands=ConfidenceBands(approve_at=0.97, escalate_at=0.6)), review_deadline_seconds=600
+)
 
 # Lines: 1 tenant, 2 id, 3 name, 4 persona, 5 goals, 6 item, 7 platforms, 8 budget, 9 daily_usd.
 MINIMAL = """\
@@ -33,7 +40,7 @@ budget:
 
 def issues_of(text: str, base_dir: Path = ROOT / "examples") -> list[FileIssue]:
     with pytest.raises(CampaignFileError) as caught:
-        parse_campaign(text, "campaign.yaml", base_dir)
+        parse_campaign(text, "campaign.yaml", base_dir, BUILT_IN)
     return caught.value.errors
 
 
@@ -83,7 +90,7 @@ def test_format_duration_round_trips(seconds: int) -> None:
 
 
 def test_example_campaign_loads() -> None:
-    spec = load_campaign(EXAMPLE)
+    spec = load_campaign(EXAMPLE, BUILT_IN)
     assert (spec.tenant_id, spec.campaign_id) == ("acme-agency", "spring-thrift")
     assert spec.persona.id == "mira-okafor"
     assert 2 <= len(spec.goals) <= 3
@@ -97,10 +104,23 @@ def test_example_campaign_loads() -> None:
 
 
 def test_minimal_campaign_gets_defaults() -> None:
-    spec = parse_campaign(MINIMAL, "campaign.yaml", ROOT / "examples")
+    spec = parse_campaign(MINIMAL, "campaign.yaml", ROOT / "examples", BUILT_IN)
     assert spec.timezone == "UTC"
     assert spec.cycle_interval_seconds == 3600 and spec.review_deadline_seconds == 72 * 3600
     assert spec.judge.bands.approve_at == 0.90
+
+
+def test_temporal_yaml_fills_the_judge_and_deadline_the_file_leaves_out() -> None:
+    spec = parse_campaign(MINIMAL, "campaign.yaml", ROOT / "examples", TEMPORAL_YAML)
+    assert spec.judge == TEMPORAL_YAML.judge and spec.review_deadline_seconds == 600
+    # The example writes review.deadline (72h) and leaves judge out.
+    spec = load_campaign(EXAMPLE, TEMPORAL_YAML)
+    assert spec.judge == TEMPORAL_YAML.judge and spec.review_deadline_seconds == 72 * 3600
+    # An empty `review:` group sets no deadline; a `judge:` group with only bands is the file's own judge.
+    text = MINIMAL + "review: {}\njudge:\n  bands: {approve_at: 0.8, escalate_at: 0.5}\n"
+    spec = parse_campaign(text, "campaign.yaml", ROOT / "examples", TEMPORAL_YAML)
+    assert spec.review_deadline_seconds == 600
+    assert spec.judge == JudgePolicy(bands=ConfidenceBands(approve_at=0.8, escalate_at=0.5))
 
 
 def test_judge_overrides_are_applied() -> None:
@@ -109,7 +129,7 @@ def test_judge_overrides_are_applied() -> None:
         "  weights: {model_probability: 0.25, persona_similarity: 0.25, safety: 0.25, historical_success: 0.25}\n"
         "  bands: {approve_at: 0.95, escalate_at: 0.5}\n"
     )
-    spec = parse_campaign(text, "campaign.yaml", ROOT / "examples")
+    spec = parse_campaign(text, "campaign.yaml", ROOT / "examples", TEMPORAL_YAML)  # the file's judge wins
     assert spec.judge.weights.safety == 0.25
     assert (spec.judge.bands.approve_at, spec.judge.bands.escalate_at) == (0.95, 0.5)
 
@@ -143,7 +163,7 @@ def test_broken_campaign_reports_everything_at_its_line() -> None:
 
 def test_broken_campaign_str_names_both_files() -> None:
     with pytest.raises(CampaignFileError) as caught:
-        load_campaign(BROKEN)
+        load_campaign(BROKEN, BUILT_IN)
     lines = str(caught.value).splitlines()
     assert lines[0].startswith(f"{BROKEN}:1: tenant 'Acme Agency' is not a valid slug")
     assert lines[-1].startswith(f"{os.path.normpath(PERSONAS / 'bad_id.md')}:2: id 'Bad_ID'")

@@ -16,22 +16,22 @@ import pytest
 from PIL import Image
 
 from mcp_servers.common import ToolError
-from mcp_servers.images.backends import (
+from mcp_servers.images.config import backend_from_env
+from mcp_servers.images.ideogram import IdeogramGenerator
+from mcp_servers.images.ledger import Ledger, Pending, process_owner
+from mcp_servers.images.render import dominant_colours, render_png
+from mcp_servers.images.sandbox import SandboxGenerator
+from mcp_servers.images.service import (
     ASPECT_RATIOS,
     MAX_PROMPT_CHARS,
     GeneratedImage,
-    IdeogramGenerator,
     ImageRequest,
     ImagesError,
     ImagesService,
     Reference,
-    SandboxGenerator,
-    backend_from_env,
 )
-from mcp_servers.images.ledger import Ledger, Pending, process_owner
-from mcp_servers.images.render import dominant_colours, render_png
 from mcp_servers.media import MediaStore
-from tests.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
+from tests.helpers.fake_ideogram import API_KEY, FakeIdeogram, fake_ideogram
 
 PROMPT = "Mira in a mended linen jacket at a Berlin flea market, golden hour"
 

@@ -19,7 +19,7 @@ from mcp_servers.news.backends import (
     SandboxNewsBackend,
     backend_from_env,
 )
-from tests.fake_http import JsonHandler
+from tests.helpers.fake_http import JsonHandler
 
 API_KEY = "test-key-0123456789"
 

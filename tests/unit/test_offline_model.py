@@ -7,14 +7,16 @@ import re
 import pytest
 
 from chimera.models.base import ModelProvider
-from chimera.models.offline import DEFLECTION, MODEL_NAME, OfflineModelProvider
+from chimera.models.offline import OfflineModelProvider
+from chimera.models.offline_common import MODEL_NAME
+from chimera.models.offline_writer import DEFLECTION
 from chimera.safety.rules import SafetyRules, safety_score
 from chimera.similarity import TfidfPersonaSimilarity
 from schemas.persona import Persona
 from schemas.plan import Mention, Observation, PlannedTask, TaskPlan, Trend
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, decide
 from schemas.task import PlanRequest, TaskOutcome, WriteRequest
-from tests.personas import MIRA
+from tests.helpers.personas import MIRA
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from chimera.file_issues import FileIssue
 from chimera.persona_file import (
-    FileIssue,
     PersonaFileError,
     check_persona,
     load_persona,

@@ -18,7 +18,7 @@ from mcp_servers.social.sandbox import (
     NotFound,
     SandboxPlatform,
 )
-from tests.media_files import jpeg_header_bytes, png_bytes, put_png
+from tests.helpers.media_files import jpeg_header_bytes, png_bytes, put_png
 
 
 class FakeClock:

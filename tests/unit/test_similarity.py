@@ -6,7 +6,7 @@ import pytest
 
 from chimera.similarity import PersonaSimilarity, TfidfPersonaSimilarity
 from schemas.persona import Persona
-from tests.personas import MIRA
+from tests.helpers.personas import MIRA
 
 KAI = Persona(
     id="kai-bytes",

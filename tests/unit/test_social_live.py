@@ -1,4 +1,4 @@
-"""The live X and Instagram backends against loopback look-alikes of their APIs (tests/fake_social.py)."""
+"""The live X and Instagram backends against loopback look-alikes of their APIs (tests/helpers/fake_social.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mcp_servers.social.live_instagram import LiveInstagramBackend
 from mcp_servers.social.live_twitter import LiveTwitterBackend
 from mcp_servers.social.rules import InvalidRequest
 from mcp_servers.social.sandbox import SandboxPlatform
-from tests.fake_social import (
+from tests.helpers.fake_social import (
     IG_TOKEN,
     IG_USER_ID,
     X_APP_TOKEN,
@@ -29,7 +29,7 @@ from tests.fake_social import (
     fake_graph,
     fake_x,
 )
-from tests.media_files import put_png
+from tests.helpers.media_files import put_png
 
 # -- X ----------------------------------------------------------------------------------------
 

@@ -747,14 +747,19 @@ def test_budget_and_audit_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_verdicts_and_review_decisions_are_audited(store: StateStore) -> None:
-    from schemas.policy import JudgeScores
+    from schemas.policy import ConfidenceBands, JudgePolicy, JudgeScores, decide
 
     parts = ConfidenceComponents(model_probability=0.95, persona_similarity=0.95, safety=1.0, historical_success=0.9)
-    verdict_ = store.record_verdict(ref("v1"), "post", JudgeScores(components=parts, flags=[], reasons=["fine"]))
-    assert verdict_.decision == "approve"
+    scores = JudgeScores(components=parts, flags=[], reasons=["fine"])
+    # A campaign with a stricter band escalates what the default policy would approve: the audit must keep
+    # the verdict the workflow applied, not one the store derives again.
+    strict = JudgePolicy(bands=ConfidenceBands(approve_at=0.99, escalate_at=0.5))
+    applied = decide(scores, strict)
+    assert applied.decision == "escalate" and decide(scores, JudgePolicy()).decision == "approve"
+    store.record_verdict(ref("v1"), "post", applied)
     entry = store.audit_entries(TENANT, limit=1)[0]
     assert (entry.actor, entry.action, entry.subject) == ("judge", "judge.verdict", "task/v1")
-    assert entry.detail["decision"] == "approve" and entry.detail["confidence"] == pytest.approx(verdict_.confidence)
+    assert entry.detail["decision"] == "escalate" and entry.detail["confidence"] == pytest.approx(applied.confidence)
 
     store.record_review(review("r1"))
     store.record_review(review("r1"))  # a replay: no new decision, no new entry

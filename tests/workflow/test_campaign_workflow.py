@@ -3,63 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from schemas.campaign import CampaignSpec
-from schemas.campaign_run import CampaignInput
 from schemas.events import CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
-from schemas.options import RuntimeOptions, TaskQueues
+from schemas.policy import ConfidenceBands, JudgePolicy
 from schemas.review import AckQuery, ReviewDecision, ReviewView
 from schemas.task import TaskOutcome
-from tests.polling import eventually
-from tests.workflow import scripted
-from tests.workflow.scripted import MEDIUM, Script, banned, post, reply
+from tests.helpers import scripted
+from tests.helpers.campaigns import running, start, status, task_handle
+from tests.helpers.polling import eventually
+from tests.helpers.scripted import MEDIUM, Script, banned, post, reply
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
 REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
-
-
-def runtime(queue: str) -> RuntimeOptions:
-    queues = TaskQueues(planner=queue, worker=queue, judge=queue)
-    return RuntimeOptions(task_queues=queues, child_summaries=False)
-
-
-@asynccontextmanager
-async def running(client: Client, script: Script) -> AsyncIterator[str]:
-    queue = f"q-{uuid.uuid4()}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[CampaignWorkflow, ContentTaskWorkflow],
-        activities=script.activities(),
-    ):
-        yield queue
-
-
-async def start(client: Client, queue: str, spec: CampaignSpec, max_cycles: int | None = 1) -> WorkflowHandle[Any, Any]:
-    # A campaign id of its own per test: task ids (and so child workflow ids) derive from it.
-    spec = spec.model_copy(update={"campaign_id": f"spring-{uuid.uuid4().hex[:8]}"})
-    return await client.start_workflow(
-        CampaignWorkflow.run,
-        CampaignInput(spec=spec, runtime=runtime(queue), max_cycles=max_cycles),
-        id=spec.workflow_id,
-        task_queue=queue,
-    )
-
-
-async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
-    return await handle.query(CampaignWorkflow.status)
 
 
 async def skipping_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> TaskOutcome:
@@ -77,14 +40,6 @@ async def skipping_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, 
     return TaskOutcome.model_validate(await handle.result())
 
 
-async def task_handle(client: Client, handle: WorkflowHandle[Any, Any], key_suffix: str) -> WorkflowHandle[Any, Any]:
-    async def find() -> str | None:
-        st = await status(handle)
-        return next((t.task_id for t in st.tasks if t.key.endswith(key_suffix) and t.status != "planned"), None)
-
-    return client.get_workflow_handle_for(ContentTaskWorkflow.run, await eventually(find))
-
-
 async def test_approved_tasks_publish_in_dependency_order(env: WorkflowEnvironment) -> None:
     script = Script(plans=[[post("tw"), post("ig", depends_on=["tw"])]])
     async with running(env.client, script) as queue:
@@ -94,6 +49,20 @@ async def test_approved_tasks_publish_in_dependency_order(env: WorkflowEnvironme
     assert final.tasks_by_state == {"published": 2}
     assert [p.idempotency_key.rsplit(".", 1)[-1] for p in script.published] == ["c1-tw", "c1-ig"]
     assert all(p.idempotency_key.startswith("acme.spring-") for p in script.published)
+
+
+async def test_the_audited_verdict_is_the_one_the_task_acted_on(env: WorkflowEnvironment) -> None:
+    # Bands stricter than the defaults: scores the default policy approves escalate in this campaign.
+    strict = JudgePolicy(bands=ConfidenceBands(approve_at=0.99, escalate_at=0.5))
+    script = Script(plans=[[post("tw")]])
+    async with running(env.client, script) as queue:
+        final: CampaignStatus = await (await start(env.client, queue, scripted.spec(judge=strict))).result()
+    assert final.tasks_by_state == {"pending_review": 1}
+    assert [j.verdict_audited_by_workflow for j in script.judged] == [True]  # the judge activity does not audit
+    [audited] = script.verdicts
+    assert (audited.verdict.decision, audited.verdict.confidence) == ("escalate", 0.953)
+    assert audited.verdict == script.reviews[0].verdict  # what the reviewer sees is what was audited
+    assert final.tasks[0].confidence == audited.verdict.confidence
 
 
 async def test_review_deadline_days_away_expires_and_never_publishes(env: WorkflowEnvironment) -> None:

@@ -6,25 +6,21 @@ with a tiny history limit: a campaign cycling every second passes it within a fe
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
-from schemas.campaign_run import CampaignInput, ObserveRequest
+from schemas.campaign_run import CampaignInput
 from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
 from schemas.options import RuntimeOptions, TaskQueues
-from schemas.plan import Observation
 from schemas.review import Ack, AckQuery, ReviewDecision
-from tests.conftest import start_dev_server
-from tests.polling import eventually
-from tests.workflow import scripted
-from tests.workflow.scripted import MEDIUM, Script, banned, post
+from tests.helpers import scripted
+from tests.helpers.campaigns import ObserveGate, ack, carried_input, status
+from tests.helpers.dev_server import start_dev_server
+from tests.helpers.polling import eventually
+from tests.helpers.scripted import MEDIUM, Script, banned, post
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
@@ -37,50 +33,6 @@ NEW_GOALS = ["Launch the denim drop", "Answer every sizing question"]
 async def client(dev_server_path: str) -> AsyncIterator[Client]:
     async with await start_dev_server(dev_server_path, SUGGEST_CONTINUE_AS_NEW_AT) as env:
         yield env.client
-
-
-class ObserveGate:
-    """Holds campaign runs at the start of a cycle (in observe), so the test can act between cycles.
-
-    A held run cannot continue as new, take a new cycle or settle task updates: what the test sees
-    and sends meanwhile lands in exactly that run.
-    """
-
-    def __init__(self) -> None:
-        self.allowed: set[str] | None = None  # run ids whose observe passes; None: every run
-        self.held: set[str] = set()  # run ids waiting in observe now
-
-    def activity(self) -> Callable[..., Awaitable[Observation]]:
-        gate = self
-
-        @activity.defn(name="observe")
-        async def observe(req: ObserveRequest) -> Observation:
-            run_id = activity.info().workflow_run_id or ""
-            while gate.allowed is not None and run_id not in gate.allowed:
-                gate.held.add(run_id)
-                await asyncio.sleep(0.05)
-            gate.held.discard(run_id)
-            return Observation()
-
-        return observe
-
-
-async def status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
-    return await handle.query(CampaignWorkflow.status)
-
-
-async def ack(handle: WorkflowHandle[Any, Any], request_id: str) -> Ack:
-    answer: Ack | None = await handle.query(CampaignWorkflow.ack, AckQuery(request_id=request_id))
-    assert answer is not None, f"no ack for {request_id}"
-    return answer
-
-
-async def carried_input(client: Client, workflow_id: str, run_id: str) -> CampaignInput:
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    started = history.events[0].workflow_execution_started_event_attributes
-    [inp] = pydantic_data_converter.payload_converter.from_payloads(started.input.payloads, [CampaignInput])
-    assert isinstance(inp, CampaignInput)
-    return inp
 
 
 async def test_continue_as_new_keeps_cycles_tasks_goals_budget_acks_and_pending_reviews(client: Client) -> None:

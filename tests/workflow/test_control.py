@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,23 +21,25 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from chimera import control
 from chimera.cli.app import app
+from chimera.control import campaigns, connection, reviews, signals
+from chimera.control.errors import CampaignExists, InvalidRequest, NotConfirmed, NotFound, Refused
 from chimera.temporal_config import TemporalConfig
 from schemas.campaign import CampaignSpec
 from schemas.events import CampaignStatus
 from schemas.options import TaskQueues
 from schemas.policy import ConfidenceBands, JudgePolicy, JudgeScores, SafetyFlag, Verdict
 from schemas.review import ReviewView
-from tests.conftest import start_dev_server
-from tests.polling import eventually
-from tests.workflow import scripted
-from tests.workflow.scripted import HIGH, MEDIUM, Script, post
-from tests.workflow.test_campaign_workflow import running
+from tests.helpers import scripted
+from tests.helpers.campaigns import running
+from tests.helpers.dev_server import start_dev_server
+from tests.helpers.polling import eventually
+from tests.helpers.scripted import HIGH, MEDIUM, Script, post
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "campaign.yaml"
+BROKEN = ROOT / "tests" / "fixtures" / "campaigns" / "broken.yaml"
 LOW_FLAG = JudgeScores(
     components=HIGH.components,
     flags=[SafetyFlag(rule="unverified_claim", severity="low", where="output", detail="a price claim")],
@@ -53,7 +57,9 @@ def unique_spec(**overrides: Any) -> CampaignSpec:
 
 async def start(client: Client, queue: str, spec: CampaignSpec) -> WorkflowHandle[Any, CampaignStatus]:
     # child_summaries=False: the time-skipping server stops skipping once children carry user metadata.
-    return await control.start_campaign(client, config_for(queue), spec, child_summaries=False)
+    return await campaigns.start_campaign(
+        client, campaigns.campaign_input(spec, config_for(queue), child_summaries=False)
+    )
 
 
 async def closed(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -62,7 +68,7 @@ async def closed(handle: WorkflowHandle[Any, Any]) -> bool:
 
 async def pending_task(client: Client, ref: str) -> str:
     async def find() -> str | None:
-        st = await control.campaign_status(client, ref)
+        st = await campaigns.campaign_status(client, ref)
         return st.pending_reviews[0] if st.pending_reviews else None
 
     return await eventually(find)
@@ -73,20 +79,26 @@ async def pending_task(client: Client, ref: str) -> str:
 
 def test_temporal_yaml_fills_the_judge_and_deadline_the_file_leaves_out(tmp_path: Path) -> None:
     config = TemporalConfig(
-        judge=JudgePolicy(bands=ConfidenceBands(approve_at=0.95, escalate_at=0.6)), review_deadline_seconds=600
+        task_queues=TaskQueues(planner="q-plans"),
+        judge=JudgePolicy(bands=ConfidenceBands(approve_at=0.95, escalate_at=0.6)),
+        review_deadline_seconds=600,
     )
-    spec = unique_spec(review_deadline_seconds=3600)
-    inp = control.campaign_input(spec, config, max_cycles=2, file_sets_deadline=True)
-    assert inp.spec.judge == config.judge and inp.spec.review_deadline_seconds == 3600
-    assert inp.max_cycles == 2 and inp.runtime.child_summaries
-    inp = control.campaign_input(spec, config, file_sets_judge=True)
-    assert inp.spec.judge == JudgePolicy() and inp.spec.review_deadline_seconds == 600
+    # The example writes review.deadline (72h) and leaves judge commented out.
+    inp = campaigns.load_campaign_input(EXAMPLE, config, max_cycles=2)
+    assert inp.spec.judge == config.judge and inp.spec.review_deadline_seconds == 72 * 3600
+    assert (inp.spec.campaign_id, inp.spec.cycle_interval_seconds) == ("spring-thrift", 3600)
+    assert inp.max_cycles == 2 and inp.runtime == config.runtime_options() and inp.runtime.child_summaries
 
-    # The example sets review.deadline and leaves judge commented out.
-    assert control.file_sets(EXAMPLE) == control.FileSets(judge=False, deadline=True)
-    other = tmp_path / "c.yaml"
-    other.write_text(yaml.safe_dump({"judge": {"bands": {"approve_at": 0.8}}, "review": {}}))
-    assert control.file_sets(other) == control.FileSets(judge=True, deadline=False)
+    # A file that writes judge and leaves review.deadline out; the demo's fresh id and short cycles.
+    text = EXAMPLE.read_text(encoding="utf-8").replace("persona: personas/", f"persona: {EXAMPLE.parent}/personas/")
+    text = re.sub(r"\nreview:\n  deadline: .*\n", "\n", text) + "judge:\n  bands: {approve_at: 0.8, escalate_at: 0.5}\n"
+    own = tmp_path / "campaign.yaml"
+    own.write_text(text, encoding="utf-8")
+    inp = campaigns.load_campaign_input(own, config, id_suffix="0312-101500", cycle_interval_seconds=5)
+    assert inp.spec.judge == JudgePolicy(bands=ConfidenceBands(approve_at=0.8, escalate_at=0.5))
+    assert inp.spec.review_deadline_seconds == 600
+    assert inp.spec.workflow_id == "campaign-acme-agency-spring-thrift-0312-101500"
+    assert inp.spec.cycle_interval_seconds == 5 and inp.max_cycles is None
 
 
 def _view(task_id: str, risk_flags: int, confidence: float, deadline: str) -> ReviewView:
@@ -116,16 +128,16 @@ def test_reviews_sort_riskiest_first_then_earliest_deadline() -> None:
     calm_soon = _view("calm-soon", 0, 0.8, "2026-01-02T00:00:00+00:00")
     flagged = _view("flagged", 1, 0.95, "2026-01-09T00:00:00+00:00")
     unsure = _view("unsure", 0, 0.72, "2026-01-09T00:00:00+00:00")
-    ordered = sorted([calm_late, unsure, calm_soon, flagged], key=control.review_order)
+    ordered = sorted([calm_late, unsure, calm_soon, flagged], key=reviews.review_order)
     assert [v.task_id for v in ordered] == ["flagged", "unsure", "calm-soon", "calm-late"]
 
 
 def test_malformed_requests_are_refused_before_anything_is_sent() -> None:
-    with pytest.raises(control.InvalidRequest, match="a rejection needs a reason"):
-        control.review_decision("reject", "lena", "  ")
-    with pytest.raises(control.InvalidRequest, match="an edit needs the new text"):
-        control.review_decision("edit", "lena", "", None)
-    assert control.review_decision("approve", None, None).reviewer == control.default_actor()
+    with pytest.raises(InvalidRequest, match="a rejection needs a reason"):
+        reviews.review_decision("reject", "lena", "  ")
+    with pytest.raises(InvalidRequest, match="an edit needs the new text"):
+        reviews.review_decision("edit", "lena", "", None)
+    assert reviews.review_decision("approve", None, None).reviewer == signals.default_actor()
 
 
 # --- time-skipping test server: chimera.control ------------------------------------------------
@@ -138,49 +150,49 @@ async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) 
     ref = f"{spec.tenant_id}/{spec.campaign_id}"
     async with running(client, script) as queue:
         handle = await start(client, queue, spec)
-        with pytest.raises(control.CampaignExists, match=r"already exists \(running"):
+        with pytest.raises(CampaignExists, match=r"already exists \(running"):
             await start(client, queue, spec)
         desc = await handle.describe()
         assert desc.typed_search_attributes.get(sa.CAMPAIGN_ID) == spec.campaign_id
         assert desc.typed_search_attributes.get(sa.AGENT_ID) == "mira-okafor"
 
         task_id = await pending_task(client, ref)
-        paused = await control.pause_campaign(client, spec.workflow_id, reason="check", actor="maya")
-        again = await control.pause_campaign(client, ref, actor="omar")
+        paused = await campaigns.change_campaign(client, spec.workflow_id, "pause", reason="check", actor="maya")
+        again = await campaigns.change_campaign(client, ref, "pause", actor="omar")
         assert paused.accepted and "paused" in paused.message
         assert not again.accepted and again.message == "already paused by maya"
-        status = await control.campaign_status(client, ref)
+        status = await campaigns.campaign_status(client, ref)
         assert status.state == "paused" and status.paused_by == "maya"
 
-        view = await control.show_review(client, task_id)
+        view = await reviews.show_review(client, task_id)
         assert view.state == "pending" and view.text == "draft for c1-tw"
         assert view.verdict is not None and view.verdict.decision == "escalate"
 
-        ack = await control.decide_review(client, task_id, "approve", "lena", None)
+        ack = await reviews.decide_review(client, task_id, "approve", "lena", None)
         assert ack.accepted and ack.message == "approve by lena accepted"
         await eventually(lambda: closed(client.get_workflow_handle(task_id)))
         assert [p.idempotency_key for p in script.published] == [task_id]
-        with pytest.raises(control.Refused, match=r"already decided: approved by lena; .*has ended \(published"):
-            await control.decide_review(client, task_id, "approve", "omar", None)
+        with pytest.raises(Refused, match=r"already decided: approved by lena; .*has ended \(published"):
+            await reviews.decide_review(client, task_id, "approve", "omar", None)
 
-        stopped = await control.emergency_stop(client, ref, "brand crisis", actor="ops")
+        stopped = await campaigns.change_campaign(client, ref, "emergency_stop", reason="brand crisis", actor="ops")
         assert stopped.accepted and "brand crisis" in stopped.message
         await eventually(lambda: closed(handle))
-        with pytest.raises(control.Refused, match=r"has ended \(stopped: brand crisis\)"):
-            await control.resume_campaign(client, ref)
-        final = await control.campaign_status(client, spec.workflow_id)
+        with pytest.raises(Refused, match=r"has ended \(stopped: brand crisis\)"):
+            await campaigns.change_campaign(client, ref, "resume")
+        final = await campaigns.campaign_status(client, spec.workflow_id)
         assert final.state == "stopped" and final.stop_reason == "brand crisis"
     assert [a.action for a in script.audits] == ["pause", "emergency_stop"]
     assert script.audits[0].actor == "maya"
 
 
 async def test_unknown_campaigns_and_tasks_are_not_found(env: WorkflowEnvironment) -> None:
-    with pytest.raises(control.NotFound, match="unknown campaign 'acme/nope'"):
-        await control.pause_campaign(env.client, "acme/nope")
-    with pytest.raises(control.NotFound, match=r"unknown task 'acme\.nope\.c1-x'"):
-        await control.decide_review(env.client, "acme.nope.c1-x", "approve", "lena", None)
-    with pytest.raises(control.NotFound, match="unknown task"):
-        await control.show_review(env.client, "acme.nope.c1-x")
+    with pytest.raises(NotFound, match="unknown campaign 'acme/nope'"):
+        await campaigns.change_campaign(env.client, "acme/nope", "pause")
+    with pytest.raises(NotFound, match=r"unknown task 'acme\.nope\.c1-x'"):
+        await reviews.decide_review(env.client, "acme.nope.c1-x", "approve", "lena", None)
+    with pytest.raises(NotFound, match="unknown task"):
+        await reviews.show_review(env.client, "acme.nope.c1-x")
 
 
 async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: WorkflowEnvironment) -> None:
@@ -190,12 +202,12 @@ async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: Workfl
         handle = await start(env.client, queue, spec)
 
         async def published() -> str | None:
-            st = await control.campaign_status(env.client, spec.workflow_id)
+            st = await campaigns.campaign_status(env.client, spec.workflow_id)
             return next((t.task_id for t in st.tasks if t.status == "published"), None)
 
         task_id = await eventually(published)
-        with pytest.raises(control.Refused, match=r"has ended \(published, post p-1\)") as refused:
-            await control.decide_review(env.client, task_id, "reject", "lena", "too late")
+        with pytest.raises(Refused, match=r"has ended \(published, post p-1\)") as refused:
+            await reviews.decide_review(env.client, task_id, "reject", "lena", "too late")
         assert "already decided" not in str(refused.value)
         await handle.terminate("test over")
 
@@ -203,8 +215,8 @@ async def test_a_task_that_already_ended_is_refused_with_its_outcome(env: Workfl
 async def test_a_signal_nobody_acknowledges_is_not_confirmed(env: WorkflowEnvironment) -> None:
     spec = unique_spec()
     await start(env.client, f"q-nobody-{uuid.uuid4()}", spec)  # no worker polls this queue
-    with pytest.raises(control.NotConfirmed, match=r"delivered but not confirmed .*chimera worker --role all"):
-        await control.pause_campaign(env.client, spec.workflow_id, ack_timeout=1.0)
+    with pytest.raises(NotConfirmed, match=r"delivered but not confirmed .*chimera worker --role all"):
+        await campaigns.change_campaign(env.client, spec.workflow_id, "pause", ack_timeout=1.0)
 
 
 # --- dev server: listings, and the CLI end to end -------------------------------------------------
@@ -336,11 +348,11 @@ async def test_cli_drives_a_campaign(dev_env: WorkflowEnvironment, tmp_path: Pat
 async def test_without_a_worker_changes_are_not_confirmed(
     dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(control, "ACK_TIMEOUT", 1.0)
-    monkeypatch.setattr(control, "QUERY_TIMEOUT", 1.0)
+    monkeypatch.setattr(signals, "ACK_TIMEOUT", 1.0)
+    monkeypatch.setattr(connection, "QUERY_TIMEOUT", 1.0)
     queue = f"q-nobody-{uuid.uuid4()}"  # no worker polls it
     spec = unique_spec()
-    await control.start_campaign(dev_env.client, config_for(queue), spec)
+    await campaigns.start_campaign(dev_env.client, campaigns.campaign_input(spec, config_for(queue)))
     cli = Cli(dev_env.client, queue, tmp_path)
     ref = f"{spec.tenant_id}/{spec.campaign_id}"
 
@@ -363,3 +375,16 @@ async def test_cli_reports_an_unreachable_server(tmp_path: Path) -> None:
     result = await asyncio.to_thread(runner.invoke, app, ["campaign", "list"], env=cli_env)
     assert result.exit_code == 5
     assert "cannot reach Temporal at 127.0.0.1:1: is `chimera dev` running?" in result.stderr
+
+
+def test_cli_start_lists_every_problem_of_a_broken_file_and_starts_nothing(tmp_path: Path) -> None:
+    # An unreachable server: the file is read and refused before any connection is tried (else exit 5).
+    cli_env = {"TEMPORAL_ADDRESS": "127.0.0.1:1", "CHIMERA_TEMPORAL_CONFIG": str(tmp_path / "none.yaml")}
+    result = runner.invoke(app, ["campaign", "start", str(BROKEN)], env=cli_env)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith(f"{BROKEN}:1: tenant 'Acme Agency' is not a valid slug")
+    assert f"{BROKEN}:15: unknown key 'review.reviewers'; allowed: deadline" in lines
+    assert lines[-1].startswith(f"{os.path.normpath(ROOT / 'tests/fixtures/personas/bad_id.md')}:2: id 'Bad_ID'")
+    assert f"error: {BROKEN}: 10 problem(s); nothing was started" in result.stderr

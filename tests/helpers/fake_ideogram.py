@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from tests.fake_http import JsonHandler
+from tests.helpers.fake_http import JsonHandler
 
 API_KEY = "ideogram-test-key-0123456789"
 GENERATE_PATH = "/v1/ideogram-v3/generate"

@@ -19,7 +19,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fake_http import JsonHandler
+from tests.helpers.fake_http import JsonHandler
 
 X_TOKEN = "x-user-token-0123456789"
 X_APP_TOKEN = "x-app-token-9876543210"

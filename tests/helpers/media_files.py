@@ -1,4 +1,6 @@
-"""Real image files for tests, without Pillow (not installed): PNGs built with zlib + struct."""
+"""Image files for tests, built byte by byte with zlib + struct (not with Pillow), so each test knows exactly
+what the file holds: a valid PNG, or only the header of a JPEG (which the social servers' header reader accepts
+and a decoder would not)."""
 
 from __future__ import annotations
 

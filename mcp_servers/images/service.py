@@ -1,10 +1,10 @@
-"""Image backends: a sandbox renderer and Ideogram 3.0 (live), behind one service with one set of rules.
+"""The images service: what the sandbox and live (Ideogram 3.0) generators share, and the contract they keep.
 
-`ImagesService` owns what both share: argument rules, the idempotency ledger (one generation, and one bill,
-per key), the local media store, usage. A generator makes the pixels: `SandboxGenerator` renders a real PNG
-locally (and applies the service's safety refusal and rate limit itself, as Ideogram would); `IdeogramGenerator`
-calls `POST /v1/ideogram-v3/generate` and downloads the image it answers with. Every failure is a ToolError with
-a machine-readable code, which the server turns into the shared error JSON.
+`ImagesService` owns the argument rules, the idempotency ledger (one generation, and one bill, per key), the
+local media store and usage. An `ImageGenerator` makes the pixels: `mcp_servers.images.sandbox` renders locally,
+`mcp_servers.images.ideogram` calls Ideogram; `mcp_servers.images.config` picks one from the environment. Every
+failure is an ImagesError (a ToolError with a machine-readable code), which the server turns into the shared
+error JSON.
 """
 
 from __future__ import annotations
@@ -14,43 +14,19 @@ import binascii
 import hashlib
 import io
 import json
-import os
-import re
 import time
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-# The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
-import httpx2 as httpx
 from PIL import Image, UnidentifiedImageError
 
-from mcp_servers.common import (
-    DEFAULT_SANDBOX_DIR,
-    SANDBOX_DIR_ENV,
-    ToolError,
-    json_object,
-    retry_after_header,
-)
+from mcp_servers.common import ToolError
 from mcp_servers.images.ledger import Ledger, Pending
-from mcp_servers.images.render import render_png, render_portrait
+from mcp_servers.images.render import render_portrait
 from mcp_servers.media import MediaItem, MediaStore
 
-BACKEND_ENV = "CHIMERA_IMAGES_BACKEND"
-ACCOUNT_ENV = "CHIMERA_IMAGES_ACCOUNT"
-RATE_LIMIT_ENV = "CHIMERA_IMAGES_RATE_LIMIT"
-RATE_WINDOW_ENV = "CHIMERA_IMAGES_RATE_WINDOW_SECONDS"
-API_KEY_ENV = "CHIMERA_IDEOGRAM_API_KEY"
-BASE_URL_ENV = "CHIMERA_IDEOGRAM_BASE_URL"
 RENDERING_SPEED_ENV = "CHIMERA_IDEOGRAM_RENDERING_SPEED"
-DEFAULT_BASE_URL = "https://api.ideogram.ai"
-GENERATE_PATH = "/v1/ideogram-v3/generate"
-
-DEFAULT_ACCOUNT = "mira"  # the demo persona, as on the social sandboxes
-DEFAULT_RATE_LIMIT = 20
-DEFAULT_RATE_WINDOW_SECONDS = 60.0
 
 # Ideogram 3.0's aspect ratios (AspectRatioV3) and the resolution each renders at (from ResolutionV3).
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -82,8 +58,6 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 # "maximum total size 10MB across all character references ... JPEG, PNG or WebP" (Ideogram 3.0 generate).
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 REFERENCE_MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-MAX_DOWNLOAD_BYTES = 30 * 1024 * 1024
-HTTP_TIMEOUT_SECONDS = 60.0
 # How long a call waits for another call generating under the same key before giving up.
 PENDING_WAIT_SECONDS = 90.0
 RECENT_LIMIT = 20
@@ -95,14 +69,6 @@ PRICES_USD: dict[str, tuple[float, float]] = {
     "DEFAULT": (0.06, 0.15),
     "QUALITY": (0.09, 0.20),
 }
-
-# The sandbox's stand-in for Ideogram's safety check: prompts that are plainly out of bounds for any
-# brand account. Deliberately small and obvious; the real check is the service's, and the Judge's.
-_UNSAFE = re.compile(
-    r"\b(nude|nudes|naked|nsfw|porn\w*|explicit sex|sexual(ly)? explicit|gore|gory|behead\w*|decapitat\w*|"
-    r"dismember\w*|mutilat\w*|self[- ]harm|suicide|child abuse|swastika|terrorist attack)\b",
-    re.IGNORECASE,
-)
 
 
 class ImagesError(ToolError):
@@ -377,199 +343,9 @@ class ImagesService:
         return {"backend": self.name, "rendering_speed": self.generator.rendering_speed, **self.ledger.usage()}
 
 
-# -- sandbox ------------------------------------------------------------------------------------
-
-
-class SandboxGenerator:
-    """Renders locally with Pillow; refuses obviously unsafe prompts as Ideogram's safety check would."""
-
-    name = "sandbox"
-
-    def __init__(self, rendering_speed: str = "DEFAULT") -> None:
-        self.rendering_speed = _check_speed(rendering_speed)
-
-    def __repr__(self) -> str:
-        return "SandboxGenerator()"
-
-    def precheck(self, request: ImageRequest) -> None:
-        match = _UNSAFE.search(request.prompt)
-        if match:
-            raise ImagesError("unsafe_prompt", f"Prompt failed the safety check (matched {match.group(0)!r})")
-
-    def generate(self, request: ImageRequest, reference: Reference | None) -> GeneratedImage:
-        # Without a seed, the real service picks one at random; the sandbox derives it from the key, so a
-        # fresh key gives a fresh image and the same key (which never regenerates anyway) the same one.
-        seed = request.seed
-        if seed is None:
-            seed = int.from_bytes(hashlib.sha256(request.idempotency_key.encode()).digest()[:4], "big") % (MAX_SEED + 1)
-        width, height = ASPECT_RATIOS[request.aspect_ratio]
-        data = render_png(
-            request.prompt,
-            width,
-            height,
-            seed=seed,
-            style_type=request.style_type,
-            reference=reference.data if reference else None,
-        )
-        return GeneratedImage(data, "image/png", width, height, seed)
-
-
-# -- live: Ideogram 3.0 ---------------------------------------------------------------------------
-
-
-class IdeogramGenerator:
-    """Ideogram 3.0's `POST /v1/ideogram-v3/generate` (multipart/form-data, `Api-Key` header), then a
-    download of the returned URL, which is ephemeral: the image must be stored to be kept."""
-
-    name = "ideogram"
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        rendering_speed: str = "DEFAULT",
-        timeout_seconds: float = HTTP_TIMEOUT_SECONDS,
-    ) -> None:
-        if not api_key:
-            raise ValueError(f"the live images backend needs an Ideogram API key in {API_KEY_ENV}")
-        self.base_url = base_url.rstrip("/")
-        self.rendering_speed = _check_speed(rendering_speed)
-        self._api_key = api_key
-        self._timeout_seconds = timeout_seconds
-
-    def __repr__(self) -> str:
-        return f"IdeogramGenerator(base_url={self.base_url!r})"  # never the key
-
-    def precheck(self, request: ImageRequest) -> None:
-        """Nothing local: safety and rate limits are the service's own."""
-
-    def generate(self, request: ImageRequest, reference: Reference | None) -> GeneratedImage:
-        # Every field as a form part, files or not, so the body is multipart/form-data as the API requires.
-        parts: list[tuple[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]]] = [
-            ("prompt", (None, request.prompt)),
-            ("aspect_ratio", (None, request.aspect_ratio)),
-            ("rendering_speed", (None, self.rendering_speed)),
-            ("style_type", (None, request.style_type)),
-            # The Judge approves the prompt as written; Magic Prompt would rewrite it after approval.
-            ("magic_prompt", (None, "OFF")),
-            ("num_images", (None, "1")),
-        ]
-        if request.seed is not None:
-            parts.append(("seed", (None, str(request.seed))))
-        if reference is not None:
-            ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[reference.mime_type]
-            parts.append(("character_reference_images", (f"reference.{ext}", reference.data, reference.mime_type)))
-        try:
-            response = httpx.post(
-                f"{self.base_url}{GENERATE_PATH}",
-                files=parts,
-                headers={"Api-Key": self._api_key, "Accept": "application/json"},
-                timeout=self._timeout_seconds,
-            )
-        except httpx.HTTPError as exc:
-            raise ImagesError("unavailable", f"Ideogram unreachable: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise _api_error(response)
-        first = _first_image(response)
-        url = first.get("url")
-        if first.get("is_image_safe") is False or not isinstance(url, str) or not url:
-            raise ImagesError("unsafe_image", "Ideogram withheld the generated image: it failed the image safety check")
-        data = self._download(url)
-        mime_type, width, height = inspect_image(data)
-        seed = first.get("seed")
-        details = {
-            "ideogram_prompt": first.get("prompt"),
-            "ideogram_resolution": first.get("resolution"),
-            "ideogram_style_type": first.get("style_type"),
-            "ideogram_created": json_object(response).get("created"),
-        }
-        return GeneratedImage(
-            data,
-            mime_type,
-            width,
-            height,
-            seed if isinstance(seed, int) and not isinstance(seed, bool) else (request.seed or 0),
-            public_url=url,
-            details=details,
-        )
-
-    def _download(self, url: str) -> bytes:
-        # No Api-Key here: the URL is signed, and the key must not travel to another host.
-        try:
-            response = httpx.get(url, timeout=self._timeout_seconds, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise ImagesError("upstream_error", f"image download failed: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise ImagesError("upstream_error", f"image download answered HTTP {response.status_code}")
-        if len(response.content) > MAX_DOWNLOAD_BYTES:
-            raise ImagesError("upstream_error", f"the generated image is over {MAX_DOWNLOAD_BYTES} bytes")
-        return response.content
-
-
-def _check_speed(speed: str) -> str:
+def check_speed(speed: str) -> str:
+    """The rendering speed, normalised (it prices the estimate on both generators, and is sent to Ideogram)."""
     normalized = speed.strip().upper()
     if normalized not in RENDERING_SPEEDS:
         raise ValueError(f"{RENDERING_SPEED_ENV} must be one of {', '.join(RENDERING_SPEEDS)}; got {speed!r}")
     return normalized
-
-
-def _first_image(response: httpx.Response) -> dict[str, Any]:
-    data = json_object(response).get("data")
-    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
-        raise ImagesError("upstream_error", "Ideogram answered 200 without an image in `data`")
-    first: dict[str, Any] = data[0]
-    return first
-
-
-def _upstream_message(response: httpx.Response) -> str:
-    body = json_object(response)
-    for key in ("detail", "message", "error"):
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value[:500]
-        if value:
-            return json.dumps(value)[:500]
-    return response.text[:200]
-
-
-# Ideogram 3.0 generate's documented statuses: 400 invalid input, 401 not authorized, 422 prompt failed the
-# safety check, 429 too many requests.
-_STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "unauthorized", 422: "unsafe_prompt"}
-
-
-def _api_error(response: httpx.Response) -> ImagesError:
-    status = response.status_code
-    message = f"Ideogram HTTP {status}: {_upstream_message(response)}"
-    if status == 429:
-        return ImagesError("rate_limited", message, retry_after_header(response.headers.get("Retry-After")))
-    return ImagesError(_STATUS_CODES.get(status, "upstream_error"), message)
-
-
-# -- configuration ------------------------------------------------------------------------------
-
-
-def backend_from_env(environ: Mapping[str, str] | None = None) -> ImagesService:
-    env: Mapping[str, str] = os.environ if environ is None else environ
-    sandbox_dir = Path(env.get(SANDBOX_DIR_ENV) or DEFAULT_SANDBOX_DIR)
-    account = env.get(ACCOUNT_ENV) or DEFAULT_ACCOUNT
-    speed = env.get(RENDERING_SPEED_ENV) or "DEFAULT"
-    kind = (env.get(BACKEND_ENV) or "sandbox").strip().lower()
-    generator: ImageGenerator
-    if kind == "sandbox":
-        generator = SandboxGenerator(speed)
-        rate_limit: int | None = int(env.get(RATE_LIMIT_ENV) or DEFAULT_RATE_LIMIT)
-    elif kind == "live":
-        generator = IdeogramGenerator(
-            env.get(BASE_URL_ENV) or DEFAULT_BASE_URL, env.get(API_KEY_ENV) or "", rendering_speed=speed
-        )
-        rate_limit = None  # Ideogram enforces its own and answers 429
-    else:
-        raise ValueError(f"{BACKEND_ENV} must be 'sandbox' or 'live'; got {kind!r}")
-    ledger = Ledger(
-        sandbox_dir,
-        account=account,
-        rate_limit=rate_limit,
-        rate_window_seconds=float(env.get(RATE_WINDOW_ENV) or DEFAULT_RATE_WINDOW_SECONDS),
-    )
-    return ImagesService(MediaStore(sandbox_dir), ledger, generator)

@@ -1,4 +1,4 @@
-"""Scripted stand-ins for Chimera's activities, registered under the real activity names.
+"""Scripted stand-ins for Chimera's activities, registered under the activity table's names.
 
 Workflow tests check orchestration (ordering, signals, timers, re-plans), so each test scripts
 what the planner, judge and budget say; the real activities have their own tests.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit
@@ -34,6 +35,7 @@ from schemas.task import (
     SettleRequest,
     StateRead,
     TaskResult,
+    VerdictRecord,
 )
 
 USAGE = Usage(model="scripted")
@@ -110,6 +112,8 @@ class Script:
     plan_requests: list[PlanRequest] = field(default_factory=list)
     audits: list[ControlAudit] = field(default_factory=list)
     reviews: list[ReviewRecord] = field(default_factory=list)
+    judged: list[JudgeInput] = field(default_factory=list)
+    verdicts: list[VerdictRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
     on_execute: Callable[[ContentTaskInput], None] | None = None
@@ -123,11 +127,11 @@ class Script:
     def activities(self) -> list[Callable[..., object]]:
         script = self
 
-        @activity.defn(name="observe")
+        @activity.defn(name=Activities.observe.name)
         async def observe(req: ObserveRequest) -> Observation:
             return Observation()
 
-        @activity.defn(name="plan")
+        @activity.defn(name=Activities.plan.name)
         async def plan(req: PlanRequest) -> TaskPlan:
             script.plan_requests.append(req)
             if req.replan_of is not None:
@@ -146,25 +150,25 @@ class Script:
             ]
             return TaskPlan(tasks=prefixed, rationale="scripted", usage=USAGE)
 
-        @activity.defn(name="register_campaign")
+        @activity.defn(name=Activities.register_campaign.name)
         async def register_campaign(spec: CampaignSpec) -> None:
             return None
 
-        @activity.defn(name="record_control")
+        @activity.defn(name=Activities.record_control.name)
         async def record_control(entry: ControlAudit) -> None:
             script.audits.append(entry)
 
-        @activity.defn(name="reserve_budget")
+        @activity.defn(name=Activities.reserve_budget.name)
         async def reserve_budget(req: BudgetRequest) -> Reservation:
             if not script.budget_ok:
                 return Reservation(ok=False, reason="daily budget of $0.01 is spent", day="2026-01-01")
             return Reservation(ok=True, amount_usd=0.002, day="2026-01-01", spent_today_usd=0.002)
 
-        @activity.defn(name="settle_budget")
+        @activity.defn(name=Activities.settle_budget.name)
         async def settle_budget(req: SettleRequest) -> Reservation:
             return Reservation(ok=True, amount_usd=req.actual_usd, day="2026-01-01", spent_today_usd=0.002)
 
-        @activity.defn(name="execute_task")
+        @activity.defn(name=Activities.execute_task.name)
         async def execute_task(inp: ContentTaskInput) -> TaskResult:
             script.executed.append(inp.task.key)
             if script.execute_gate is not None:
@@ -180,26 +184,31 @@ class Script:
                 write_keys=[f"topic:{inp.task.key}"],
             )
 
-        @activity.defn(name="judge_result")
+        @activity.defn(name=Activities.judge_result.name)
         async def judge_result(inp: JudgeInput) -> JudgeScores:
+            script.judged.append(inp)
             return script.scores_for(inp.task.key)
 
-        @activity.defn(name="record_review")
+        @activity.defn(name=Activities.record_verdict.name)
+        async def record_verdict(rec: VerdictRecord) -> None:
+            script.verdicts.append(rec)
+
+        @activity.defn(name=Activities.record_review.name)
         async def record_review(rec: ReviewRecord) -> None:
             script.reviews.append(rec)
 
-        @activity.defn(name="commit_result")
+        @activity.defn(name=Activities.commit_result.name)
         async def commit_result(inp: CommitInput) -> CommitResult:
             if any(inp.task_key.endswith(k) for k in script.conflict_keys):
-                raise ApplicationError("topic key changed since the task read it", type="StateConflict")
+                raise ApplicationError("topic key changed since the task read it", type=Failure.STATE_CONFLICT.value)
             return CommitResult(versions=[StateRead(key=k, version=1) for k in inp.write_keys])
 
-        @activity.defn(name="publish")
+        @activity.defn(name=Activities.publish.name)
         async def publish(inp: PublishInput) -> PublishResult:
             script.published.append(inp)
             return PublishResult(post_id=f"p-{len(script.published)}", url="sandbox://p")
 
-        @activity.defn(name="record_outcome")
+        @activity.defn(name=Activities.record_outcome.name)
         async def record_outcome(rec: OutcomeRecord) -> None:
             script.outcomes.append(rec)
 
@@ -212,6 +221,7 @@ class Script:
             settle_budget,
             execute_task,
             judge_result,
+            record_verdict,
             record_review,
             commit_result,
             publish,

@@ -1,0 +1,107 @@
+"""Every activity Chimera runs: its name, the role whose task queue runs it, its input and its result.
+
+This table is the one source of truth. Workflows call activities through its entries
+(`workflows.calls.run_activity(Activities.plan, request, ...)`, so mypy checks the argument and the
+result); implementations say which entry they implement (`activities.registry.implements`); workers
+register each role's activities from it; temporal.yaml may configure only the names listed here, and
+only timeouts and retry counts: which failures never retry is declared here, once.
+
+It imports only the contracts, so the workflow sandbox stays free of heavy modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from schemas.campaign import CampaignSpec
+from schemas.campaign_run import ObserveRequest
+from schemas.events import ControlAudit
+from schemas.plan import Observation, TaskPlan
+from schemas.policy import JudgeScores
+from schemas.review import ReviewRecord
+from schemas.task import (
+    BudgetRequest,
+    CommitInput,
+    CommitResult,
+    ContentTaskInput,
+    JudgeInput,
+    OutcomeRecord,
+    PlanRequest,
+    PublishInput,
+    PublishResult,
+    Reservation,
+    SettleRequest,
+    TaskResult,
+    VerdictRecord,
+)
+
+Role = Literal["planner", "worker", "judge"]
+ROLES: tuple[Role, ...] = ("planner", "worker", "judge")
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Failure(StrEnum):
+    """The error types activities fail with (`ApplicationError.type`). Retried unless an entry says never."""
+
+    INVALID_PLAN = "InvalidPlan"  # the planner's plan breaks the rules: planning again gives the same plan
+    INVALID_TASK = "InvalidTask"  # the model cannot write this task at all
+    STATE_CONFLICT = "StateConflict"  # what the task read has changed: the campaign re-plans instead
+    CAMPAIGN_STOPPED = "CampaignStopped"  # an emergency stop: nothing more is committed or published
+    PUBLISH_REFUSED = "PublishRefused"  # the platform refused this post: the same post cannot succeed
+    RATE_LIMITED = "RateLimited"  # retried after the platform's retry-after (a durable wait)
+    RETRY_LATER = "RetryLater"  # retried after the service's retry-after
+    TOOL_FAILED = "ToolFailed"  # a tool the draft needs failed; retried
+
+
+@dataclass(frozen=True)
+class ActivityDef(Generic[In, Out]):
+    name: str
+    role: Role
+    input: type[In]
+    result: type[Out]
+    never_retry: frozenset[Failure] = frozenset()
+
+
+def _never(*failures: Failure) -> frozenset[Failure]:
+    return frozenset(failures)
+
+
+class Activities:
+    """The table, in the order a campaign and a task use them."""
+
+    register_campaign = ActivityDef("register_campaign", "planner", CampaignSpec, type(None))
+    observe = ActivityDef("observe", "planner", ObserveRequest, Observation)
+    plan = ActivityDef("plan", "planner", PlanRequest, TaskPlan, _never(Failure.INVALID_PLAN))
+    record_control = ActivityDef("record_control", "planner", ControlAudit, type(None))
+    reserve_budget = ActivityDef("reserve_budget", "planner", BudgetRequest, Reservation)
+    execute_task = ActivityDef("execute_task", "worker", ContentTaskInput, TaskResult, _never(Failure.INVALID_TASK))
+    judge_result = ActivityDef("judge_result", "judge", JudgeInput, JudgeScores)
+    record_verdict = ActivityDef("record_verdict", "judge", VerdictRecord, type(None))
+    record_review = ActivityDef("record_review", "judge", ReviewRecord, type(None))
+    commit_result = ActivityDef(
+        "commit_result", "judge", CommitInput, CommitResult, _never(Failure.STATE_CONFLICT, Failure.CAMPAIGN_STOPPED)
+    )
+    publish = ActivityDef(
+        "publish", "worker", PublishInput, PublishResult, _never(Failure.PUBLISH_REFUSED, Failure.CAMPAIGN_STOPPED)
+    )
+    settle_budget = ActivityDef("settle_budget", "planner", SettleRequest, Reservation)
+    record_outcome = ActivityDef("record_outcome", "judge", OutcomeRecord, type(None))
+
+    @classmethod
+    def all(cls) -> tuple[ActivityDef[Any, Any], ...]:
+        return tuple(v for v in vars(cls).values() if isinstance(v, ActivityDef))
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        return frozenset(d.name for d in cls.all())
+
+    @classmethod
+    def by_name(cls, name: str) -> ActivityDef[Any, Any]:
+        for entry in cls.all():
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no activity named {name!r} in schemas/activity_table.py")

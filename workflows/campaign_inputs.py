@@ -1,0 +1,77 @@
+"""What CampaignWorkflow hands its planner and its child tasks, built from the spec and its progress.
+
+Pure functions, kept out of the workflow so its methods read as the flow.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.campaign import CampaignSpec
+    from schemas.campaign_run import CampaignProgress, TaskRecord
+    from schemas.options import RuntimeOptions
+    from schemas.plan import Observation
+    from schemas.task import ContentTaskInput, PlanRequest, TaskRef
+
+from workflows import campaign_views as views
+from workflows import search_attributes as sa
+
+
+def plan_request(
+    spec: CampaignSpec, c: CampaignProgress, observation: Observation, prefix: str, replan_of: TaskRecord | None
+) -> PlanRequest:
+    return PlanRequest(
+        tenant_id=spec.tenant_id,
+        campaign_id=spec.campaign_id,
+        persona=spec.persona,
+        goals=c.goals,
+        platforms=list(spec.platforms),
+        observation=observation,
+        cycle=c.cycle,
+        max_tasks=1 if replan_of else spec.max_tasks_per_cycle,
+        recent=views.recent_outcomes(c),
+        replan_of=replan_of.task if replan_of else None,
+        replan_reason=replan_of.reason if replan_of else None,
+        key_prefix=prefix,
+    )
+
+
+def child_input(
+    spec: CampaignSpec, c: CampaignProgress, rec: TaskRecord, runtime: RuntimeOptions, campaign_workflow_id: str
+) -> ContentTaskInput:
+    ref = TaskRef(
+        task_id=rec.task_id,
+        tenant_id=spec.tenant_id,
+        campaign_id=spec.campaign_id,
+        agent_id=spec.agent_id,
+        campaign_workflow_id=campaign_workflow_id,
+    )
+    return ContentTaskInput(
+        ref=ref,
+        task=rec.task,
+        persona=spec.persona,
+        goals=c.goals,
+        cycle=rec.cycle,
+        attempt=rec.attempt,
+        judge=spec.judge,
+        review_deadline_seconds=spec.review_deadline_seconds,
+        timezone=spec.timezone,
+        daily_budget_usd=c.daily_budget_usd,
+        runtime=runtime,
+    )
+
+
+def child_search_attributes(spec: CampaignSpec, rec: TaskRecord) -> TypedSearchAttributes:
+    """A task's attributes: the review queue operators filter in the Web UI."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
+            SearchAttributePair(sa.AGENT_ID, spec.agent_id),
+            SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
+            SearchAttributePair(sa.TASK_TYPE, rec.task.task_type),
+            SearchAttributePair(sa.PLATFORM, rec.task.platform),
+            SearchAttributePair(sa.REVIEW_STATE, "none"),
+        ]
+    )
