@@ -191,7 +191,11 @@ async def history_events(handle: Handle) -> list[str]:
 
 async def started(client: Client, task_queue: str, name: str) -> Handle:
     """A fresh workflow whose first workflow task has completed (a query answered)."""
-    handle = await client.start_workflow(ControlBench.run, id=f"{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    # The argument is passed although it has a default: starting a defaulted-parameter run with no argument
+    # leads a cold mypy run to mis-infer every other get_workflow_handle_for in the tree (a mypy caching quirk).
+    handle = await client.start_workflow(
+        ControlBench.run, 0.0, id=f"{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+    )
     await handle.query(ControlBench.value, rpc_timeout=QUERY_TIMEOUT)
     return handle
 
