@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     model_provider: Literal["offline"] = "offline"
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)
     mcp_timeout_seconds: float = 30.0
+    mcp_max_sessions_per_server: int = Field(
+        4, ge=1, description="open sessions kept per MCP server and process; each stdio session is a child process"
+    )
+    mcp_session_idle_seconds: float = Field(300.0, gt=0, description="an idle pooled session is closed after this")
     mcp_max_result_bytes: int = Field(256 * 1024, description="a larger tool result is refused")
     mcp_inline_result_bytes: int = Field(
         8 * 1024, description="a larger tool result is kept in the state store and referenced by key"

@@ -36,7 +36,9 @@ class Dependencies:
             similarity=TfidfPersonaSimilarity(),
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the pooled MCP sessions (stdio servers exit), then the store."""
+        await self.mcp.aclose()
         self.store.close()
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -24,6 +24,8 @@ from chimera.cli.render import JsonFlag
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost, ServerStatus
 from chimera.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="MCP servers: list, approve, call a tool.", no_args_is_help=True)
 
@@ -39,6 +41,18 @@ def _host() -> Iterator[McpHost]:
         yield McpHost.from_settings(settings, store)
     finally:
         store.close()
+
+
+def _run(host: McpHost, work: Coroutine[Any, Any, T]) -> T:
+    """Run one command's work, then close the host's pooled sessions (their servers exit)."""
+
+    async def closing() -> T:
+        try:
+            return await work
+        finally:
+            await host.aclose()
+
+    return asyncio.run(closing())
 
 
 def _actor(actor: str | None) -> str:
@@ -58,7 +72,7 @@ async def _statuses(host: McpHost) -> list[ServerStatus]:
 def list_servers(json_: JsonFlag = False) -> None:
     """Every allowlisted server: transport, state (approved, quarantined, unapproved, unavailable), tools."""
     with db_errors(), _host() as host:
-        statuses = asyncio.run(_statuses(host))
+        statuses = _run(host, _statuses(host))
     if json_:
         render.emit_json(statuses)
         return
@@ -87,7 +101,7 @@ def approve(
     """Pin the tool definitions NAME offers now; lifts a quarantine. Refused if a tool shadows another server's."""
     with db_errors(), _host() as host:
         try:
-            pin = asyncio.run(host.approve(name, _actor(actor)))
+            pin = _run(host, host.approve(name, _actor(actor)))
         except McpError as exc:
             render.fail(str(exc))
     tools = ", ".join(sorted(str(t.get("name")) for t in pin.pinned_tools))
@@ -132,7 +146,7 @@ def call(
             render.fail(f"{name}.{tool} publishes without the Judge; pass --allow-publish to do it anyway")
         context = CallContext(actor=_actor(actor), **({"tenant_id": tenant} if tenant else {}))
         try:
-            result = asyncio.run(host.call_tool(name, tool, arguments, context))
+            result = _run(host, host.call_tool(name, tool, arguments, context))
         except McpError as exc:
             render.fail(str(exc))
     print(json.dumps(result.data, indent=2, ensure_ascii=False))

@@ -48,7 +48,7 @@ async def embedded(ui: bool = True) -> AsyncIterator[Runtime]:
             await approve_on_first_use(deps)
             yield Runtime(settings=settings, config=config, server=server, client=client, deps=deps)
         finally:
-            deps.close()
+            await deps.aclose()
 
 
 async def approve_on_first_use(deps: Dependencies) -> None:
@@ -96,7 +96,7 @@ async def _worker(roles: Sequence[Role]) -> None:
         console.print(f"Workers {', '.join(roles)} polling {config.connection()[0]}; Ctrl-C stops them.")
         await run_workers(client, roles, deps, config.task_queues, stop_on_signals())
     finally:
-        deps.close()
+        await deps.aclose()
 
 
 def _queues(config: TemporalConfig) -> list[str]:

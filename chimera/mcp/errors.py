@@ -8,6 +8,9 @@ class McpError(Exception):
 
     retryable: bool = False
     code: str = "mcp_error"
+    # Whether the session the failure happened in can serve the next operation (chimera.mcp.pool): the
+    # server answered, or nothing was sent. A timeout or a broken connection closes the session.
+    session_sound: bool = True
 
     def __init__(self, server: str, message: str) -> None:
         super().__init__(f"{server}: {message}")
@@ -47,11 +50,13 @@ class McpUnavailable(McpError):
 
     retryable = True
     code = "unavailable"
+    session_sound = False
 
 
 class McpTimeout(McpError):
     retryable = True
     code = "timeout"
+    session_sound = False
 
 
 class McpResultInvalid(McpError):

@@ -13,8 +13,9 @@ What a security reviewer checks, and where it happens:
   enters workflow history.
 - Every call has a timeout and is audited: server, tool, arguments hash, duration, outcome.
 
-Each operation opens its own session (chimera.mcp.sessions: the transports, and where a connection pool
-would go); `_run` runs one operation in it, under the timeout, after checking the pin.
+Sessions are kept open and reused (chimera.mcp.pool), so a call costs a request, not a process; every
+operation still lists the tools first and checks them against the pin (`_run`), so a server that changes
+its definitions mid-session is quarantined at its next call just as a restarted one is.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ from chimera.mcp.errors import (
     McpResultInvalid,
     McpShadowing,
     McpToolError,
+    McpUnavailable,
 )
+from chimera.mcp.pool import SessionPool
 from chimera.mcp.results import check_size, parse_json, schema_problem, single_text, tool_error
-from chimera.mcp.sessions import innermost, map_error, open_session
+from chimera.mcp.sessions import innermost, map_error, offered_tools
 from chimera.settings import McpServerConfig, Settings
 
 T = TypeVar("T")
@@ -125,6 +128,7 @@ class McpHost:
         max_result_bytes: int = 256 * 1024,
         inline_result_bytes: int = 8 * 1024,
         errlog: TextIO | None = None,
+        pool: SessionPool | None = None,
     ) -> None:
         self._servers = dict(servers)
         self._sandbox_dir = sandbox_dir
@@ -133,6 +137,7 @@ class McpHost:
         self._max_result_bytes = max_result_bytes
         self._inline_result_bytes = inline_result_bytes
         self._errlog = errlog  # where children's stderr goes; None means our stderr at call time
+        self._pool = pool or SessionPool()
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: McpRegistry) -> McpHost:
@@ -143,6 +148,9 @@ class McpHost:
             timeout_seconds=settings.mcp_timeout_seconds,
             max_result_bytes=settings.mcp_max_result_bytes,
             inline_result_bytes=settings.mcp_inline_result_bytes,
+            pool=SessionPool(
+                max_sessions=settings.mcp_max_sessions_per_server, idle_seconds=settings.mcp_session_idle_seconds
+            ),
         )
 
     @property
@@ -320,20 +328,21 @@ class McpHost:
         *,
         verify: bool = True,
     ) -> tuple[T, dict[str, ToolInfo]]:
-        """Run one operation in a fresh session under the host timeout, mapping failures to McpError.
+        """Run one operation on a pooled session under the host timeout, mapping failures to McpError.
 
-        Returns op's result and the tools the server offered (verified against its pin unless verify=False)."""
+        The tools are listed first, every time, and verified against the pin unless verify=False; a reused
+        session that turns out dead at that point (its server crashed) is replaced once by a fresh one, which
+        is safe because nothing was sent yet. Returns op's result and the tools the server offered."""
         config = self.config(server)  # refuses an unlisted server
         timeout = config.timeout_seconds or self._timeout_seconds
         try:
             with anyio.fail_after(timeout):
-                async with open_session(
-                    server, config, self._sandbox_dir, read_timeout_seconds=timeout, errlog=self._errlog
-                ) as (session, offered):
-                    if verify:
-                        await self._verify(server, offered)
-                    by_name = {t.name: t for t in offered}
-                    return await op(session, by_name), by_name
+                done = await self._attempt(server, config, timeout, op, verify=verify, fresh=False)
+                if done is None:  # a pooled session whose server has gone
+                    done = await self._attempt(server, config, timeout, op, verify=verify, fresh=True)
+                if done is None:
+                    raise McpUnavailable(server, "the server's connection closed as the session opened")
+                return done
         except BaseException as exc:
             inner = innermost(exc)
             mapped = map_error(server, inner, timeout)
@@ -342,6 +351,37 @@ class McpHost:
             if mapped is inner:
                 raise mapped from None  # already an McpError; drop the task-group wrappers
             raise mapped from inner
+
+    async def _attempt(
+        self,
+        server: str,
+        config: McpServerConfig,
+        timeout_seconds: float,
+        op: Callable[[ClientSession, dict[str, ToolInfo]], Awaitable[T]],
+        *,
+        verify: bool,
+        fresh: bool,
+    ) -> tuple[T, dict[str, ToolInfo]] | None:
+        """One try on one session; None when a reused session proved dead before anything was sent."""
+        async with self._pool.lease(
+            server, config, self._sandbox_dir, read_timeout_seconds=timeout_seconds, errlog=self._errlog, fresh=fresh
+        ) as lease:
+            try:
+                offered = await offered_tools(server, lease.session)
+            except Exception as exc:
+                mapped = map_error(server, innermost(exc), timeout_seconds)
+                if lease.reused and mapped is not None and not mapped.session_sound:
+                    lease.keep = False
+                    return None
+                raise
+            if verify:
+                await self._verify(server, offered)
+            by_name = {t.name: t for t in offered}
+            return await op(lease.session, by_name), by_name
+
+    async def aclose(self) -> None:
+        """Close the pooled sessions (stdio children exit). Workers and the CLI call it on the way out."""
+        await self._pool.close()
 
     async def _offered(self, server: str, *, verify: bool) -> list[ToolInfo]:
         _, tools = await self._run(server, _nothing, verify=verify)

@@ -1,8 +1,7 @@
 """How the host reaches one MCP server: the transport (stdio child or streamable HTTP), an initialized
 session with the tools it lists, and the mapping of transport and protocol failures to McpError.
 
-Each operation opens its own session (stdio: spawn, initialize, list, one request, shut down; HTTP: one
-streamable-HTTP session); `open_session` is the single place a connection pool would go.
+Sessions are kept open and reused by chimera.mcp.pool; every operation lists the tools first.
 """
 
 from __future__ import annotations
@@ -55,21 +54,21 @@ def _transport(config: McpServerConfig, sandbox_dir: Path, errlog: TextIO | None
 
 
 @asynccontextmanager
-async def open_session(
-    server: str, config: McpServerConfig, sandbox_dir: Path, *, read_timeout_seconds: float, errlog: TextIO | None
-) -> AsyncIterator[tuple[ClientSession, list[ToolInfo]]]:
-    """An initialized session and the tools the server offers in it (listed first, every time).
-
-    `errlog` is where a stdio child's stderr goes; None means our stderr at call time."""
+async def connect(
+    config: McpServerConfig, sandbox_dir: Path, *, read_timeout_seconds: float, errlog: TextIO | None
+) -> AsyncIterator[ClientSession]:
+    """An initialized session with one server. `errlog` is where a stdio child's stderr goes; None means
+    our stderr at call time."""
     async with (
         _transport(config, sandbox_dir, errlog) as streams,
         ClientSession(streams[0], streams[1], read_timeout_seconds=read_timeout_seconds) as session,
     ):
         await session.initialize()
-        yield session, await _offered_tools(server, session)
+        yield session
 
 
-async def _offered_tools(server: str, session: ClientSession) -> list[ToolInfo]:
+async def offered_tools(server: str, session: ClientSession) -> list[ToolInfo]:
+    """What the server offers now (listed before every operation, so a changed definition is seen)."""
     tools: list[ToolInfo] = []
     cursor: str | None = None
     for _ in range(MAX_TOOL_PAGES):

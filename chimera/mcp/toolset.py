@@ -9,6 +9,7 @@ pin-checked, schema-checked and audited; failures come back to the model as Tool
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -53,19 +54,38 @@ class ToolCatalog:
         self._host = host
         self._ttl = ttl_seconds
         self._cached: tuple[float, Catalog] | None = None
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}  # a lock belongs to one loop
 
     async def catalog(self) -> Catalog:
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:  # single flight: one listing when the cache is cold or has expired
+            cached = self._fresh()
+            if cached is not None:
+                return cached
+            catalog = await self._discover()
+            self._cached = (time.monotonic(), catalog)
+            return catalog
+
+    def _fresh(self) -> Catalog | None:
         if self._cached is not None and time.monotonic() - self._cached[0] < self._ttl:
             return self._cached[1]
+        return None
+
+    async def _discover(self) -> Catalog:
+        servers = self._host.server_names
+        listed = await asyncio.gather(*(self._host.list_tools(s) for s in servers), return_exceptions=True)
         offered: list[ModelTool] = []
         hidden: list[str] = []
-        for server in self._host.server_names:
-            config = self._host.config(server)
-            try:
-                tools = await self._host.list_tools(server)
-            except McpError as exc:  # unapproved, quarantined or down: its tools are hidden
-                hidden.append(f"{server}: {exc.message}")
+        for server, tools in zip(servers, listed, strict=True):
+            if isinstance(tools, McpError):  # unapproved, quarantined or down: its tools are hidden
+                hidden.append(f"{server}: {tools.message}")
                 continue
+            if isinstance(tools, BaseException):
+                raise tools
+            config = self._host.config(server)
             for tool in tools:
                 if tool.name in config.publish_tools:
                     continue
@@ -79,9 +99,7 @@ class ToolCatalog:
         clashing = {name for name, servers in owners.items() if len(servers) > 1}
         for name in sorted(clashing):
             hidden.append(f"{name}: offered by {', '.join(sorted(owners[name]))}; a shadowed name is offered by none")
-        catalog = Catalog(tools=[t for t in offered if t.name not in clashing], hidden=hidden)
-        self._cached = (time.monotonic(), catalog)
-        return catalog
+        return Catalog(tools=[t for t in offered if t.name not in clashing], hidden=hidden)
 
     async def toolset(self, context: CallContext) -> Toolset:
         return Toolset(self._host, await self.catalog(), context)

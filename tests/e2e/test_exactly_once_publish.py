@@ -130,7 +130,7 @@ async def test_killed_worker_after_platform_accepted_still_posts_once(
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        deps.close()
+        await deps.aclose()
         await env_server.shutdown()
 
     assert outcome.status == "published" and outcome.post_id == posted["post_id"]
