@@ -43,6 +43,21 @@ def _sandbox_server(module: str, **kwargs: Any) -> McpServerConfig:
     return McpServerConfig(command=sys.executable, args=["-m", module], **kwargs)
 
 
+class WorkerConcurrency(BaseModel):
+    """How many activities each role's worker runs at once, and workflow tasks on the planner queue.
+
+    The defaults suit a 2-core machine: activities mostly wait on MCP servers, models and the database,
+    and the MCP session pool bounds the processes behind them. Synchronous (database) activities share one
+    thread pool as large as the roles' limits together."""
+
+    planner: int = Field(32, ge=1, description="observe, plan, budget and audit activities")
+    worker: int = Field(16, ge=1, description="execute_task, publish")
+    judge: int = Field(
+        16, ge=1, description="judge_result, record_verdict, record_review, commit_result, record_outcome"
+    )
+    workflow_tasks: int = Field(50, ge=1, description="concurrent workflow tasks on the planner queue")
+
+
 def default_mcp_servers() -> dict[str, McpServerConfig]:
     return {
         "twitter": _sandbox_server("mcp_servers.twitter", publish_tools=["post_tweet", "reply_to_mention"]),
@@ -71,6 +86,7 @@ class Settings(BaseSettings):
     model_provider: Literal["offline"] = "offline"
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)
     mcp_timeout_seconds: float = 30.0
+    worker_concurrency: WorkerConcurrency = WorkerConcurrency()
     mcp_max_sessions_per_server: int = Field(
         4, ge=1, description="open sessions kept per MCP server and process; each stdio session is a child process"
     )

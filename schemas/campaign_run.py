@@ -53,6 +53,7 @@ class CampaignProgress(BaseModel):
     deferred_replans: list[str] = Field(default_factory=list, description="keys rejected while paused")
     inbox: list[TaskOutcome] = Field(default_factory=list, description="task updates not yet handled")
     audit_outbox: list[ControlAudit] = Field(default_factory=list, description="changes not yet audited")
+    cycle_errors: list[str] = Field(default_factory=list, description="why recent cycles failed, newest last")
 
     @field_validator("tasks", mode="before")
     @classmethod

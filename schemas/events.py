@@ -65,6 +65,7 @@ class CampaignStatus(BaseModel):
     stop_reason: str | None = None
     paused_by: str | None = None
     replans: int = 0
+    cycle_errors: list[str] = Field(default_factory=list, description="why recent cycles could not plan, newest last")
 
 
 class ControlAudit(BaseModel):

@@ -40,6 +40,7 @@ def build_workers(
     client: Client, roles: Sequence[Role], deps: Dependencies, queues: TaskQueues, executor: concurrent.futures.Executor
 ) -> list[Worker]:
     instances = activity_classes(deps)
+    limits = deps.settings.worker_concurrency
     workers = []
     for role in roles:
         workers.append(
@@ -49,6 +50,8 @@ def build_workers(
                 workflows=[CampaignWorkflow, ContentTaskWorkflow] if role == "planner" else [],
                 activities=by_role(role, instances),
                 activity_executor=executor,  # synchronous (database) activities run here
+                max_concurrent_activities=getattr(limits, role),
+                max_concurrent_workflow_tasks=limits.workflow_tasks if role == "planner" else None,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             )
         )
@@ -59,7 +62,9 @@ async def run_workers(
     client: Client, roles: Sequence[Role], deps: Dependencies, queues: TaskQueues, stop: asyncio.Event
 ) -> None:
     """Run the roles' workers until `stop` is set, then let in-flight activities finish."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="chimera-activity") as executor:
+    limits = deps.settings.worker_concurrency
+    threads = sum(getattr(limits, role) for role in roles)  # every role may run synchronous activities
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chimera-activity") as executor:
         workers = build_workers(client, roles, deps, queues, executor)
         runs = [asyncio.create_task(w.run()) for w in workers]
         await stop.wait()

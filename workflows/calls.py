@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -59,3 +60,15 @@ def start_activity(entry: ActivityDef[In, Out], arg: In, runtime: RuntimeOptions
         **activity_options(runtime, entry),
     )
     return handle
+
+
+def failure_message(err: ActivityError) -> str:
+    """What an activity that gave up said (its ApplicationError's message, else the cause)."""
+    cause = err.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+
+
+def failure_type(err: ActivityError) -> str | None:
+    """The activity failure's type (schemas.activity_table.Failure), when it raised one."""
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None

@@ -14,7 +14,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -36,8 +36,10 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import campaign_inputs as build
 from workflows import campaign_views as views
-from workflows.calls import run_activity
+from workflows.calls import failure_message, run_activity
 from workflows.content_task import ContentTaskWorkflow
+
+MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
 
 
 @workflow.defn
@@ -82,14 +84,19 @@ class CampaignWorkflow:
         c.goals_changed = False
         c.next_cycle_at = workflow.now() + timedelta(seconds=spec.cycle_interval_seconds)
         self._details(f"cycle {c.cycle}: observing")
-        observation = await run_activity(
-            Activities.observe,
-            ObserveRequest(tenant_id=spec.tenant_id, campaign_id=spec.campaign_id, platforms=list(spec.platforms)),
-            self.inp.runtime,
-            f"cycle {c.cycle}: read mentions and trends",
-        )
-        self._details(f"cycle {c.cycle}: planning")
-        plan = await self._plan(observation, prefix=f"c{c.cycle}-")
+        try:
+            observation = await run_activity(
+                Activities.observe,
+                ObserveRequest(tenant_id=spec.tenant_id, campaign_id=spec.campaign_id, platforms=list(spec.platforms)),
+                self.inp.runtime,
+                f"cycle {c.cycle}: read mentions and trends",
+            )
+            self._details(f"cycle {c.cycle}: planning")
+            plan = await self._plan(observation, prefix=f"c{c.cycle}-")
+        except ActivityError as err:
+            # One bad cycle must not end a campaign that runs for weeks: say why, and try at the next one.
+            self._cycle_failed(f"cycle {c.cycle}: {failure_message(err)}")
+            return
         for task in plan.tasks:
             c.tasks[task.key] = TaskRecord(
                 task_id=task_id_for(spec.tenant_id, spec.campaign_id, task.key), task=task, cycle=c.cycle
@@ -185,7 +192,12 @@ class CampaignWorkflow:
             rec.reason += f" (gave up after {rec.attempt} attempts)"
             return
         c.replans += 1
-        plan = await self._plan(Observation(), prefix=f"c{c.cycle}r{c.replans}-", replan_of=rec)
+        try:
+            plan = await self._plan(Observation(), prefix=f"c{c.cycle}r{c.replans}-", replan_of=rec)
+        except ActivityError as err:
+            rec.reason += f" (re-planning failed: {failure_message(err)})"
+            self._cycle_failed(f"re-plan of {rec.task.key}: {failure_message(err)}")
+            return
         if not plan.tasks:
             rec.reason += " (the planner proposed no replacement)"
             return
@@ -371,6 +383,15 @@ class CampaignWorkflow:
 
     def _ack(self, request_id: str, accepted: bool, message: str) -> None:
         self.campaign.acks[request_id] = Ack(request_id=request_id, accepted=accepted, message=message)
+
+    def _cycle_failed(self, why: str) -> None:
+        """Record and alert (the audit log, the worker log, the UI details); the next cycle tries again."""
+        errors = self.campaign.cycle_errors
+        errors.append(why)
+        del errors[:-MAX_CYCLE_ERRORS]
+        self._audit("cycle_failed", "system", {"error": why})
+        workflow.logger.error("campaign %s: %s; trying again at the next cycle", self.spec.campaign_id, why)
+        self._details(f"failed: {why}")
 
     def _details(self, headline: str | None = None) -> None:
         workflow.set_current_details(views.details(self.spec, self.campaign, headline))

@@ -31,6 +31,7 @@ def status(spec: CampaignSpec, p: CampaignProgress) -> CampaignStatus:
         stop_reason=p.stop_reason,
         paused_by=p.paused_by,
         replans=p.replans,
+        cycle_errors=p.cycle_errors,
     )
 
 
@@ -85,6 +86,8 @@ def details(spec: CampaignSpec, p: CampaignProgress, headline: str | None) -> st
         f"**Budget:** ${p.spent_today_usd:.4f} of ${p.daily_budget_usd:.2f} today",
         "**Tasks:** " + (", ".join(f"{k} {v}" for k, v in sorted(counts(p).items())) or "none yet"),
     ]
+    if p.cycle_errors:
+        lines.append(f"**Last failed cycle:** {p.cycle_errors[-1]}")
     if p.stop_reason:
         lines.append(f"**Stopped:** {p.stop_reason}")
     return "\n\n".join(line for line in lines if line)

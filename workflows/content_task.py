@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import search_attributes as sa
 from workflows import task_inputs as build
-from workflows.calls import run_activity, start_activity
+from workflows.calls import failure_message, failure_type, run_activity, start_activity
 
 DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 # workflow.patched() ids. Tasks judged before the id existed keep their recorded path on replay.
@@ -63,7 +63,7 @@ class ContentTaskWorkflow:
         except _Ended as ended:
             outcome = ended.outcome
         except ActivityError as err:
-            outcome = self._outcome("failed", _cause(err), replan=True)
+            outcome = self._outcome("failed", failure_message(err), replan=True)
         outcome = await self._settle(outcome)
         await self._record_outcome(outcome)
         return outcome
@@ -135,8 +135,8 @@ class ContentTaskWorkflow:
                 "commit with optimistic concurrency",
             )
         except ActivityError as err:
-            if _error_type(err) == Failure.STATE_CONFLICT:
-                raise _Ended(self._outcome("rejected", f"state conflict: {_cause(err)}", replan=True)) from err
+            if failure_type(err) == Failure.STATE_CONFLICT:
+                raise _Ended(self._outcome("rejected", f"state conflict: {failure_message(err)}", replan=True)) from err
             raise
 
     async def _publish(self, draft: TaskResult, text: str) -> TaskOutcome:
@@ -338,13 +338,3 @@ class ContentTaskWorkflow:
         if self._result:
             lines.append(f"**Draft:** {self._result.text}")
         workflow.set_current_details("\n\n".join(lines))
-
-
-def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-
-
-def _error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None

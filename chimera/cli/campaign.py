@@ -97,6 +97,8 @@ def print_status(st: CampaignStatus) -> None:
         lines.append(f"Paused by: {escape(st.paused_by)}")
     if st.stop_reason:
         lines.append(f"[red]Stopped:[/] {escape(st.stop_reason)}")
+    if st.cycle_errors:
+        lines.append(f"[yellow]Failed cycles:[/] {len(st.cycle_errors)}, last: {escape(st.cycle_errors[-1])}")
     if st.pending_reviews:
         lines.append("Waiting for review: " + ", ".join(st.pending_reviews) + "  (`chimera review list`)")
     console = render.out()

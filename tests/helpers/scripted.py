@@ -108,6 +108,9 @@ class Script:
     budget_ok: bool = True
     execute_gate: asyncio.Event | None = None  # when set, execute waits for it (to stop mid-activity)
     conflict_keys: set[str] = field(default_factory=set)
+    observe_failures: int = 0  # the first n observe calls fail for good
+    plan_failures: int = 0  # the first n plan calls fail with InvalidPlan
+    replan_failures: int = 0  # the first n re-plans fail for good
     published: list[PublishInput] = field(default_factory=list)
     plan_requests: list[PlanRequest] = field(default_factory=list)
     audits: list[ControlAudit] = field(default_factory=list)
@@ -129,12 +132,21 @@ class Script:
 
         @activity.defn(name=Activities.observe.name)
         async def observe(req: ObserveRequest) -> Observation:
+            if script.observe_failures > 0:
+                script.observe_failures -= 1
+                raise ApplicationError("the platform is down", type="Unavailable", non_retryable=True)
             return Observation()
 
         @activity.defn(name=Activities.plan.name)
         async def plan(req: PlanRequest) -> TaskPlan:
             script.plan_requests.append(req)
+            if script.plan_failures > 0:
+                script.plan_failures -= 1
+                raise ApplicationError("the planner's plan is invalid", type=Failure.INVALID_PLAN.value)
             if req.replan_of is not None:
+                if script.replan_failures > 0:
+                    script.replan_failures -= 1
+                    raise ApplicationError("the planner is down", type="Unavailable", non_retryable=True)
                 old = req.replan_of
                 new = old.model_copy(update={"key": f"{req.key_prefix}{old.key.split('-', 1)[-1]}", "topic": None})
                 return TaskPlan(tasks=[new], rationale="replacement", usage=USAGE)

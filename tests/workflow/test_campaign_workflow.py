@@ -65,6 +65,31 @@ async def test_the_audited_verdict_is_the_one_the_task_acted_on(env: WorkflowEnv
     assert final.tasks[0].confidence == audited.verdict.confidence
 
 
+@pytest.mark.parametrize("broken", ["observe", "plan"])
+async def test_a_failed_cycle_is_recorded_and_the_next_cycle_runs(env: WorkflowEnvironment, broken: str) -> None:
+    script = Script(
+        plans=[[post("tw")]], observe_failures=int(broken == "observe"), plan_failures=int(broken == "plan")
+    )
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=60), max_cycles=2)
+        final: CampaignStatus = await handle.result()  # completed, not failed
+    assert final.state == "completed" and final.cycle == 2
+    assert final.tasks_by_state == {"published": 1}  # the second cycle planned and published
+    [error] = final.cycle_errors
+    assert error.startswith("cycle 1: ") and ("platform is down" in error or "plan is invalid" in error)
+    alerts = [a for a in script.audits if a.action == "cycle_failed"]
+    assert [a.detail["error"] for a in alerts] == [error] and alerts[0].actor == "system"
+
+
+async def test_a_failed_replan_leaves_the_task_rejected_and_the_campaign_running(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[post("bad")]], scores={"bad": banned("crypto")}, replan_failures=1)
+    async with running(env.client, script) as queue:
+        final: CampaignStatus = await (await start(env.client, queue, scripted.spec())).result()
+    assert final.state == "completed" and final.tasks_by_state == {"rejected": 1}
+    assert "(re-planning failed: the planner is down)" in final.tasks[0].reason
+    assert final.cycle_errors == ["re-plan of c1-bad: the planner is down"]
+
+
 async def test_review_deadline_days_away_expires_and_never_publishes(env: WorkflowEnvironment) -> None:
     script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
     async with running(env.client, script) as queue:
