@@ -2,7 +2,7 @@
 
 Command groups live beside it: campaign.py, review.py, persona.py; render.py holds what they share.
 
-Top-level commands owned by other modules (`dev`, `worker`, `demo`) register themselves: such a
+Top-level commands owned by other modules (`dev`, `worker`, `demo` in processes.py) register themselves: such a
 module defines `def register(app: typer.Typer) -> None` (e.g. `app.command("dev")(dev)`) and is
 wired in below with two lines: its import at the top, and a `register(app)` call in the marked block.
 """
@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, demo, mcp, persona, review, runtime
+from chimera.cli import campaign, mcp, persona, processes, review
 from chimera.cli import ops as ops_commands
 
 app = typer.Typer(
@@ -29,8 +29,7 @@ app.add_typer(review.app, name="review")
 app.add_typer(persona.app, name="persona")
 
 # --- top-level commands from other modules: one `<module>.register(app)` line each -------------
-runtime.register(app)
-demo.register(app)
+processes.register(app)  # chimera dev | worker | demo (imported when they run)
 ops_commands.register(app)  # chimera db | budget | audit (the state store)
 mcp.register(app)  # chimera mcp list | approve | call
 

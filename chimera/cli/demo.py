@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
@@ -24,7 +22,6 @@ from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
 console = Console()
-EXAMPLE = Path("examples/campaign.yaml")
 STYLE = {
     "planned": "dim",
     "running": "cyan",
@@ -160,12 +157,5 @@ def _short(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo(
-        campaign: Annotated[Path, typer.Option(help="campaign file")] = EXAMPLE,
-        cycles: Annotated[int, typer.Option(min=1, help="cycles to run")] = 2,
-        cycle_seconds: Annotated[int, typer.Option(min=1, help="seconds between cycles")] = 5,
-    ) -> None:
-        """Run the example campaign on embedded defaults and show it live."""
-        asyncio.run(_run(campaign, cycles, cycle_seconds))
+def run_demo(campaign: Path, cycles: int, cycle_seconds: int) -> None:
+    asyncio.run(_run(campaign, cycles, cycle_seconds))

@@ -12,7 +12,7 @@ import getpass
 import json
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -22,8 +22,10 @@ from chimera.cli import render
 from chimera.cli.ops import db_errors
 from chimera.cli.render import JsonFlag
 from chimera.db import StateStore
-from chimera.mcp import CallContext, McpError, McpHost, ServerStatus
 from chimera.settings import Settings
+
+if TYPE_CHECKING:  # the MCP SDK loads only when a command runs (CLI start-up stays fast)
+    from chimera.mcp import McpHost, ServerStatus
 
 T = TypeVar("T")
 
@@ -34,6 +36,8 @@ ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting,
 
 @contextmanager
 def _host() -> Iterator[McpHost]:
+    from chimera.mcp import McpHost
+
     settings = Settings()
     settings.ensure_dirs()
     store = StateStore.from_settings(settings)
@@ -99,6 +103,8 @@ def approve(
     actor: ActorOption = None,
 ) -> None:
     """Pin the tool definitions NAME offers now; lifts a quarantine. Refused if a tool shadows another server's."""
+    from chimera.mcp import McpError
+
     with db_errors(), _host() as host:
         try:
             pin = _run(host, host.approve(name, _actor(actor)))
@@ -136,6 +142,8 @@ def call(
     actor: ActorOption = None,
 ) -> None:
     """Call TOOL on server NAME, checked and audited like a worker's call; prints the JSON result."""
+    from chimera.mcp import CallContext, McpError
+
     arguments = _parse_args(arg or [])
     with db_errors(), _host() as host:
         try:

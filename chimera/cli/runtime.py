@@ -7,9 +7,8 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-import typer
 from rich.console import Console
 from temporalio.client import Client
 
@@ -103,19 +102,9 @@ def _queues(config: TemporalConfig) -> list[str]:
     return [getattr(config.task_queues, role) for role in ROLES]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("dev")
-    def dev(
-        headless: Annotated[bool, typer.Option("--headless", help="no Web UI")] = False,
-    ) -> None:
-        """Start the Temporal dev server (unless one answers) and workers of every role."""
-        asyncio.run(_dev(ui=not headless))
+def run_dev(ui: bool) -> None:
+    asyncio.run(_dev(ui=ui))
 
-    @app.command("worker")
-    def worker(
-        role: Annotated[
-            Literal["planner", "worker", "judge", "all"], typer.Option("--role", help="which task queue(s) to poll")
-        ] = "all",
-    ) -> None:
-        """Run workers of one role (or all) against the configured Temporal server."""
-        asyncio.run(_worker(ROLES if role == "all" else (role,)))
+
+def run_worker(role: Role | Literal["all"]) -> None:
+    asyncio.run(_worker(ROLES if role == "all" else (role,)))
