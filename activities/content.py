@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +11,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import failure, retry_after
 from activities.registry import implements
+from activities.state_keys import CONVERSATION, state_keys
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost, McpToolError
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import ModelError, ModelProvider, ToolUseError
 from schemas.activity_table import Activities, Failure
-from schemas.plan import PlannedTask
 from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, WriteRequest
 
 
@@ -67,18 +66,6 @@ MEMORY_SERVER = "memory"
 MAX_UNTRUSTED_STRINGS = 40
 
 
-def state_keys(campaign_id: str, task: PlannedTask) -> list[str]:
-    """The versioned state a task depends on and changes: its conversation, or its topic slot.
-
-    Two replies to one mention, or two posts on one topic, conflict; unrelated tasks never do.
-    """
-    if task.mention is not None:
-        return [f"conversation:{task.platform}:{task.mention.id}"]
-    subject = task.topic or task.goal or task.key
-    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:60] or task.key
-    return [f"topic:{campaign_id}:{task.platform}:{slug}"]
-
-
 class ContentActivities:
     def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider, tools: ToolCatalog | None = None) -> None:
         self._store = store
@@ -91,6 +78,9 @@ class ContentActivities:
         """Write the draft with the model and the approved servers' tools; nothing is published here."""
         keys = state_keys(inp.ref.campaign_id, inp.task)
         read_set = await asyncio.to_thread(self._store.read_versions, inp.ref.tenant_id, keys)
+        answered = [r.key for r in read_set if r.key.startswith(CONVERSATION) and r.version > 0]
+        if answered:  # another task (perhaps another campaign on the account) replied first: no model call
+            raise failure(Failure.ALREADY_DONE, f"the mention already has a reply ({answered[0]})")
         context = CallContext(
             tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
         )
@@ -145,6 +135,8 @@ class ContentActivities:
                 raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds or 60.0) from exc
             if exc.retry_after_seconds is not None and exc.code not in REFUSALS:  # e.g. publish_in_progress
                 raise retry_after(Failure.RETRY_LATER, str(exc), exc.retry_after_seconds) from exc
+            if exc.code == "already_replied":
+                raise failure(Failure.ALREADY_DONE, f"{inp.platform}: the mention already has a reply") from exc
             if exc.code in REFUSALS:
                 raise failure(Failure.PUBLISH_REFUSED, f"{inp.platform} refused the post: {exc}") from exc
             raise

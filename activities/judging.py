@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from activities.errors import failure
 from activities.registry import implements
+from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
 from chimera.safety.rules import SafetyRules, safety_score
 from chimera.similarity import PersonaSimilarity
@@ -76,6 +77,8 @@ class JudgeActivities:
         try:
             versions = self._store.commit(inp.ref, inp.read_set, inp.write_keys, value, inp.actor)
         except StateConflict as exc:
+            if exc.key.startswith(CONVERSATION):  # a reply to this mention was committed first: goal met
+                raise failure(Failure.ALREADY_DONE, f"the mention already has a reply ({exc.key})") from exc
             raise failure(Failure.STATE_CONFLICT, str(exc)) from exc
         return CommitResult(versions=versions)
 

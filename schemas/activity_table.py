@@ -52,6 +52,7 @@ class Failure(StrEnum):
     STATE_CONFLICT = "StateConflict"  # what the task read has changed: the campaign re-plans instead
     CAMPAIGN_STOPPED = "CampaignStopped"  # an emergency stop: nothing more is committed or published
     PUBLISH_REFUSED = "PublishRefused"  # the platform refused this post: the same post cannot succeed
+    ALREADY_DONE = "AlreadyDone"  # the task's goal is met already (the mention has a reply): nothing to re-plan
     RATE_LIMITED = "RateLimited"  # retried after the platform's retry-after (a durable wait)
     RETRY_LATER = "RetryLater"  # retried after the service's retry-after
     TOOL_FAILED = "ToolFailed"  # a tool the draft needs failed; retried
@@ -78,15 +79,25 @@ class Activities:
     plan = ActivityDef("plan", "planner", PlanRequest, TaskPlan, _never(Failure.INVALID_PLAN))
     record_control = ActivityDef("record_control", "planner", ControlAudit, type(None))
     reserve_budget = ActivityDef("reserve_budget", "planner", BudgetRequest, Reservation)
-    execute_task = ActivityDef("execute_task", "worker", ContentTaskInput, TaskResult, _never(Failure.INVALID_TASK))
+    execute_task = ActivityDef(
+        "execute_task", "worker", ContentTaskInput, TaskResult, _never(Failure.INVALID_TASK, Failure.ALREADY_DONE)
+    )
     judge_result = ActivityDef("judge_result", "judge", JudgeInput, JudgeScores)
     record_verdict = ActivityDef("record_verdict", "judge", VerdictRecord, type(None))
     record_review = ActivityDef("record_review", "judge", ReviewRecord, type(None))
     commit_result = ActivityDef(
-        "commit_result", "judge", CommitInput, CommitResult, _never(Failure.STATE_CONFLICT, Failure.CAMPAIGN_STOPPED)
+        "commit_result",
+        "judge",
+        CommitInput,
+        CommitResult,
+        _never(Failure.STATE_CONFLICT, Failure.ALREADY_DONE, Failure.CAMPAIGN_STOPPED),
     )
     publish = ActivityDef(
-        "publish", "worker", PublishInput, PublishResult, _never(Failure.PUBLISH_REFUSED, Failure.CAMPAIGN_STOPPED)
+        "publish",
+        "worker",
+        PublishInput,
+        PublishResult,
+        _never(Failure.PUBLISH_REFUSED, Failure.ALREADY_DONE, Failure.CAMPAIGN_STOPPED),
     )
     settle_budget = ActivityDef("settle_budget", "planner", SettleRequest, Reservation)
     record_outcome = ActivityDef("record_outcome", "judge", OutcomeRecord, type(None))

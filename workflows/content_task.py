@@ -63,7 +63,7 @@ class ContentTaskWorkflow:
         except _Ended as ended:
             outcome = ended.outcome
         except ActivityError as err:
-            outcome = self._outcome("failed", failure_message(err), replan=True)
+            outcome = self._failed(err)
         outcome = await self._settle(outcome)
         await self._record_outcome(outcome)
         return outcome
@@ -257,6 +257,12 @@ class ContentTaskWorkflow:
         )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _failed(self, err: ActivityError) -> TaskOutcome:
+        """A step gave up. Re-planned, unless the goal is met already (the mention has a reply)."""
+        if failure_type(err) == Failure.ALREADY_DONE:
+            return self._outcome("cancelled", f"nothing left to do: {failure_message(err)}")
+        return self._outcome("failed", failure_message(err), replan=True)
 
     def _raise_if_stopped(self) -> None:
         """The one check for an emergency stop: the task ends cancelled, nothing more is done."""

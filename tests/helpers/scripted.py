@@ -108,6 +108,7 @@ class Script:
     budget_ok: bool = True
     execute_gate: asyncio.Event | None = None  # when set, execute waits for it (to stop mid-activity)
     conflict_keys: set[str] = field(default_factory=set)
+    answered_keys: set[str] = field(default_factory=set)  # replies another task committed first
     observe_failures: int = 0  # the first n observe calls fail for good
     plan_failures: int = 0  # the first n plan calls fail with InvalidPlan
     replan_failures: int = 0  # the first n re-plans fail for good
@@ -211,6 +212,8 @@ class Script:
 
         @activity.defn(name=Activities.commit_result.name)
         async def commit_result(inp: CommitInput) -> CommitResult:
+            if any(inp.task_key.endswith(k) for k in script.answered_keys):
+                raise ApplicationError("the mention already has a reply", type=Failure.ALREADY_DONE.value)
             if any(inp.task_key.endswith(k) for k in script.conflict_keys):
                 raise ApplicationError("topic key changed since the task read it", type=Failure.STATE_CONFLICT.value)
             return CommitResult(versions=[StateRead(key=k, version=1) for k in inp.write_keys])

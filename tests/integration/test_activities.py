@@ -12,9 +12,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.budget import BudgetActivities
-from activities.content import ContentActivities, state_keys
+from activities.content import ContentActivities
 from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
+from activities.state_keys import state_keys
 from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.mcp import McpHost
@@ -230,6 +231,38 @@ async def test_the_audit_keeps_the_verdict_the_workflow_applied(
     env.run(judge.judge_result, judged.model_copy(update={"verdict_audited_by_workflow": False}))
     assert [v["decision"] for v in verdicts()] == [applied.decision, decide(scores, spec.judge).decision]
     assert store.verify_audit(spec.tenant_id).ok
+
+
+async def test_a_reply_whose_mention_was_answered_meanwhile_is_done_not_conflicting(
+    spec: CampaignSpec, store: StateStore, mcp: McpHost
+) -> None:
+    mention = Mention(id="tw-m-9", platform="twitter", author="ana", text="love it!", created_at="2026-01-01T00:00:00Z")
+    task = PlannedTask(key="c1-re", task_type="reply", platform="twitter", brief="thank her", mention=mention)
+    content = ContentActivities(store, mcp, OfflineModelProvider())
+    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
+    mine = await env.run(content.execute_task, content_input(spec, task))
+    verdict = decide(
+        env.run(judge.judge_result, JudgeInput(ref=ref(spec, task.key), task=task, persona=spec.persona, result=mine)),
+        spec.judge,
+    )
+    # Another campaign of the tenant replies to the same mention first.
+    store.commit(ref(spec, "other"), mine.read_set, mine.write_keys, {"text": "theirs"}, "judge")
+    commit = CommitInput(
+        ref=ref(spec, task.key),
+        task_key=task.key,
+        text=mine.text,
+        read_set=mine.read_set,
+        write_keys=mine.write_keys,
+        verdict=verdict,
+        actor="judge",
+    )
+    with pytest.raises(ApplicationError) as done:
+        env.run(judge.commit_result, commit)
+    assert done.value.type == Failure.ALREADY_DONE and Failure.ALREADY_DONE in Activities.commit_result.never_retry
+    # A later attempt at the same reply stops before the model writes anything.
+    with pytest.raises(ApplicationError) as early:
+        await env.run(content.execute_task, content_input(spec, task.model_copy(update={"key": "c1r1-re"})))
+    assert early.value.type == Failure.ALREADY_DONE and "conversation:twitter:tw-m-9" in early.value.message
 
 
 async def test_publish_refuses_after_an_emergency_stop(spec: CampaignSpec, store: StateStore, mcp: McpHost) -> None:

@@ -63,7 +63,11 @@ def test_a_missing_or_doubled_implementation_stops_the_worker() -> None:
 def test_failures_that_never_retry_come_from_the_table() -> None:
     runtime = load_temporal_config(ROOT / "temporal.yaml").runtime_options()
     commit = activity_options(runtime, Activities.commit_result)["retry_policy"]
-    assert set(commit.non_retryable_error_types) == {Failure.STATE_CONFLICT, Failure.CAMPAIGN_STOPPED}
+    assert set(commit.non_retryable_error_types) == {
+        Failure.STATE_CONFLICT,
+        Failure.ALREADY_DONE,
+        Failure.CAMPAIGN_STOPPED,
+    }
     publish = activity_options(runtime, Activities.publish)
     assert publish["task_queue"] == runtime.task_queues.worker
     assert publish["retry_policy"].maximum_attempts == 10  # temporal.yaml still sets counts and intervals

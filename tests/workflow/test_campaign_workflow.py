@@ -90,6 +90,15 @@ async def test_a_failed_replan_leaves_the_task_rejected_and_the_campaign_running
     assert final.cycle_errors == ["re-plan of c1-bad: the planner is down"]
 
 
+async def test_a_reply_to_a_mention_answered_meanwhile_is_not_replanned(env: WorkflowEnvironment) -> None:
+    script = Script(plans=[[reply("rp")]], answered_keys={"rp"})
+    async with running(env.client, script) as queue:
+        final: CampaignStatus = await (await start(env.client, queue, scripted.spec())).result()
+    assert final.tasks_by_state == {"cancelled": 1} and final.replans == 0
+    assert final.tasks[0].reason == "nothing left to do: the mention already has a reply"
+    assert len(script.plan_requests) == 1 and script.published == []
+
+
 async def test_review_deadline_days_away_expires_and_never_publishes(env: WorkflowEnvironment) -> None:
     script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
     async with running(env.client, script) as queue:
