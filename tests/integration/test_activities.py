@@ -33,7 +33,6 @@ from schemas.plan import Mention, PlannedTask
 from schemas.policy import ConfidenceBands, JudgePolicy, decide
 from schemas.task import (
     BudgetRequest,
-    CommitInput,
     JudgeInput,
     PublishInput,
     StateRead,
@@ -43,6 +42,7 @@ from schemas.task import (
 from tests.helpers.mcp_hosts import approved_host, call
 from tests.helpers.tasks import content_input
 from workflows.campaign_inputs import plan_request
+from workflows.task_inputs import commit_input
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = default_mcp_servers()
@@ -144,15 +144,7 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     assert verdict.decision == "approve", verdict.reasons
     assert len(scores.reasons) == 4
 
-    commit = CommitInput(
-        ref=ref(spec, task.key),
-        task_key=task.key,
-        text=result.text,
-        read_set=result.read_set,
-        write_keys=result.write_keys,
-        verdict=verdict,
-        actor="judge",
-    )
+    commit = commit_input(content_input(spec, task), result, verdict, result.text, "judge")
     committed = env.run(judge.commit_result, commit)
     assert committed.versions == [StateRead(key=result.write_keys[0], version=1)]
     # A second task that read the same topic at version 0 must lose: OCC on its read set.
@@ -247,15 +239,7 @@ async def test_a_reply_whose_mention_was_answered_meanwhile_is_done_not_conflict
     )
     # Another campaign of the tenant replies to the same mention first.
     store.commit(ref(spec, "other"), mine.read_set, mine.write_keys, {"text": "theirs"}, "judge")
-    commit = CommitInput(
-        ref=ref(spec, task.key),
-        task_key=task.key,
-        text=mine.text,
-        read_set=mine.read_set,
-        write_keys=mine.write_keys,
-        verdict=verdict,
-        actor="judge",
-    )
+    commit = commit_input(content_input(spec, task), mine, verdict, mine.text, "judge")
     with pytest.raises(ApplicationError) as done:
         env.run(judge.commit_result, commit)
     assert done.value.type == Failure.ALREADY_DONE and Failure.ALREADY_DONE in Activities.commit_result.never_retry
