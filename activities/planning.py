@@ -11,6 +11,8 @@ from activities.errors import failure
 from activities.registry import implements
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost
+from chimera.mcp.host import arguments_hash
+from chimera.mcp.shared_reads import SharedReads
 from chimera.models.base import ModelProvider
 from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
@@ -27,10 +29,12 @@ NEWS_TRENDS = ("news", "trending_topics", {"limit": 5})
 
 
 class PlannerActivities:
-    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider) -> None:
+    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider, reads: SharedReads | None = None) -> None:
         self._store = store
         self._mcp = mcp
         self._model = model
+        # Campaigns of one tenant observing within seconds of each other share the platform reads.
+        self._reads = reads or SharedReads()
 
     @implements(Activities.observe)
     async def observe(self, req: ObserveRequest) -> Observation:
@@ -50,7 +54,9 @@ class PlannerActivities:
             errors.append(f"{server}: no known resource to read")
             return []
         try:
-            return await self._mcp.read_resource(server, uri, context)
+            return await self._reads.get(
+                (context.tenant_id, server, uri), lambda: self._mcp.read_resource(server, uri, context)
+            )
         except McpError as exc:
             activity.logger.warning("observe %s failed: %s", uri, exc)
             errors.append(f"{uri}: {exc}")
@@ -61,7 +67,10 @@ class PlannerActivities:
         if server not in self._mcp.server_names:
             return []  # news is optional: a deployment may leave it off the allowlist
         try:
-            result = await self._mcp.call_tool(server, tool, dict(args), context)
+            result = await self._reads.get(
+                (context.tenant_id, server, tool, arguments_hash(args)),
+                lambda: self._mcp.call_tool(server, tool, dict(args), context),
+            )
         except McpError as exc:
             activity.logger.warning("observe news failed: %s", exc)
             errors.append(f"{server}.{tool}: {exc}")

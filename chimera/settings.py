@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)
     mcp_timeout_seconds: float = 30.0
     worker_concurrency: WorkerConcurrency = WorkerConcurrency()
+    observe_share_seconds: float = Field(
+        5.0, ge=0, description="campaigns of a tenant observing within this long share the platform reads (0: never)"
+    )
     mcp_max_sessions_per_server: int = Field(
         4, ge=1, description="open sessions kept per MCP server and process; each stdio session is a child process"
     )

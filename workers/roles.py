@@ -16,6 +16,7 @@ from activities.content import ContentActivities
 from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
 from activities.registry import by_role
+from chimera.mcp.shared_reads import SharedReads
 from schemas.activity_table import Role
 from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
@@ -29,11 +30,16 @@ def activity_classes(deps: Dependencies) -> list[object]:
     """Every activity implementation, with its dependencies; which role runs which is the table's word."""
     s = deps.settings
     return [
-        PlannerActivities(deps.store, deps.mcp, deps.model),
+        PlannerActivities(deps.store, deps.mcp, deps.model, SharedReads(s.observe_share_seconds)),
         BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd),
         ContentActivities(deps.store, deps.mcp, deps.model),
         JudgeActivities(deps.store, deps.rules, deps.similarity),
     ]
+
+
+def activity_threads(deps: Dependencies, roles: Sequence[Role]) -> int:
+    """Threads for synchronous activities: every role may run them, each up to its concurrency limit."""
+    return sum(getattr(deps.settings.worker_concurrency, role) for role in roles)
 
 
 def build_workers(
@@ -62,8 +68,7 @@ async def run_workers(
     client: Client, roles: Sequence[Role], deps: Dependencies, queues: TaskQueues, stop: asyncio.Event
 ) -> None:
     """Run the roles' workers until `stop` is set, then let in-flight activities finish."""
-    limits = deps.settings.worker_concurrency
-    threads = sum(getattr(limits, role) for role in roles)  # every role may run synchronous activities
+    threads = activity_threads(deps, roles)
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chimera-activity") as executor:
         workers = build_workers(client, roles, deps, queues, executor)
         runs = [asyncio.create_task(w.run()) for w in workers]

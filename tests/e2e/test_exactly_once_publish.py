@@ -26,6 +26,7 @@ from chimera.campaign_file import load_campaign
 from chimera.settings import McpServerConfig, Settings, default_mcp_servers
 from chimera.temporal_config import TemporalConfig
 from mcp_servers.social.sandbox import SandboxPlatform
+from schemas.activity_table import Role
 from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
 from schemas.plan import PlannedTask
 from schemas.policy import ConfidenceBands, JudgePolicy
@@ -35,7 +36,7 @@ from tests.helpers.dev_server import start_dev_server
 from tests.helpers.polling import eventually
 from tests.helpers.tasks import content_input
 from workers.dependencies import Dependencies
-from workers.roles import build_workers
+from workers.roles import activity_threads, build_workers
 from workflows.content_task import ContentTaskWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,11 +104,12 @@ async def test_killed_worker_after_platform_accepted_still_posts_once(
         }
     )
     sandbox = SandboxPlatform(settings.sandbox_dir, "twitter")
+    roles: tuple[Role, ...] = ("planner", "judge")  # in this process; the worker role runs in the child
     first = worker_process(child_env)
     second: subprocess.Popen[bytes] | None = None
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as executor:
-            workers = build_workers(env_server.client, ("planner", "judge"), deps, inp.runtime.task_queues, executor)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=activity_threads(deps, roles)) as executor:
+            workers = build_workers(env_server.client, roles, deps, inp.runtime.task_queues, executor)
             runs = [asyncio.create_task(w.run()) for w in workers]
             try:
                 handle = await env_server.client.start_workflow(

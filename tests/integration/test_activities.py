@@ -94,6 +94,29 @@ async def test_observe_then_plan_reads_hostile_mentions_and_plans_a_dag(
     assert {t.task_type for t in plan.tasks} == {"post", "reply"}
 
 
+async def test_campaigns_of_a_tenant_observing_together_share_the_platform_reads(
+    spec: CampaignSpec, store: StateStore, mcp: McpHost
+) -> None:
+    planner = PlannerActivities(store, mcp, OfflineModelProvider())
+
+    def reads(tenant: str) -> int:
+        return sum(1 for e in store.audit_entries(tenant, limit=500) if e.action in ("mcp_read", "mcp_call"))
+
+    first = await env.run(
+        planner.observe, ObserveRequest(tenant_id=spec.tenant_id, campaign_id="a", platforms=["twitter"])
+    )
+    once = reads(spec.tenant_id)
+    assert once == 3  # mentions, trends, news
+    again = await env.run(
+        planner.observe, ObserveRequest(tenant_id=spec.tenant_id, campaign_id="b", platforms=["twitter"])
+    )
+    assert again == first and reads(spec.tenant_id) == once  # the second campaign read nothing itself
+    other = "other-agency"
+    store.ensure_campaign(spec.model_copy(update={"tenant_id": other}))
+    await env.run(planner.observe, ObserveRequest(tenant_id=other, campaign_id="c", platforms=["twitter"]))
+    assert reads(other) == 3  # never another tenant's reads
+
+
 async def test_observe_reports_a_broken_tool_result_and_keeps_the_rest(tmp_path: Path, store: StateStore) -> None:
     script = tmp_path / "broken_twitter.py"
     script.write_text(
