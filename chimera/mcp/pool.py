@@ -40,7 +40,6 @@ class PooledSession:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.idle_since = time.monotonic()
-        self.uses = 0
 
     async def open(self, read_timeout_seconds: float) -> ClientSession:
         self._task = asyncio.create_task(self._own(read_timeout_seconds), name=f"mcp-session-{self.server}")
@@ -62,11 +61,13 @@ class PooledSession:
         if task is None or task.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), CLOSE_SECONDS)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception as exc:  # a session that fails while closing is closed all the same
-            del exc
+            with contextlib.suppress(Exception):  # a session that fails while closing is closed all the same
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_SECONDS)
+        except asyncio.CancelledError:
+            task.cancel()  # we are cancelled: do not leave the child behind, and do not swallow it
+            raise
+        if not task.done():
+            task.cancel()  # it would not shut down in time
 
     @property
     def session(self) -> ClientSession:
@@ -193,7 +194,6 @@ class SessionPool:
 
     async def _release(self, state: _Server, lease: Lease) -> None:
         pooled = lease.pooled
-        pooled.uses += 1
         if lease.keep and pooled.alive and self._servers.get(pooled.server) is state:
             pooled.idle_since = time.monotonic()
             async with state.changed:
