@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import anyio
 from mcp.client.session import ClientSession
 
 from chimera.mcp.errors import McpError, McpUnavailable
@@ -46,7 +47,8 @@ class PooledSession:
         try:
             return await asyncio.shield(self._ready)
         except BaseException:
-            await self.close()  # the caller gave up (timeout, cancel) or the server did not start
+            with anyio.CancelScope(shield=True):  # the caller gave up (timeout, cancel) or the server did not start
+                await self.close()
             raise
 
     @property
@@ -137,7 +139,10 @@ class SessionPool:
                 lease.keep = False
             raise
         finally:
-            await self._release(state, lease)
+            # Shielded: a timed-out or cancelled operation must still give its session back or close it
+            # (anyio re-raises a cancellation at every await inside the cancelled scope).
+            with anyio.CancelScope(shield=True):
+                await self._release(state, lease)
 
     async def close(self) -> None:
         """Close every idle session (sessions on loan close when they come back)."""
@@ -186,9 +191,10 @@ class SessionPool:
         try:
             session = await pooled.open(read_timeout_seconds)
         except BaseException:
-            async with state.changed:
-                state.open_count -= 1
-                state.changed.notify()
+            with anyio.CancelScope(shield=True):  # the slot is given back even when we are cancelled
+                async with state.changed:
+                    state.open_count -= 1
+                    state.changed.notify()
             raise
         return Lease(session=session, reused=False, pooled=pooled)
 

@@ -91,10 +91,11 @@ async def test_a_crashed_server_is_replaced_at_the_next_call(tmp_path: Path, sto
 
 async def test_a_timed_out_session_is_closed_not_reused(tmp_path: Path, store: StateStore) -> None:
     pool = SessionPool()
-    host = await pids_host(tmp_path, store, pool, timeout_seconds=1.0)
+    # Long enough to start a server on a loaded machine; the slow call outlasts it by far.
+    host = await pids_host(tmp_path, store, pool, timeout_seconds=5.0)
     first = await pid_of(host)
     with pytest.raises(McpTimeout):
-        await pid_of(host, "slow", seconds=5)
+        await pid_of(host, "slow", seconds=60)
     assert await pid_of(host) != first  # the stuck session (and its child) went away
     assert pool.sessions("pids") == 1
     await host.aclose()
