@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import failure, retry_after
 from activities.registry import implements
@@ -91,7 +90,7 @@ class ContentActivities:
         except ToolUseError as exc:
             if exc.retry_after_seconds is not None:
                 raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds) from exc
-            raise ApplicationError(f"a tool the draft needs failed: {exc}", type=Failure.TOOL_FAILED.value) from exc
+            raise failure(Failure.TOOL_FAILED, f"a tool the draft needs failed: {exc}") from exc
         except ModelError as exc:
             raise failure(Failure.INVALID_TASK, f"the model could not write this task: {exc}") from exc
         untrusted = [inp.task.mention.text] if inp.task.mention else []

@@ -109,10 +109,3 @@ class Activities:
     @classmethod
     def names(cls) -> frozenset[str]:
         return frozenset(d.name for d in cls.all())
-
-    @classmethod
-    def by_name(cls, name: str) -> ActivityDef[Any, Any]:
-        for entry in cls.all():
-            if entry.name == name:
-                return entry
-        raise KeyError(f"no activity named {name!r} in schemas/activity_table.py")

@@ -42,7 +42,6 @@ class CampaignProgress(BaseModel):
     tasks: dict[str, TaskRecord] = Field(default_factory=dict, description="by task key, in planning order")
     acks: dict[str, Ack] = Field(default_factory=dict, description="answers to signals, by request id")
     next_cycle_at: datetime | None = None
-    stop_reason: str | None = None
     stop_request: EmergencyStop | None = None
     paused_by: str | None = None
     replans: int = 0
@@ -54,6 +53,10 @@ class CampaignProgress(BaseModel):
     inbox: list[TaskOutcome] = Field(default_factory=list, description="task updates not yet handled")
     audit_outbox: list[ControlAudit] = Field(default_factory=list, description="changes not yet audited")
     cycle_errors: list[str] = Field(default_factory=list, description="why recent cycles failed, newest last")
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.stop_request.reason if self.stop_request else None
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -306,7 +306,7 @@ class CampaignWorkflow:
         if self._refuse_if_stopped(req.request_id):
             return
         c = self.campaign
-        c.state, c.stop_reason, c.stop_request = "stopped", req.reason, req
+        c.state, c.stop_request = "stopped", req
         self._ack(req.request_id, True, f"emergency stop accepted: {req.reason}")
 
     @workflow.signal

@@ -18,6 +18,7 @@ from chimera.mcp import (
     McpQuarantined,
     McpShadowing,
 )
+from chimera.mcp.pool import SessionPool
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import ToolUseError
 from chimera.settings import McpServerConfig, default_mcp_servers
@@ -195,8 +196,12 @@ async def test_streamable_http_server_through_the_host(tmp_path: Path, store: St
     env = {"CHIMERA_SANDBOX_DIR": str(sandbox), "PATH": "/usr/bin:/bin"}
     with mcp_http_server("mcp_servers.news", env) as url:
         config = McpServerConfig(transport="http", url=url)
-        host = await approved_host(sandbox, {"news": config}, store=store)
+        pool = SessionPool()
+        host = await approved_host(sandbox, {"news": config}, store=store, pool=pool)
         status = await host.status("news")
         assert status.state == "approved" and status.transport == "http" and status.endpoint == url
-        topics = await host.call_tool("news", "trending_topics", {"limit": 2})
-        assert len(topics.data["topics"]) == 2
+        for _ in range(5):
+            topics = await host.call_tool("news", "trending_topics", {"limit": 2})
+            assert len(topics.data["topics"]) == 2
+        assert pool.sessions("news") == 1  # one streamable-HTTP session served approval, status and calls
+        await host.aclose()
