@@ -12,11 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chimera.temporal_config import DEFAULT_SEARCH_ATTRIBUTES, TemporalConfig
+from chimera.temporal_config import DEFAULT_SEARCH_ATTRIBUTES, TemporalConfig, connect
 
 STARTUP_SECONDS = 90.0
 
@@ -98,12 +98,17 @@ async def dev_server(
     """Use the server at `address` if one answers; otherwise start one and stop it on exit."""
     ui_url = f"http://{split_address(address)[0]}:{config.dev_server.ui_port}" if ui else None
     if await answers(address):
+        # It may be a server another process has just started: wait until it serves too.
+        await _wait_until_serving(config, address, lambda: None, "the Temporal server")
         yield DevServer(address=address, ui_url=ui_url, started_here=False)
         return
     log_path = log or state_dir / "temporal-server.log"
     proc = _launch(dev_server_command(config, address, state_dir, ui=ui), state_dir, log_path)
     try:
         await _wait_until_up(proc, address, log_path)
+        await _wait_until_serving(
+            config, address, lambda: _exited(proc, log_path), f"the Temporal dev server (see {log_path})"
+        )
         yield DevServer(address=address, ui_url=ui_url, started_here=True)
     finally:
         _stop(proc)
@@ -130,6 +135,25 @@ async def _wait_until_up(proc: subprocess.Popen[bytes], address: str, log_path: 
             _stop(proc)
             raise DevServerError(f"the Temporal dev server did not answer at {address}; see {log_path}")
         await asyncio.sleep(0.2)
+
+
+def _exited(proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    if proc.poll() is not None:
+        raise DevServerError(f"the Temporal dev server exited with code {proc.returncode}; see {log_path}")
+
+
+async def _wait_until_serving(config: TemporalConfig, address: str, check_alive: Callable[[], None], what: str) -> None:
+    """The port opens before the frontend is healthy ("Frontend is not healthy yet"): wait for a client to connect."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_SECONDS
+    while True:
+        try:
+            await connect(config, address=address)
+            return
+        except RuntimeError as exc:
+            check_alive()
+            if asyncio.get_running_loop().time() > deadline:
+                raise DevServerError(f"{what} at {address} did not become ready: {exc}") from exc
+            await asyncio.sleep(0.25)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
