@@ -79,7 +79,7 @@ def dev_server_command(config: TemporalConfig, address: str, state_dir: Path, ui
         args += ["--ui-port", str(config.dev_server.ui_port), "--ui-disable-news-fetch"]
     else:
         args.append("--headless")
-    for name, kind in (config.search_attributes or DEFAULT_SEARCH_ATTRIBUTES).items():
+    for name, kind in {**DEFAULT_SEARCH_ATTRIBUTES, **config.search_attributes}.items():
         args += ["--search-attribute", f"{name}={kind}"]
     return args
 

@@ -99,7 +99,7 @@ async def connect(config: TemporalConfig, *, address: str | None = None) -> Clie
     return await Client.connect(address or target, namespace=namespace, data_converter=pydantic_data_converter, **extra)
 
 
-DEFAULT_SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Double"]] = {
+DEFAULT_SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Double", "Int"]] = {
     "TenantId": "Keyword",
     "AgentId": "Keyword",
     "CampaignId": "Keyword",
@@ -107,6 +107,8 @@ DEFAULT_SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Double"]] = {
     "Platform": "Keyword",
     "ReviewState": "Keyword",
     "Confidence": "Double",
+    "CampaignState": "Keyword",
+    "CampaignCycle": "Int",
 }
 
 
@@ -119,7 +121,8 @@ async def ensure_search_attributes(client: Client, config: TemporalConfig) -> li
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
     from temporalio.service import RPCError
 
-    wanted = config.search_attributes or dict(DEFAULT_SEARCH_ATTRIBUTES)
+    # The defaults always: the workflows upsert them, and an older temporal.yaml may not list the newer ones.
+    wanted = {**DEFAULT_SEARCH_ATTRIBUTES, **config.search_attributes}
     existing: set[str] = set()
     try:
         listed = await client.operator_service.list_search_attributes(

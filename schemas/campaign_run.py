@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from schemas.campaign import CampaignSpec
-from schemas.events import CampaignState, ControlAudit, EmergencyStop
+from schemas.events import CampaignState, ControlAudit, EmergencyStop, MentionDelivery
 from schemas.options import RuntimeOptions
 from schemas.plan import PlannedTask
 from schemas.review import Ack
@@ -53,6 +53,12 @@ class CampaignProgress(BaseModel):
     inbox: list[TaskOutcome] = Field(default_factory=list, description="task updates not yet handled")
     audit_outbox: list[ControlAudit] = Field(default_factory=list, description="changes not yet audited")
     cycle_errors: list[str] = Field(default_factory=list, description="why recent cycles failed, newest last")
+    mention_inbox: list[MentionDelivery] = Field(default_factory=list, description="pushed mentions to plan now")
+    mentions_received: int = 0
+    mention_batches: int = Field(0, description="how many times pushed mentions were planned (for task keys)")
+    published_attributes: tuple[str, int] | None = Field(
+        None, description="the (state, cycle) last upserted as search attributes"
+    )
 
     @property
     def stop_reason(self) -> str | None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.plan import Mention
 from schemas.task import TaskOutcome
 
 CampaignState = Literal["running", "paused", "stopped", "completed"]
@@ -37,6 +38,14 @@ class TaskUpdate(BaseModel):
     outcome: TaskOutcome
 
 
+class MentionDelivery(BaseModel):
+    """A mention a platform pushed (webhook) or a user rehearsed: reply now, not at the next cycle."""
+
+    event_id: str = Field(min_length=1, description="the platform's delivery id; the ingress refuses repeats")
+    mention: Mention
+    received_at: str = Field("", description="when the ingress received it (ISO 8601), for latency figures")
+
+
 class TaskView(BaseModel):
     task_id: str
     key: str
@@ -66,6 +75,7 @@ class CampaignStatus(BaseModel):
     paused_by: str | None = None
     replans: int = 0
     cycle_errors: list[str] = Field(default_factory=list, description="why recent cycles could not plan, newest last")
+    mentions_received: int = Field(0, description="mentions pushed to the campaign (webhooks), handled at once")
 
 
 class ControlAudit(BaseModel):

@@ -196,6 +196,7 @@ class PlanRequest(BaseModel):
     replan_of: PlannedTask | None = None
     replan_reason: str | None = None
     key_prefix: str = Field(description="every new task key starts with it, so keys never collide")
+    replies_only: bool = Field(False, description="plan replies to the observed mentions and nothing else")
 
 
 class WriteRequest(BaseModel):

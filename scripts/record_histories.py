@@ -31,8 +31,16 @@ from temporalio.worker import Worker  # noqa: E402
 from chimera.temporal_config import load_temporal_config  # noqa: E402
 from schemas.campaign import CampaignSpec  # noqa: E402
 from schemas.campaign_run import CampaignInput  # noqa: E402
-from schemas.events import BudgetChange, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange  # noqa: E402
+from schemas.events import (  # noqa: E402
+    BudgetChange,
+    CampaignStatus,
+    ControlRequest,
+    EmergencyStop,
+    GoalsChange,
+    MentionDelivery,
+)
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
+from schemas.plan import Mention  # noqa: E402
 from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
 from tests.helpers import scripted  # noqa: E402
@@ -228,6 +236,19 @@ async def campaign_emergency_stop(client: Client) -> None:
         await save(child, "content_task_stopped_mid_review")
 
 
+async def campaign_pushed_mention(client: Client) -> None:
+    spec = scripted.spec(campaign_id="pushed", cycle_interval_seconds=3600)
+    script = Script(plans=[[post("tw")]])
+    async with session(client, "pushed", script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        await published(handle, 1)
+        mention = Mention(id="m5", platform="twitter", author="ana", text="@mira hi!", created_at="2026-01-01T00:00Z")
+        await handle.signal(CampaignWorkflow.mention, MentionDelivery(event_id="evt-5", mention=mention))
+        await published(handle, 2)  # answered within the cycle, not an hour later
+        await stop(handle, "recording done")
+        await save(handle, "campaign_pushed_mention_answered")
+
+
 async def campaign_continue_as_new(client: Client) -> None:
     spec = scripted.spec(campaign_id="can", cycle_interval_seconds=1)
     script = Script(plans=[[post("a")]])
@@ -277,6 +298,7 @@ SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
     campaign_pause_resume,
     campaign_goals,
     campaign_emergency_stop,
+    campaign_pushed_mention,
     lambda c: review_scenario(
         c, "escalated-approved", "tw", ReviewDecision(request_id="rv-approve", action="approve", reviewer="lena")
     ),

@@ -28,9 +28,10 @@ with workflow.unsafe.imports_passed_through():
         ControlRequest,
         EmergencyStop,
         GoalsChange,
+        MentionDelivery,
         TaskUpdate,
     )
-    from schemas.plan import Observation, TaskPlan
+    from schemas.plan import Observation, PlannedTask, TaskPlan
     from schemas.review import Ack, AckQuery
     from schemas.task import TERMINAL_STATUSES
 
@@ -40,6 +41,8 @@ from workflows.calls import failure_message, run_activity
 from workflows.content_task import ContentTaskWorkflow
 
 MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
+# Runs from before this patch never upserted CampaignState/CampaignCycle; replaying them must issue no upsert.
+STATE_ATTRIBUTES_PATCH = "campaign-state-search-attributes"
 
 
 @workflow.defn
@@ -61,6 +64,7 @@ class CampaignWorkflow:
         if inp.carried is None:
             await run_activity(Activities.register_campaign, self.spec, inp.runtime, "register campaign")
         while not self._stopped():
+            self._publish_attributes()
             await self._flush_audit()
             if self.campaign.state == "paused":
                 await self._wait_while_paused()
@@ -160,6 +164,8 @@ class CampaignWorkflow:
         def woken() -> bool:
             if c.inbox or c.audit_outbox or c.deferred_replans:
                 return True  # deferred re-plans wake a resumed campaign at once
+            if c.mention_inbox and c.state == "running":
+                return True  # a pushed mention is answered now, not at the next cycle
             return c.state != "running" or c.goals_changed
 
         timeout = self._until_next_cycle()
@@ -184,7 +190,32 @@ class CampaignWorkflow:
         while c.deferred_replans and c.state == "running":  # a pause or stop mid-way defers the rest
             key = c.deferred_replans.pop(0)
             await self._replan(c.tasks[key])
+        await self._plan_mentions()
         await self._start_ready()
+
+    async def _plan_mentions(self) -> None:
+        """The fast path: pushed mentions get their reply tasks now (the planner still writes the briefs and
+        spots hostile ones). If planning fails, the mentions are still unreplied on the platform, so the next
+        cycle's observe picks them up: polling is the fallback."""
+        c, spec = self.campaign, self.spec
+        while c.mention_inbox and c.state == "running":
+            # The batch stays in the inbox while it is planned, so a repeat signal meanwhile is seen as one.
+            batch = c.mention_inbox[: spec.max_tasks_per_cycle]
+            c.mention_batches += 1
+            observation = Observation(mentions=[d.mention for d in batch])
+            prefix = f"c{c.cycle}p{c.mention_batches}-"
+            request = build.plan_request(spec, c, observation, prefix, None, replies_only=True)
+            tasks: list[PlannedTask] = []
+            try:
+                what = f"reply to {len(batch)} mention(s)"
+                tasks = (await run_activity(Activities.plan, request, self.inp.runtime, what)).tasks
+            except ActivityError as err:
+                self._cycle_failed(f"pushed mentions: {failure_message(err)} (the next cycle's observe retries them)")
+            del c.mention_inbox[: len(batch)]
+            for task in tasks:
+                c.tasks[task.key] = TaskRecord(
+                    task_id=task_id_for(spec.tenant_id, spec.campaign_id, task.key), task=task, cycle=c.cycle
+                )
 
     async def _replan(self, rec: TaskRecord) -> None:
         c, spec = self.campaign, self.spec
@@ -213,11 +244,11 @@ class CampaignWorkflow:
     async def _drain_for_completion(self) -> bool:
         """After the last cycle, wait for running tasks and owed re-plans (not for human reviews)."""
         c = self.campaign
-        if not c.deferred_replans and not any(r.status == "running" for r in c.tasks.values()):
+        if not c.deferred_replans and not c.mention_inbox and not any(r.status == "running" for r in c.tasks.values()):
             return True
         self._details("last cycle done: waiting for running tasks")
         await workflow.wait_condition(
-            lambda: bool(c.inbox or c.audit_outbox or c.deferred_replans) or c.state != "running"
+            lambda: bool(c.inbox or c.audit_outbox or c.deferred_replans or c.mention_inbox) or c.state != "running"
         )
         await self._handle_inbox()
         return False
@@ -229,6 +260,7 @@ class CampaignWorkflow:
         else:
             self.campaign.state = "completed"
             self._cancel_unstartable("the campaign reached its last cycle")
+        self._publish_attributes()
         await self._flush_audit()
         self._details()
 
@@ -255,6 +287,7 @@ class CampaignWorkflow:
             await self._flush_audit()
         views.prune_for_handover(self.campaign)
         self.campaign.runs += 1
+        self.campaign.published_attributes = None  # the next run states them again
         workflow.continue_as_new(self.inp.model_copy(update={"carried": self.campaign}))
 
     # --- signals and queries -----------------------------------------------------------
@@ -312,6 +345,26 @@ class CampaignWorkflow:
     @workflow.signal
     def task_update(self, update: TaskUpdate) -> None:
         self.campaign.inbox.append(update.outcome)
+
+    @workflow.signal
+    def mention(self, delivery: MentionDelivery) -> None:
+        """A mention pushed by the ingress (a platform webhook): planned at once by the run loop."""
+        c, m = self.campaign, delivery.mention
+        if c.state in ("stopped", "completed"):
+            workflow.logger.info("campaign %s is %s: mention %s not answered", self.spec.campaign_id, c.state, m.id)
+            return
+        if m.platform not in self.spec.platforms:
+            workflow.logger.warning(
+                "campaign %s does not run on %s: mention %s", self.spec.campaign_id, m.platform, m.id
+            )
+            return
+        in_hand = any(d.mention.id == m.id for d in c.mention_inbox) or any(
+            r.task.mention is not None and r.task.mention.id == m.id for r in c.tasks.values()
+        )
+        if in_hand:
+            return  # a repeat, or polling found it first: one reply per mention
+        c.mentions_received += 1
+        c.mention_inbox.append(delivery)
 
     @workflow.query
     def status(self) -> CampaignStatus:
@@ -383,6 +436,14 @@ class CampaignWorkflow:
 
     def _ack(self, request_id: str, accepted: bool, message: str) -> None:
         self.campaign.acks[request_id] = Ack(request_id=request_id, accepted=accepted, message=message)
+
+    def _publish_attributes(self) -> None:
+        """Upsert CampaignState/CampaignCycle when they changed, so listings read them from visibility."""
+        c = self.campaign
+        if c.published_attributes == (c.state, c.cycle) or not workflow.patched(STATE_ATTRIBUTES_PATCH):
+            return
+        workflow.upsert_search_attributes(build.campaign_state_attributes(c))
+        c.published_attributes = (c.state, c.cycle)
 
     def _cycle_failed(self, why: str) -> None:
         """Record and alert (the audit log, the worker log, the UI details); the next cycle tries again."""

@@ -5,8 +5,10 @@ Pure functions, kept out of the workflow so its methods read as the flow.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from schemas.campaign import CampaignSpec
@@ -20,7 +22,12 @@ from workflows import search_attributes as sa
 
 
 def plan_request(
-    spec: CampaignSpec, c: CampaignProgress, observation: Observation, prefix: str, replan_of: TaskRecord | None
+    spec: CampaignSpec,
+    c: CampaignProgress,
+    observation: Observation,
+    prefix: str,
+    replan_of: TaskRecord | None,
+    replies_only: bool = False,
 ) -> PlanRequest:
     return PlanRequest(
         tenant_id=spec.tenant_id,
@@ -35,6 +42,7 @@ def plan_request(
         replan_of=replan_of.task if replan_of else None,
         replan_reason=replan_of.reason if replan_of else None,
         key_prefix=prefix,
+        replies_only=replies_only,
     )
 
 
@@ -61,6 +69,11 @@ def child_input(
         daily_budget_usd=c.daily_budget_usd,
         runtime=runtime,
     )
+
+
+def campaign_state_attributes(c: CampaignProgress) -> list[SearchAttributeUpdate[Any]]:
+    """What `campaign list` reads without querying each workflow: the campaign's state and cycle."""
+    return [sa.CAMPAIGN_STATE.value_set(c.state), sa.CAMPAIGN_CYCLE.value_set(c.cycle)]
 
 
 def child_search_attributes(spec: CampaignSpec, rec: TaskRecord) -> TypedSearchAttributes:

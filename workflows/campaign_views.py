@@ -32,6 +32,7 @@ def status(spec: CampaignSpec, p: CampaignProgress) -> CampaignStatus:
         paused_by=p.paused_by,
         replans=p.replans,
         cycle_errors=p.cycle_errors,
+        mentions_received=p.mentions_received,
     )
 
 

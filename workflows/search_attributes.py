@@ -9,5 +9,18 @@ TASK_TYPE = SearchAttributeKey.for_keyword("TaskType")
 PLATFORM = SearchAttributeKey.for_keyword("Platform")
 REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
 CONFIDENCE = SearchAttributeKey.for_float("Confidence")
+# A campaign's own state (running, paused, stopped, completed) and cycle, so listings need no query per workflow.
+CAMPAIGN_STATE = SearchAttributeKey.for_keyword("CampaignState")
+CAMPAIGN_CYCLE = SearchAttributeKey.for_int("CampaignCycle")
 
-ALL_KEYS = (TENANT_ID, AGENT_ID, CAMPAIGN_ID, TASK_TYPE, PLATFORM, REVIEW_STATE, CONFIDENCE)
+ALL_KEYS = (
+    TENANT_ID,
+    AGENT_ID,
+    CAMPAIGN_ID,
+    TASK_TYPE,
+    PLATFORM,
+    REVIEW_STATE,
+    CONFIDENCE,
+    CAMPAIGN_STATE,
+    CAMPAIGN_CYCLE,
+)

@@ -38,8 +38,15 @@ class OfflinePlanner:
         (their brief asks for a polite deflection), oldest first, until there are `max_tasks` tasks.
         Re-plan: same task type, platform, goal and mention under a new key; a post avoids the failed task's
         topic, any trend the reason names, and any trend the safety rules would reject outright.
+        Replies only (`request.replies_only`, pushed mentions): the cycle's replies without its posts.
         """
-        tasks, rationale = self._replan(request) if request.replan_of else self._plan_cycle(request)
+        if request.replan_of:
+            tasks, rationale = self._replan(request)
+        elif request.replies_only:
+            notes = ["Pushed mentions: replies only."]
+            tasks, rationale = self._replies(request, [], notes), " ".join(notes)
+        else:
+            tasks, rationale = self._plan_cycle(request)
         rendered = render({"tasks": [t.model_dump(mode="json") for t in tasks], "rationale": rationale})
         return TaskPlan(tasks=tasks, rationale=rationale, usage=usage(request.persona, request, rendered))
 

@@ -151,6 +151,9 @@ class Script:
                 old = req.replan_of
                 new = old.model_copy(update={"key": f"{req.key_prefix}{old.key.split('-', 1)[-1]}", "topic": None})
                 return TaskPlan(tasks=[new], rationale="replacement", usage=USAGE)
+            if req.replies_only:  # pushed mentions: one reply each
+                replies = [reply(f"{req.key_prefix}reply-{m.id}", m.id) for m in req.observation.mentions]
+                return TaskPlan(tasks=replies, rationale="replies", usage=USAGE)
             tasks = script.plans[min(req.cycle - 1, len(script.plans) - 1)] if script.plans else []
             prefixed = [
                 t.model_copy(
