@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     # Estimated cost per task type, reserved before a task runs (seed section 4.3 cost table).
     cost_estimates_usd: dict[str, float] = Field(default_factory=lambda: {"post": 0.002, "reply": 0.0003})
     default_cost_estimate_usd: float = 0.01
+    # Temporal worker versioning (specs/deploy.md): both set, workers poll as this deployment version;
+    # neither set, they run unversioned.
+    worker_deployment_name: str | None = Field(
+        None, min_length=1, pattern=r"^[^.]+$", description="Temporal worker deployment name (no dots)"
+    )
+    worker_build_id: str | None = Field(None, min_length=1, description="this build's id, e.g. the image tag")
+
+    @model_validator(mode="after")
+    def _versioning_pair(self) -> Settings:
+        # One without the other would silently run unversioned: refuse it instead.
+        if (self.worker_deployment_name is None) != (self.worker_build_id is None):
+            raise ValueError("set both worker_deployment_name and worker_build_id, or neither")
+        return self
 
     @cached_property
     def sandbox_dir(self) -> Path:

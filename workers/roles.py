@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.budget import BudgetActivities
 from activities.content import ContentActivities
@@ -17,6 +18,7 @@ from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
 from activities.registry import by_role
 from chimera.mcp.shared_reads import SharedReads
+from chimera.settings import Settings
 from schemas.activity_table import Role
 from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
@@ -24,6 +26,24 @@ from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long to finish on Ctrl-C
+
+# One worker hosts both workflow types, so one default behavior: AUTO_UPGRADE, because a campaign runs
+# for weeks (continue-as-new) and must move to new builds; its changes stay replay-safe via patched().
+# A workflow type may say otherwise in its @workflow.defn (specs/deploy.md).
+DEFAULT_VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker versioning when a deployment name and build id are configured; None runs unversioned."""
+    if settings.worker_deployment_name is None or settings.worker_build_id is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.worker_deployment_name, build_id=settings.worker_build_id
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=DEFAULT_VERSIONING_BEHAVIOR,
+    )
 
 
 def activity_classes(deps: Dependencies) -> list[object]:
@@ -47,6 +67,8 @@ def build_workers(
 ) -> list[Worker]:
     instances = activity_classes(deps)
     limits = deps.settings.worker_concurrency
+    # Every role joins the same version: a pinned workflow's activities go to its version's workers.
+    versioning = deployment_config(deps.settings)
     workers = []
     for role in roles:
         workers.append(
@@ -59,6 +81,7 @@ def build_workers(
                 max_concurrent_activities=getattr(limits, role),
                 max_concurrent_workflow_tasks=limits.workflow_tasks if role == "planner" else None,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                deployment_config=versioning,
             )
         )
     return workers
