@@ -14,7 +14,6 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -46,8 +45,7 @@ MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
 STATE_ATTRIBUTES_PATCH = "campaign-state-search-attributes"
 
 
-# Auto-upgrade: a campaign lives for weeks, so it moves to each new build; patched() keeps that replay-safe.
-@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn
 class CampaignWorkflow:
     @workflow.init
     def __init__(self, inp: CampaignInput) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -37,8 +36,7 @@ class _Ended(Exception):
         self.outcome = outcome
 
 
-# Pinned: a task finishes on the build it started on (specs/deploy.md); ignored by unversioned workers.
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ContentTaskWorkflow:
     @workflow.init
     def __init__(self, inp: ContentTaskInput) -> None:
