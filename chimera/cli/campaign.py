@@ -12,9 +12,9 @@ from rich.table import Table
 
 from chimera.campaign_file import CampaignFileError
 from chimera.cli import render
-from chimera.cli.render import ActorOption, JsonFlag
+from chimera.cli.render import ActorOption, AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import campaigns
-from chimera.control.connection import WORKER_HINT
+from chimera.control.listing import PAGE_SIZE, Page
 from schemas.events import CampaignStatus
 
 app = typer.Typer(help="Start, inspect and steer campaigns.", no_args_is_help=True)
@@ -52,26 +52,55 @@ def start(
 
 
 @app.command("list")
-def list_(json_: JsonFlag = False) -> None:
-    """Every campaign, running ones first."""
-    rows = render.run(lambda client, _: campaigns.list_campaigns(client))
+def list_(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's campaigns.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Only campaigns in this state: running, paused, stopped, completed.")
+    ] = None,
+    limit: LimitOption = PAGE_SIZE,
+    page: PageOption = None,
+    all_: AllFlag = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Also ask each campaign for its status (pending reviews, stop reason).")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Campaigns (the latest run of each), running ones first, from their search attributes."""
+    render.exclusive(page, all_)
+    result = render.run(
+        lambda client, _: campaigns.list_campaigns(
+            client, tenant=tenant, state=state, limit=None if all_ else limit, page=page, check=check
+        )
+    )
     if json_:
-        render.emit_json(rows)
-        return
-    if not rows:
-        render.say("no campaigns yet: `chimera campaign start FILE`")
+        render.emit_json(result)
+    else:
+        _print_campaigns(result, filtered=bool(tenant or state))
+        limited = None if limit == PAGE_SIZE else str(limit)
+        options = {"--tenant": tenant, "--state": state, "--limit": limited, "--check": check}
+        render.page_footer(result, "campaigns", "running first, then the newest run", "campaign list", options)
+    render.exit_if_unchecked(r.check_error for r in result.rows)
+
+
+def _print_campaigns(result: Page[campaigns.CampaignRow], filtered: bool) -> None:
+    if not result.rows:
+        if result.offset:
+            render.say("no more campaigns")
+        else:
+            render.say("no campaign matches" if filtered else "no campaigns yet: `chimera campaign start FILE`")
         return
     console = render.out()
-    for row in rows:
+    for row in result.rows:
         cycle = "-" if row.cycle is None else str(row.cycle)
-        pending = "-" if row.pending_reviews is None else str(row.pending_reviews)
+        state = render.styled(row.state) if row.state else "[dim]not recorded[/]"
+        line = f"   workflow {render.styled(row.status)} · state {state} · cycle {cycle}"
+        if row.checked:
+            line += f" · pending reviews {row.pending_reviews}"
         console.print(f"[bold]{escape(row.tenant_id)}/{escape(row.campaign_id)}[/]  agent {escape(row.agent_id)}")
-        console.print(
-            f"   workflow {render.styled(row.status)} · state {render.styled(row.state)} · cycle {cycle} · "
-            f"pending reviews {pending} · started {render.started(row.started_at)}"
-        )
-    if any(row.status == "running" and row.state is None for row in rows):
-        render.say(f"[dim]-: no worker answered the status query; {WORKER_HINT}[/]")
+        console.print(f"{line} · started {render.started(row.started_at)}")
+        if row.stop_reason:
+            console.print(f"   [red]stopped:[/] {escape(row.stop_reason)}")
+        render.row_notes(row.note, row.check_error)
 
 
 @app.command()

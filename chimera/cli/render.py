@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from chimera.control.connection import open_client
 from chimera.control.errors import ControlError, InvalidRequest, NotConfirmed, NotFound, Unreachable
+from chimera.control.listing import Page
 from chimera.file_issues import FileIssue
 from chimera.settings import Settings
 from chimera.temporal_config import ConfigError, TemporalConfig, load_temporal_config
@@ -51,6 +52,15 @@ ActorOption = Annotated[
         help="Who is asking, for the audit log.",
     ),
 ]
+
+
+# Listings (campaign list, review list): pages, filters and `--check`.
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows a page shows (at most 1000).")]
+PageOption = Annotated[
+    str | None,
+    typer.Option("--page", metavar="TOKEN", help="The page that the last line of the previous page names."),
+]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every row at once (one visibility call per 1000 rows).")]
 
 
 PIPED_WIDTH = 160  # output to a file or pipe has no terminal width; 80 columns would crush the tables
@@ -141,6 +151,39 @@ def run(operation: Callable[[Client, TemporalConfig], Awaitable[T]], loaded: Tem
     raise AssertionError("unreachable")  # reported_errors either returns or exits; mypy cannot tell
 
 
+def exclusive(page: str | None, all_: bool) -> None:
+    if page and all_:
+        fail("--page and --all exclude each other", EXIT_USAGE)
+
+
+def page_footer(page: Page[Any], noun: str, order: str, command: str, options: dict[str, str | bool | None]) -> None:
+    """Which rows these are of how many, in what order, and the command that prints the next page."""
+    if not page.rows:
+        return
+    first, last = page.offset + 1, page.offset + len(page.rows)
+    of = f" of {page.total:,}" if page.total is not None else ""
+    say(f"[dim]{noun} {first:,}-{last:,}{of} · {escape(order)}[/]")
+    if page.next_page:
+        flags = "".join(f" {name}" if value is True else f" {name} {value}" for name, value in options.items() if value)
+        say(f"next page: `chimera {command}{flags} --page {page.next_page}` (or `--all`)")
+
+
+def row_notes(note: str | None, check_error: str | None) -> None:
+    """What a listed row could not establish: said in the row, never left blank."""
+    console = out()
+    if note:
+        console.print(f"   [dim]{escape(note)}[/]", soft_wrap=True)
+    if check_error:
+        console.print(f"   [yellow]not checked:[/] {escape(check_error)}", soft_wrap=True)
+
+
+def exit_if_unchecked(check_errors: Iterable[str | None]) -> None:
+    """After the rows are printed: exit 4 when `--check` could not ask some of them."""
+    failed = sum(1 for e in check_errors if e)
+    if failed:
+        fail(f"{failed} row(s) could not be checked (said in each row)", EXIT_NOT_CONFIRMED)
+
+
 def report_ack(ack: Ack) -> None:
     """Print what the workflow accepted; a refusal exits 1 with the workflow's reason."""
     if not ack.accepted:
@@ -165,6 +208,9 @@ STATE_STYLE = {
     "expired": "red",
     "cancelled": "dim",
     "budget_exhausted": "magenta",
+    "terminated": "red",
+    "timed_out": "red",
+    "canceled": "dim",
 }
 
 
@@ -224,3 +270,15 @@ def when(iso: str | None, now: datetime | None = None) -> str:
 
 def started(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "-"
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """'3h ago', '12m ago', '2d ago': how long something has waited."""
+    if moment is None:
+        return "-"
+    seconds = max(0.0, ((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f}d ago"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{max(1, round(seconds / 60))}m ago"

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from chimera.cli import render
-from chimera.cli.render import JsonFlag
+from chimera.cli.render import AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import reviews
+from chimera.control.listing import PAGE_SIZE, Page
 from schemas.review import ReviewAction, ReviewView
 
 app = typer.Typer(help="See and decide the drafts waiting for a human.", no_args_is_help=True)
@@ -33,28 +34,58 @@ ReviewerOption = Annotated[
 @app.command("list")
 def list_(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's reviews.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", metavar="ID", help="Only this campaign's: CAMPAIGN or TENANT/CAMPAIGN.")
+    ] = None,
+    limit: LimitOption = PAGE_SIZE,
+    page: PageOption = None,
+    all_: AllFlag = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Also ask each task for its draft, deadline and safety flags.")
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Pending reviews, riskiest first (then the earliest deadline)."""
-    views = render.run(lambda client, _: reviews.list_reviews(client, tenant))
+    """Pending reviews, lowest confidence first, from search attributes (--check adds the drafts)."""
+    render.exclusive(page, all_)
+    result = render.run(
+        lambda client, _: reviews.list_reviews(
+            client, tenant, campaign, limit=None if all_ else limit, page=page, check=check
+        )
+    )
     if json_:
-        render.emit_json(views)
-        return
-    if not views:
-        render.say("no review is waiting")
+        render.emit_json(result)
+    else:
+        _print_reviews(result, check)
+        limited = None if limit == PAGE_SIZE else str(limit)
+        options = {"--tenant": tenant, "--campaign": campaign, "--limit": limited, "--check": check}
+        order = "this page by the judge's risk (safety flags first)" if check else "lowest confidence first"
+        render.page_footer(result, "pending reviews", order, "review list", options)
+        if result.rows:
+            render.say("decide with `chimera review approve|edit|reject TASK`; `chimera review show TASK` for details")
+    render.exit_if_unchecked(r.check_error for r in result.rows)
+
+
+def _print_reviews(result: Page[reviews.ReviewRow], check: bool) -> None:
+    if not result.rows:
+        render.say("no more reviews" if result.offset else "no review is waiting")
         return
     # One block per review: the id stays whole on its own line to be copied, at any width.
     console = render.out()
-    for n, view in enumerate(views, 1):
-        verdict = view.verdict
-        console.print(f"[bold]{n}. {escape(view.task_id)}[/]")
+    for n, row in enumerate(result.rows, result.offset + 1):
+        console.print(f"[bold]{n}. {escape(row.task_id)}[/]")
         console.print(
-            f"   {view.platform} {view.task_type} · confidence "
-            f"{render.confidence(verdict.confidence if verdict else None)} · flags: "
-            f"{escape(render.flags(verdict))} · {render.until(view.deadline)}"
+            f"   {escape(row.task_type)} on {escape(row.platform)} · campaign {escape(row.tenant_id)}/"
+            f"{escape(row.campaign_id)} · confidence {render.confidence(row.confidence)} · "
+            f"task started {render.ago(row.started_at)}",
+            soft_wrap=True,
         )
-        console.print(f"   [dim]{escape(render.first_line(view.text))}[/]")
-    render.say("decide with `chimera review approve|edit|reject TASK`; `chimera review show TASK` for details")
+        view = row.review
+        if view is not None:
+            console.print(f"   flags: {escape(render.flags(view.verdict))} · deadline {render.until(view.deadline)}")
+            console.print(f"   [dim]{escape(render.first_line(view.text))}[/]")
+        render.row_notes(row.note, row.check_error)
+    if not check:
+        render.say("[dim]safety flags, drafts and deadlines are not in visibility: `--check` asks each task[/]")
 
 
 @app.command()

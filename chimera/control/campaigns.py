@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -19,17 +20,31 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from chimera.campaign_file import load_campaign
+from chimera.control import listing
 from chimera.control.connection import (
     SLUG,
     answer,
     completed_result,
     describe,
     list_executions,
-    or_none,
     query_timeout,
+    slug,
     status_name,
 )
-from chimera.control.errors import CampaignExists, NotFound
+from chimera.control.errors import CampaignExists, InvalidRequest, NotFound
+from chimera.control.listing import (
+    CHECK_ERRORS,
+    PAGE_SIZE,
+    Page,
+    bounded,
+    check_failure,
+    count,
+    decode_token,
+    encode_token,
+    idle_task_queues,
+    list_page,
+    no_worker_message,
+)
 from chimera.control.signals import Recipient, build_request, default_actor, signal_and_wait
 from chimera.durations import format_duration
 from chimera.temporal_config import TemporalConfig
@@ -38,7 +53,7 @@ from schemas.campaign_run import CampaignInput
 from schemas.events import BudgetChange, CampaignState, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
 from schemas.review import Ack
 from workflows import search_attributes as sa
-from workflows.campaign import CampaignWorkflow
+from workflows.campaign import STATE_ATTRIBUTES_PATCH, CampaignWorkflow
 
 CampaignSignal = Literal["pause", "resume", "set_budget", "set_goals", "emergency_stop"]
 CampaignHandle = WorkflowHandle[CampaignWorkflow, CampaignStatus]
@@ -130,60 +145,172 @@ async def start_campaign(client: Client, inp: CampaignInput) -> CampaignHandle:
 # --- finding and reading campaigns ----------------------------------------------------------------
 
 
+CAMPAIGN_TOKEN = "c"
+CAMPAIGN_ORDER = (
+    "running campaigns first, then by the start of their current run, newest first (Temporal's own order: "
+    "its SQL visibility has no ORDER BY; a campaign that continues as new while you page moves to the front)"
+)
+ENDED_BADLY = ("failed", "terminated", "timed_out", "canceled")
+NOT_RECORDED = (
+    f"state not recorded: this run has not published CampaignState (it started before the "
+    f"'{STATE_ATTRIBUTES_PATCH}' change, or no worker has run it yet); `--check` asks the workflow"
+)
+
+
 class CampaignRow(BaseModel):
-    """One line of `chimera campaign list`."""
+    """One line of `chimera campaign list`: search attributes only, unless `checked`."""
 
     workflow_id: str
     campaign_id: str
     tenant_id: str
     agent_id: str
     status: str  # the workflow's: running, completed, terminated, failed, ...
-    started_at: datetime | None = None
-    state: CampaignState | None = None  # the campaign's own, when it could be read
+    task_queue: str = ""
+    started_at: datetime | None = None  # this run's start: continue-as-new starts a new run
+    closed_at: datetime | None = None
+    state: CampaignState | None = None  # the campaign's own, as it last recorded it (or as --check read it)
     cycle: int | None = None
-    pending_reviews: int | None = None
-    stop_reason: str | None = None
+    note: str | None = None  # why the state is missing or stale, or what --check corrected
+    checked: bool = False  # --check read the workflow's status query (or its final result)
+    check_error: str | None = None  # why --check could not
+    pending_reviews: int | None = None  # --check only
+    stop_reason: str | None = None  # --check only
 
 
-async def list_campaigns(client: Client) -> list[CampaignRow]:
-    """Every campaign (latest run of each), with its live state when a worker answers."""
-    seen: set[str] = set()
-    latest: list[WorkflowExecution] = []
-    for execution in await list_executions(client, "WorkflowType = 'CampaignWorkflow'"):
-        # Each continue-as-new leaves a closed run behind; the live one is the one that did not.
-        if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW or execution.id in seen:
-            continue
-        seen.add(execution.id)
-        latest.append(execution)
-    rows = await asyncio.gather(*(_campaign_row(client, execution) for execution in latest))
-    return sorted(rows, key=lambda r: (r.status != "running", r.tenant_id, r.campaign_id))
+def campaign_query(tenant: str | None = None, state: str | None = None) -> str:
+    """The visibility query of `campaign list`: the latest run of each campaign, filtered."""
+    query = "WorkflowType = 'CampaignWorkflow' AND ExecutionStatus != 'ContinuedAsNew'"
+    if tenant:
+        query += f" AND TenantId = '{slug(tenant, 'tenant')}'"
+    if state:
+        if state not in get_args(CampaignState):
+            raise InvalidRequest(f"unknown state '{state}': one of {', '.join(get_args(CampaignState))}")
+        query += f" AND CampaignState = '{state}'"
+    return query
 
 
-async def _campaign_row(client: Client, execution: WorkflowExecution) -> CampaignRow:
+async def list_campaigns(
+    client: Client,
+    *,
+    tenant: str | None = None,
+    state: str | None = None,
+    limit: int | None = PAGE_SIZE,
+    page: str | None = None,
+    check: bool = False,
+) -> Page[CampaignRow]:
+    """One page of campaigns (every campaign when `limit` is None) from their search attributes.
+
+    No worker is needed and nothing is queried, unless `check`: then each running campaign's `status`
+    query (and each completed one's result) adds pending reviews and the stop reason, and corrects
+    what visibility has not caught up on; a row whose workflow cannot answer says why.
+    """
+    query = campaign_query(tenant, state)
+    token = decode_token(CAMPAIGN_TOKEN, page, "campaign list", _PageToken.parse) if page else _PageToken()
+    if limit is None:
+        executions, total = await asyncio.gather(list_executions(client, query), count(client, query))
+        after = None
+    else:
+        listed = list_page(client, query, limit, token.server or None)
+        (executions, after), total = await asyncio.gather(listed, count(client, query))
+    rows = [_campaign_row(e) for e in executions]
+    if check:
+        rows = await _check_campaigns(client, rows)
+    offset = token.offset
+    next_page = None
+    if after:
+        next_page = encode_token(CAMPAIGN_TOKEN, _PageToken(offset + len(rows), after).encode())
+    return Page[CampaignRow](rows=rows, offset=offset, next_page=next_page, total=total, order=CAMPAIGN_ORDER)
+
+
+@dataclass(frozen=True)
+class _PageToken:
+    """Rows shown before, and the server's own token (a keyset: close time, start time, run id)."""
+
+    offset: int = 0
+    server: bytes = b""
+
+    def encode(self) -> bytes:
+        return b"%d:%s" % (self.offset, self.server)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> _PageToken:
+        offset, colon, server = raw.partition(b":")
+        if not colon or not server or int(offset) < 0:  # int() raises ValueError on anything but digits
+            raise ValueError("malformed page token")
+        return cls(int(offset), server)
+
+
+def _campaign_row(execution: WorkflowExecution) -> CampaignRow:
     attrs = execution.typed_search_attributes
-    row = CampaignRow(
+    status = status_name(execution.status)
+    recorded = attrs.get(sa.CAMPAIGN_STATE)
+    state = recorded if recorded in get_args(CampaignState) else None
+    cycle = attrs.get(sa.CAMPAIGN_CYCLE)
+    if status in ENDED_BADLY:
+        last = f"its last recorded state was {state}, cycle {cycle}" if state else "it recorded no state"
+        note: str | None = f"the workflow {status.replace('_', ' ')}: the campaign did not record how it ended; {last}"
+    elif recorded is None:
+        note = NOT_RECORDED
+    elif state is None:
+        note = f"unknown recorded state '{recorded}'; `--check` asks the workflow"
+    else:
+        note = None
+    return CampaignRow(
         workflow_id=execution.id,
         campaign_id=attrs.get(sa.CAMPAIGN_ID) or "",
         tenant_id=attrs.get(sa.TENANT_ID) or "",
         agent_id=attrs.get(sa.AGENT_ID) or "",
-        status=status_name(execution.status),
+        status=status,
+        task_queue=execution.task_queue,
         started_at=execution.start_time,
+        closed_at=execution.close_time,
+        state=cast(CampaignState | None, state),
+        cycle=cycle,
+        note=note,
     )
-    handle = client.get_workflow_handle_for(CampaignWorkflow.run, execution.id)
-    if execution.status == WorkflowExecutionStatus.RUNNING:
-        st = await or_none(handle.query(CampaignWorkflow.status, rpc_timeout=query_timeout(5.0)))
+
+
+async def _check_campaigns(client: Client, rows: list[CampaignRow]) -> list[CampaignRow]:
+    idle = await idle_task_queues(client, {r.task_queue for r in rows if r.status == "running"})
+
+    async def check(row: CampaignRow) -> CampaignRow:
+        if row.status == "running" and row.task_queue in idle:
+            return row.model_copy(update={"check_error": no_worker_message(row.task_queue, "planner")})
+        handle = client.get_workflow_handle_for(CampaignWorkflow.run, row.workflow_id)
+        timeout = listing.CHECK_TIMEOUT
+        try:
+            if row.status == "running":
+                st = await handle.query(CampaignWorkflow.status, rpc_timeout=timedelta(seconds=timeout))
+            elif row.status == "completed":
+                st = await handle.result(rpc_timeout=timedelta(seconds=timeout))
+            else:
+                return row  # failed, terminated...: there is nothing to ask; the note says what is known
+        except CHECK_ERRORS as exc:
+            return row.model_copy(update={"check_error": check_failure(exc, timeout)})
+        return _checked(row, st)
+
+    return await bounded(rows, check)
+
+
+def _checked(row: CampaignRow, st: CampaignStatus) -> CampaignRow:
+    if row.state is None:
+        note: str | None = "state read from the workflow: this run has not published CampaignState"
+    elif (row.state, row.cycle) != (st.state, st.cycle):
+        note = (
+            f"visibility showed {row.state}, cycle {row.cycle}; the workflow says {st.state}, cycle {st.cycle} "
+            "(visibility lags a moment behind)"
+        )
     else:
-        st = await completed_result(handle, execution)
-    if st is None:
-        return row  # no worker, or a run that ended badly: the workflow status still says something
-    return row.model_copy(
-        update={
-            "state": st.state,
-            "cycle": st.cycle,
-            "pending_reviews": len(st.pending_reviews),
-            "stop_reason": st.stop_reason,
-        }
-    )
+        note = None
+    update = {
+        "state": st.state,
+        "cycle": st.cycle,
+        "pending_reviews": len(st.pending_reviews),
+        "stop_reason": st.stop_reason,
+        "checked": True,
+        "note": note,
+    }
+    return row.model_copy(update=update)
 
 
 async def resolve_campaign(client: Client, ref: str) -> tuple[CampaignHandle, WorkflowExecutionDescription]:

@@ -116,7 +116,7 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     dev = request.getfixturevalue("dev")
     listed = chimera(chimera_env, "review", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    pending = json.loads(listed.stdout)
+    pending = json.loads(listed.stdout)["rows"]
     assert pending, "the demo left no review pending"
     review = pending[0]
     task_id = review["task_id"]

@@ -276,7 +276,7 @@ async def test_cli_drives_a_campaign(dev_env: WorkflowEnvironment, tmp_path: Pat
         risky, calm = (next(t for t in status.pending_reviews if t.endswith(k)) for k in ("risky", "calm"))
 
         async def listed() -> dict[str, Any] | None:
-            rows = await cli.json("campaign", "list")
+            rows = (await cli.json("campaign", "list", "--tenant", "acme-agency", "--check"))["rows"]
             row = next((r for r in rows if r["campaign_id"] == "spring-thrift"), None)
             return row if row and row["pending_reviews"] == 2 else None
 
@@ -295,16 +295,18 @@ async def test_cli_drives_a_campaign(dev_env: WorkflowEnvironment, tmp_path: Pat
         assert bad_budget.exit_code == 2 and "greater than 0" in bad_budget.stderr
 
         async def two_reviews() -> list[Any] | None:
-            views = await cli.json("review", "list", "--tenant", "acme-agency")
-            return views if len(views) == 2 else None
+            rows: list[Any] = (await cli.json("review", "list", "--tenant", "acme-agency", "--check"))["rows"]
+            return rows if len(rows) == 2 else None
 
-        views = await eventually(two_reviews)
-        assert [v["task_id"] for v in views] == [risky, calm]  # the flagged draft first
-        table = await cli("review", "list")
+        rows = await eventually(two_reviews)
+        assert [r["task_id"] for r in rows] == [risky, calm]  # --check: the flagged draft first
+        plain = await cli.json("review", "list", "--tenant", "acme-agency")
+        assert [r["task_id"] for r in plain["rows"]] == [calm, risky]  # visibility: lowest confidence first
+        table = await cli("review", "list", "--check")
         assert table.exit_code == 0
         assert table.stdout.index(risky) < table.stdout.index(calm)
         assert "unverified_claim (low)" in table.stdout and "draft for c1-risky" in table.stdout
-        assert await cli.json("review", "list", "--tenant", "other-agency") == []
+        assert (await cli.json("review", "list", "--tenant", "other-agency"))["rows"] == []
 
         shown = await cli("review", "show", risky)
         assert shown.exit_code == 0
@@ -363,11 +365,12 @@ async def test_without_a_worker_changes_are_not_confirmed(
     assert status.exit_code == 4 and "did not answer within 1s" in status.stderr
 
     async def listed() -> dict[str, Any] | None:
-        rows = await cli.json("campaign", "list")
+        rows = (await cli.json("campaign", "list"))["rows"]
         return next((r for r in rows if r["campaign_id"] == spec.campaign_id), None)
 
     row = await eventually(listed)
-    assert row["status"] == "running" and row["state"] is None  # listed all the same, without live state
+    assert row["status"] == "running" and row["state"] is None  # listed all the same, saying why
+    assert row["note"].startswith("state not recorded: this run has not published CampaignState")
 
 
 async def test_cli_reports_an_unreachable_server(tmp_path: Path) -> None:
