@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,6 +108,16 @@ class Settings(BaseSettings):
         None, min_length=1, pattern=r"^[^.]+$", description="Temporal worker deployment name (no dots)"
     )
     worker_build_id: str | None = Field(None, min_length=1, description="this build's id, e.g. the image tag")
+    # The webhook ingress (specs/ingress.md). Secrets unset: generated once into <state_dir>/ingress-secrets.json.
+    ingress_host: str = Field("127.0.0.1", description="where `chimera ingress` listens")
+    ingress_port: int = Field(8789, ge=1, le=65535)
+    ingress_url: str | None = Field(None, description="where the sandbox delivers webhooks; default host:port above")
+    ingress_accounts: dict[str, str] = Field(
+        default_factory=dict, description='"platform:account id" -> handle, e.g. {"twitter:2244994945": "@mira"}'
+    )
+    x_consumer_secret: SecretStr | None = Field(None, description="X app's consumer secret (signs X webhooks)")
+    meta_app_secret: SecretStr | None = Field(None, description="Meta app secret (signs Instagram webhooks)")
+    meta_verify_token: SecretStr | None = Field(None, description="the token Meta echoes when subscribing")
 
     @model_validator(mode="after")
     def _versioning_pair(self) -> Settings:

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, mcp, persona, processes, review
+from chimera.cli import campaign, mcp, persona, processes, review, sandbox
 from chimera.cli import ops as ops_commands
 
 app = typer.Typer(
@@ -29,9 +29,10 @@ app.add_typer(review.app, name="review")
 app.add_typer(persona.app, name="persona")
 
 # --- top-level commands from other modules: one `<module>.register(app)` line each -------------
-processes.register(app)  # chimera dev | worker | demo (imported when they run)
+processes.register(app)  # chimera dev | worker | ingress | demo (imported when they run)
 ops_commands.register(app)  # chimera db | budget | audit (the state store)
 mcp.register(app)  # chimera mcp list | approve | call
+sandbox.register(app)  # chimera sandbox mention
 
 
 def main() -> None:

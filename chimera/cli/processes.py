@@ -1,4 +1,4 @@
-"""`chimera dev`, `chimera worker` and `chimera demo`: the commands that run Chimera's processes.
+"""`chimera dev`, `chimera worker`, `chimera ingress` and `chimera demo`: the commands that run Chimera's processes.
 
 Only their options live here; the implementations (chimera/cli/runtime.py, chimera/cli/demo.py) import the
 workers, the dev server and every adapter, so they load when one of these commands runs, not for every
@@ -35,6 +35,18 @@ def register(app: typer.Typer) -> None:
         from chimera.cli.runtime import run_worker
 
         run_worker(role)
+
+    @app.command("ingress")
+    def ingress(
+        host: Annotated[str | None, typer.Option("--host", help="address to listen on (CHIMERA_INGRESS_HOST)")] = None,
+        port: Annotated[
+            int | None, typer.Option("--port", min=1, max=65535, help="port (CHIMERA_INGRESS_PORT, 8789)")
+        ] = None,
+    ) -> None:
+        """Run the webhook ingress alone: X and Meta webhooks become mention signals (specs/ingress.md)."""
+        from chimera.cli.ingress import run_ingress
+
+        run_ingress(host, port)
 
     @app.command("demo")
     def demo(

@@ -81,9 +81,30 @@ async def _dev(ui: bool) -> None:
             console.print(f'[bold]Web UI[/]    {rt.server.ui_url}  (filter: ReviewState="pending")')
         console.print(f"[bold]State[/]     {rt.settings.state_dir.resolve()}")
         console.print(f"[bold]Workers[/]   {', '.join(ROLES)} on {', '.join(_queues(rt.config))}")
-        console.print("Press Ctrl-C to stop.")
-        await run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop_on_signals())
+        async with ingress_beside(rt) as url:
+            if url:
+                console.print(f"[bold]Ingress[/]   {url}/webhooks/x, {url}/webhooks/meta")
+            console.print("Press Ctrl-C to stop.")
+            await run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop_on_signals())
         console.print("Workers stopped; stopping Temporal." if rt.server.started_here else "Workers stopped.")
+
+
+@contextlib.asynccontextmanager
+async def ingress_beside(rt: Runtime) -> AsyncIterator[str | None]:
+    """The webhook ingress in this process (its base URL), or None with a warning when it cannot listen:
+    pushed mentions then wait for polling, and the workers run all the same."""
+    from chimera.ingress.server import IngressError, log_to_stderr, serving
+
+    log_to_stderr()
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(serving(rt.settings, rt.config, rt.client, rt.deps.store))
+        except IngressError as exc:
+            console.print(
+                f"[yellow]Ingress not started:[/] {exc}; set CHIMERA_INGRESS_PORT. Mentions wait for polling."
+            )
+            url = None
+        yield url
 
 
 async def _worker(roles: Sequence[Role]) -> None:

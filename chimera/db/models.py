@@ -315,3 +315,34 @@ class KeptResult(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """A platform event the ingress accepted once (platform + the platform's event id): a replay is refused.
+
+    Received before any tenant is known, so it belongs to the platform scope (chimera/db/roles.py), not a tenant.
+    Only ids are kept: never the body."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_received", "received_at"),)
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(LONG_ID, doc="the receiving account, as the platform named it")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MentionRoute(Base):
+    """Which campaign answers mentions of a handle on a platform: one row per campaign platform with a handle.
+
+    Written from each campaign's spec whenever the campaign is registered; read by the ingress, which knows
+    only the receiving account. Platform scope, like webhook_deliveries: no tenant reads or writes it."""
+
+    __tablename__ = "mention_routes"
+    __table_args__ = (Index("ix_mention_routes_campaign", "campaign_tenant_id", "campaign_id"),)
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(255), primary_key=True, doc="lowercase, without a leading @")
+    campaign_tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    campaign_created_at: Mapped[datetime] = mapped_column(UTCDateTime(), doc="routing prefers the oldest")

@@ -116,3 +116,13 @@ class SuccessRate(_Frozen):
     samples: int  # real observations (published + rejected), without the prior
     successes: int
     failures: int
+
+
+class MentionRoute(_Frozen):
+    """A campaign whose persona has `handle` on `platform` (what the ingress routes by)."""
+
+    platform: str
+    handle: str
+    tenant_id: str
+    campaign_id: str
+    created_at: datetime

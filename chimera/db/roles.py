@@ -38,6 +38,12 @@ TENANT_TABLES: dict[str, str] = {
 }
 # Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
 SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}
+# Platform-scope tables: rows no tenant owns (webhook deliveries arrive before any tenant is known; routes map
+# a public handle to the campaign answering it). Row security shows them only to transactions of the reserved
+# PLATFORM_TENANT, so a tenant's transaction can neither read nor forge them.
+PLATFORM_TABLES: dict[str, str] = {"webhook_deliveries": "", "mention_routes": ""}
+PLATFORM_TENANT = "_platform"  # the same reserved name as chimera.db.mcp.PLATFORM_TENANT (no tenant slug can be it)
+PLATFORM_POLICY = "platform_only"
 APPEND_ONLY = ("audit_log",)
 
 
@@ -51,6 +57,17 @@ def protect(conn: Connection, table: str, column: str) -> None:
             f"CREATE POLICY {POLICY} ON {table} AS PERMISSIVE FOR ALL "
             f"USING ({column} = {CURRENT_TENANT}) WITH CHECK ({column} = {CURRENT_TENANT})"
         )
+    )
+
+
+def protect_platform(conn: Connection, table: str) -> None:
+    """ENABLE + FORCE row security with one policy: only transactions of the platform scope see or write rows."""
+    conn.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+    conn.execute(text(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY"))
+    conn.execute(text(f"DROP POLICY IF EXISTS {PLATFORM_POLICY} ON {table}"))
+    scope = f"{CURRENT_TENANT} = '{PLATFORM_TENANT}'"
+    conn.execute(
+        text(f"CREATE POLICY {PLATFORM_POLICY} ON {table} AS PERMISSIVE FOR ALL USING ({scope}) WITH CHECK ({scope})")
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from chimera.db import audit, budget, campaigns, mcp, outcomes, reviews, state, tasks
+from chimera.db import audit, budget, campaigns, deliveries, mcp, outcomes, reviews, routes, state, tasks
 from chimera.db.engine import Database
 from chimera.db.errors import UnknownCampaign
 from chimera.db.models import Campaign, Tenant
@@ -24,6 +24,7 @@ from chimera.db.records import (
     AuditEntry,
     BudgetLine,
     CampaignRecord,
+    MentionRoute,
     ReviewEvent,
     SpendSummary,
     StateValue,
@@ -89,9 +90,15 @@ class StateStore:
         A new campaign starts `running` with the spec's budget and goals. For an existing one the
         spec, name, time zone and persona are refreshed, but status, daily budget and goals are
         kept: they are changed by audited control actions (set_*), which a restart must not undo.
+        The campaign's mention routes (platform scope, see mention_routes) follow its spec.
         """
         with self._db.transaction(spec.tenant_id, write=True) as s:
             campaigns.ensure(s, spec, self._now())
+            created_at = campaigns.get(s, spec.tenant_id, spec.campaign_id).created_at
+        # A second transaction: routes are platform scope, which a tenant's transaction cannot write. Both
+        # steps are idempotent, so a retry after a failure in between completes the work.
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            routes.replace(s, spec, created_at)
 
     def get_campaign(self, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
         with self._db.transaction(tenant_id, write=False) as s:
@@ -364,6 +371,33 @@ class StateStore:
     def kept_result(self, tenant_id: str, key: str) -> dict[str, Any] | None:
         with self._db.transaction(tenant_id, write=False) as s:
             return mcp.get_result(s, tenant_id, key)
+
+    # ---- ingress: webhook deliveries and mention routes (platform scope) ----------------------
+
+    def claim_delivery(self, platform: str, event_id: str, account_id: str) -> bool:
+        """Record a platform event as received; False when it was received before (a replay)."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            return deliveries.claim(s, platform, event_id, account_id, self._now())
+
+    def release_delivery(self, platform: str, event_id: str) -> None:
+        """Undo a claim whose handling failed, so the platform's retry is handled rather than refused."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            deliveries.release(s, platform, event_id)
+
+    def forget_deliveries(self, before: datetime) -> int:
+        """Drop delivery claims received before `before`; returns how many."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            return deliveries.forget_before(s, before)
+
+    def mention_routes(self, platform: str, handle: str) -> list[MentionRoute]:
+        """The campaigns whose persona has `handle` on `platform` (any status), oldest first."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return routes.of_handle(s, platform, handle)
+
+    def routed_handles(self, platform: str) -> list[str]:
+        """Every handle some campaign has on `platform` (normalized: lowercase, no @)."""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return routes.handles_on(s, platform)
 
     # ---- outcomes ----------------------------------------------------------------------------
 
