@@ -29,6 +29,9 @@ class McpServerConfig(BaseModel):
     publish_tools: list[str] = Field(default_factory=list)
     # Arguments the host fills from the task (tenant_id, agent_id): hidden from the model, never its choice.
     bound_arguments: list[str] = Field(default_factory=list)
+    max_sessions: int | None = Field(
+        None, ge=1, description="open sessions kept for this server per process; default mcp_max_sessions_per_server"
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> McpServerConfig:
@@ -56,6 +59,9 @@ class WorkerConcurrency(BaseModel):
         16, ge=1, description="judge_result, record_verdict, record_review, commit_result, record_outcome"
     )
     workflow_tasks: int = Field(50, ge=1, description="concurrent workflow tasks on the planner queue")
+    # Each cached campaign holds its state and sandbox (~0.6 MB measured); an evicted one replays its
+    # (short, continued-as-new) history when its next timer or signal arrives. At least workflow_tasks.
+    cached_workflows: int = Field(200, ge=1, description="workflows the planner worker keeps in memory")
 
 
 def default_mcp_servers() -> dict[str, McpServerConfig]:
@@ -65,7 +71,8 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
         "news": _sandbox_server("mcp_servers.news"),
         # Above the live backend's 60 s HTTP timeout: a host timeout mid-request could bill an image twice.
         "images": _sandbox_server("mcp_servers.images", timeout_seconds=90.0),
-        "memory": _sandbox_server("mcp_servers.memory", bound_arguments=["tenant_id", "agent_id"]),
+        # Two sessions: each memory server process holds the embedding model and a LanceDB handle (~140 MB).
+        "memory": _sandbox_server("mcp_servers.memory", bound_arguments=["tenant_id", "agent_id"], max_sessions=2),
     }
 
 

@@ -80,6 +80,7 @@ def build_workers(
                 activity_executor=executor,  # synchronous (database) activities run here
                 max_concurrent_activities=getattr(limits, role),
                 max_concurrent_workflow_tasks=limits.workflow_tasks if role == "planner" else None,
+                max_cached_workflows=max(limits.cached_workflows, limits.workflow_tasks) if role == "planner" else 0,
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 deployment_config=versioning,
             )

@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from chimera.campaign_file import CampaignFileError
 from chimera.cli import render
 from chimera.cli.render import ActorOption, AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import campaigns
@@ -37,6 +36,8 @@ def start(
     ] = None,
 ) -> None:
     """Start a campaign. Its id is used once: a finished campaign cannot be started again."""
+    from chimera.campaign_file import CampaignFileError  # the file loaders load only for `start`
+
     config = render.load_config()
     try:
         inp = campaigns.load_campaign_input(file, config, max_cycles=max_cycles)

@@ -21,10 +21,9 @@ from rich.table import Table
 from chimera.cli import render
 from chimera.cli.ops import db_errors
 from chimera.cli.render import JsonFlag
-from chimera.db import StateStore
 from chimera.settings import Settings
 
-if TYPE_CHECKING:  # the MCP SDK loads only when a command runs (CLI start-up stays fast)
+if TYPE_CHECKING:  # the MCP SDK and the store load only when a command runs (CLI start-up stays fast)
     from chimera.mcp import McpHost, ServerStatus
 
 T = TypeVar("T")
@@ -36,6 +35,7 @@ ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting,
 
 @contextmanager
 def _host() -> Iterator[McpHost]:
+    from chimera.db import StateStore
     from chimera.mcp import McpHost
 
     settings = Settings()

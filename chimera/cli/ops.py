@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from chimera.cli import render
 from chimera.cli.render import JsonFlag
-from chimera.db import StateStore, StoreError
 from chimera.settings import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy and the store load only when a command uses them (CLI start-up stays fast)
+    from chimera.db import StateStore
 
 db_app = typer.Typer(help="The database schema: apply migrations, show the revision.", no_args_is_help=True)
 
@@ -39,6 +40,10 @@ def _redact(url: str) -> str:
 @contextmanager
 def db_errors() -> Iterator[None]:
     """Store and driver errors become `error: ...` and exit 1 (never a traceback)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chimera.db import StoreError
+
     try:
         yield
     except (StoreError, ValueError) as exc:
@@ -97,12 +102,16 @@ def db_current(json_: JsonFlag = False) -> None:
 
 
 def _store(url: str | None = None) -> StateStore:
+    from chimera.db import StateStore
+
     settings = Settings()
     return StateStore(url or settings.resolved_database_url)
 
 
 def _tenants(tenant: str | None, *, auditor: bool = False) -> tuple[StateStore, list[str]]:
     """The store to use and the tenants to cover: the one asked, or every tenant the connection can see."""
+    from chimera.db import StateStore
+
     settings = Settings()
     url = (settings.audit_database_url if auditor else None) or settings.resolved_database_url
     store = StateStore(url)

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from chimera.cli import render
 from chimera.cli.render import JsonFlag
 from chimera.file_issues import FileIssue
-from chimera.persona_file import PersonaFileError, load_persona
 
 app = typer.Typer(help="Check persona files (SOUL.md).", no_args_is_help=True)
 
@@ -39,6 +38,8 @@ def check(
     json_: JsonFlag = False,
 ) -> None:
     """Print `FILE:LINE: message` for every problem and exit 1, or a one-line summary."""
+    from chimera.persona_file import PersonaFileError, load_persona  # only this command needs the loader
+
     source = str(file)
     issues: list[FileIssue] = []
     try:

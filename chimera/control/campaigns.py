@@ -19,7 +19,6 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from chimera.campaign_file import load_campaign
 from chimera.control import listing
 from chimera.control.connection import (
     SLUG,
@@ -75,6 +74,8 @@ def load_campaign_input(
     runtime options. `id_suffix` makes the campaign id `<id>-<suffix>` (ids are used once: the demo
     stamps the time); `cycle_interval_seconds` replaces the file's schedule. Raises CampaignFileError.
     """
+    from chimera.campaign_file import load_campaign  # read commands never need the file loaders
+
     spec = load_campaign(path, config)
     update: dict[str, Any] = {}
     if id_suffix:

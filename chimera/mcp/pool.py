@@ -180,7 +180,7 @@ class SessionPool:
                 if state.idle and not fresh:
                     pooled = state.idle.pop()
                     return Lease(session=pooled.session, reused=True, pooled=pooled)
-                if state.open_count < self._max:
+                if state.open_count < (config.max_sessions or self._max):
                     state.open_count += 1
                     break
                 if fresh and state.idle:

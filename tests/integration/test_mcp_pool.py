@@ -72,6 +72,14 @@ async def test_concurrent_calls_share_at_most_max_sessions(tmp_path: Path, store
     await host.aclose()
 
 
+async def test_a_server_entry_can_hold_fewer_sessions_than_the_pool(tmp_path: Path, store: StateStore) -> None:
+    pool = SessionPool(max_sessions=4)
+    host = await pids_host(tmp_path, store, pool, max_sessions=1)  # as the memory server's entry does (2)
+    answers = await asyncio.gather(*(pid_of(host, "slow", seconds=0.1) for _ in range(6)))
+    assert len(set(answers)) == 1 and pool.sessions("pids") == 1  # the six calls took turns on one session
+    await host.aclose()
+
+
 async def test_a_crashed_server_is_replaced_at_the_next_call(tmp_path: Path, store: StateStore) -> None:
     pool = SessionPool()
     host = await pids_host(tmp_path, store, pool)
