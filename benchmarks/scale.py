@@ -18,8 +18,9 @@ close (server clock), waited for through visibility counts; then every campaign'
 cycle 1 with no task open. After --settle seconds the worker process's memory is read from /proc: VmRSS of
 the process alone, its peak (VmHWM), and the tree with its descendants (the pooled stdio MCP servers are
 child processes): summed RSS (counts shared pages once per process, so it overstates) and summed PSS
-(shared pages split among sharers). The SDK caches up to 1,000 workflows per worker (max_cached_workflows),
-so at 1,000 idle campaigns every one of them is held in the worker's memory. Target: < 400 MB.
+(shared pages split among sharers). The planner worker caches at most `worker_concurrency.cached_workflows`
+workflows (200 by default; the SDK's own default is 1,000), so most idle campaigns are evicted and replay
+their short history when their timer fires. Target: < 400 MB.
 
 Active. --active campaigns of --active-tasks tasks each (1 post + pushed mentions answered, as in the
 throughput benchmark), max_cycles=1, start at once after one warm-up campaign. Figure: first campaign start

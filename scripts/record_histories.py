@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `tests` is not an installed package; the scripted activities live there
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle  # noqa: E402
-from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from chimera.control.campaigns import campaign_search_attributes  # noqa: E402
 from chimera.temporal_config import load_temporal_config  # noqa: E402
 from schemas.campaign import CampaignSpec  # noqa: E402
 from schemas.campaign_run import CampaignInput  # noqa: E402
@@ -47,7 +47,6 @@ from tests.helpers import scripted  # noqa: E402
 from tests.helpers.dev_server import server_binary, start_dev_server  # noqa: E402
 from tests.helpers.polling import eventually  # noqa: E402
 from tests.helpers.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
 from workflows.campaign import CampaignWorkflow  # noqa: E402
 from workflows.content_task import ContentTaskWorkflow  # noqa: E402
 
@@ -88,13 +87,7 @@ class Session:
             CampaignInput(spec=spec, runtime=runtime(self.queue), max_cycles=max_cycles),
             id=spec.workflow_id,
             task_queue=self.queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
-                    SearchAttributePair(sa.AGENT_ID, spec.agent_id),
-                    SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
-                ]
-            ),
+            search_attributes=campaign_search_attributes(spec),
             static_summary=f"{spec.name} · {spec.persona.name}",
             static_details=f"### {spec.name}\n\n**Goals:** " + "; ".join(spec.goals),
         )

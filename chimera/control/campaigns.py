@@ -113,6 +113,17 @@ def campaign_details(spec: CampaignSpec) -> str:
     return "\n\n".join(lines)
 
 
+def campaign_search_attributes(spec: CampaignSpec) -> TypedSearchAttributes:
+    """What a campaign's workflow is started with (the run upserts its state and cycle itself)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
+            SearchAttributePair(sa.AGENT_ID, spec.agent_id),
+            SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
+        ]
+    )
+
+
 async def start_campaign(client: Client, inp: CampaignInput) -> CampaignHandle:
     """Start the campaign's workflow; `CampaignExists` if its id was ever used (ids are not reused)."""
     spec = inp.spec
@@ -123,13 +134,7 @@ async def start_campaign(client: Client, inp: CampaignInput) -> CampaignHandle:
             id=spec.workflow_id,
             task_queue=inp.runtime.task_queues.planner,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
-                    SearchAttributePair(sa.AGENT_ID, spec.agent_id),
-                    SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
-                ]
-            ),
+            search_attributes=campaign_search_attributes(spec),
             static_summary=campaign_summary(spec),
             static_details=campaign_details(spec),
         )

@@ -9,14 +9,13 @@ restarted by a mention.
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from chimera.control.campaigns import campaign_details, campaign_input, campaign_summary
+from chimera.control.campaigns import campaign_details, campaign_input, campaign_search_attributes, campaign_summary
 from chimera.db import CampaignRecord
 from chimera.temporal_config import TemporalConfig
 from schemas.events import MentionDelivery
-from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
 
 MENTION_SIGNAL = "mention"  # CampaignWorkflow.mention
@@ -41,13 +40,7 @@ class SignalWithStart:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 start_signal=MENTION_SIGNAL,
                 start_signal_args=[delivery],
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.TENANT_ID, spec.tenant_id),
-                        SearchAttributePair(sa.AGENT_ID, spec.agent_id),
-                        SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id),
-                    ]
-                ),
+                search_attributes=campaign_search_attributes(spec),
                 static_summary=campaign_summary(spec),
                 static_details=campaign_details(spec),
             )
