@@ -8,6 +8,7 @@ free loopback ports with its own SQLite file, its own schema (or SQLite file), a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -75,6 +76,24 @@ TERMINAL = frozenset({"published", "rejected", "failed", "budget_exhausted", "ca
 T = TypeVar("T")
 
 # --- small things ---------------------------------------------------------------------------
+
+
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark of a Chimera stack takes: its store, versioning, MCP env, tenants."""
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres", help="Chimera's state store")
+    parser.add_argument(
+        "--versioned",
+        action="store_true",
+        help="Chimera's workers poll as a worker deployment version (specs/deploy.md)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="SERVER:KEY=VALUE",
+        help="add to an MCP server's environment, e.g. memory:OMP_NUM_THREADS=1 (repeatable)",
+    )
+    parser.add_argument("--tenants", type=int, default=1, help="spread Chimera's campaigns over this many tenants")
 
 
 def free_port() -> int:

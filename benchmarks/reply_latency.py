@@ -16,9 +16,8 @@ handle), after their first cycles have settled.
         [--warmup 3] [--timeout 60]
 
 Targets: p50 < 2 s, p99 < 10 s. The sandbox's post rate limit (50 per 15 minutes) is lifted for the run: a
-real account's limits are the platform's, and this measures Chimera's path, not the limit. The workers poll as
-a worker deployment version made current at start (as production runs them, specs/deploy.md), which also
-keeps the run independent of whether unversioned workers accept the workflows' versioning behaviors.
+real account's limits are the platform's, and this measures Chimera's path, not the limit. The workers run as
+`chimera dev` runs them (every role in one process, unversioned).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -39,6 +37,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import bench_stack as bs
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "campaign.yaml"
@@ -54,14 +54,6 @@ QUESTIONS = (
     "what is your go-to sewing kit for quick fixes?",
     "how do you wash secondhand wool safely?",
 )
-DEPLOYMENT, BUILD_ID = "reply-latency", "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def private_environment(state_dir: Path) -> None:
@@ -70,11 +62,16 @@ def private_environment(state_dir: Path) -> None:
     from mcp_servers.social.config import RATE_LIMIT_ENV
 
     os.environ["CHIMERA_STATE_DIR"] = str(state_dir)
-    os.environ["TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"
-    os.environ["CHIMERA_INGRESS_PORT"] = str(free_port())
-    os.environ["CHIMERA_WORKER_DEPLOYMENT_NAME"] = DEPLOYMENT  # versioned, as production runs (specs/deploy.md)
-    os.environ["CHIMERA_WORKER_BUILD_ID"] = BUILD_ID
-    for name in ("CHIMERA_DATABASE_URL", "CHIMERA_INGRESS_URL", "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE"):
+    os.environ["TEMPORAL_ADDRESS"] = f"127.0.0.1:{bs.free_port()}"
+    os.environ["CHIMERA_INGRESS_PORT"] = str(bs.free_port())
+    for name in (
+        "CHIMERA_DATABASE_URL",
+        "CHIMERA_WORKER_DEPLOYMENT_NAME",
+        "CHIMERA_WORKER_BUILD_ID",
+        "CHIMERA_INGRESS_URL",
+        "TEMPORAL_PROFILE",
+        "TEMPORAL_CONFIG_FILE",
+    ):
         os.environ.pop(name, None)
     servers = default_mcp_servers()
     for name in ("twitter", "instagram"):
@@ -94,17 +91,11 @@ class Phase:
         if not self.latencies:
             return f"{self.name:<28} no reply published ({len(self.missing)} missing)"
         lat = sorted(self.latencies)
-        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        p50, p99 = bs.pct(lat, 0.50), bs.pct(lat, 0.99)
         published = f"{len(lat)}/{len(lat) + len(self.missing)} published"
         mean = statistics.fmean(lat)
         figures = f"p50 {p50:6.2f} s   p99 {p99:6.2f} s   mean {mean:5.2f} s   max {lat[-1]:6.2f} s"
         return f"{self.name:<28} {figures}   ({published})"
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.4999)))
-    return ordered[rank - 1]
 
 
 def at(iso: str) -> float:
@@ -126,7 +117,6 @@ async def main(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
         try:
-            await make_current(rt.client)
             async with serving(rt.settings, rt.config, rt.client, rt.deps.store) as url, httpx.AsyncClient() as http:
                 stamp = dt.datetime.now().strftime("%m%d%H%M%S")
                 inp = load_campaign_input(EXAMPLE, rt.config, id_suffix=stamp, cycle_interval_seconds=DAY)
@@ -156,23 +146,6 @@ async def main(args: argparse.Namespace) -> int:
             await workers
     report(phases, args)
     return 0 if all(p.latencies and not p.missing for p in phases) else 1
-
-
-async def make_current(client: Any) -> None:
-    """Route new workflows to this run's workers: their deployment version becomes the current one."""
-    from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
-    from temporalio.service import RPCError
-
-    request = SetWorkerDeploymentCurrentVersionRequest(
-        namespace=client.namespace, deployment_name=DEPLOYMENT, build_id=BUILD_ID, identity="reply-latency"
-    )
-    for _ in range(100):  # until the workers' first polls have registered the version
-        try:
-            await client.workflow_service.set_worker_deployment_current_version(request)
-            return
-        except RPCError:
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"could not make {DEPLOYMENT}/{BUILD_ID} the current worker deployment version")
 
 
 async def settled(handles: list[Any], within: float) -> None:
@@ -248,15 +221,12 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
         print("  " + phase.line())
         answered = sorted(phase.ingress)
         if answered:
-            median, p99 = percentile(answered, 50), percentile(answered, 99)
+            median, p99 = bs.pct(answered, 0.50), bs.pct(answered, 0.99)
             print(
                 f"  {'':<28} of which the webhook (sandbox -> ingress -> signal): p50 {median:.3f} s, p99 {p99:.3f} s"
             )
         print(f"  {'':<28} ingress outcomes: {dict(phase.outcomes)}")
-    ok = all(
-        p.latencies and percentile(sorted(p.latencies), 50) < 2 and percentile(sorted(p.latencies), 99) < 10
-        for p in phases
-    )
+    ok = all(p.latencies and bs.pct(p.latencies, 0.50) < 2 and bs.pct(p.latencies, 0.99) < 10 for p in phases)
     print(f"targets p50 < 2 s, p99 < 10 s: {'met' if ok and not any(p.missing for p in phases) else 'NOT met'}")
 
 

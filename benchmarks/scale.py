@@ -265,20 +265,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--active-tasks", type=int, default=5, help="tasks per active campaign's cycle")
     parser.add_argument("--worker-processes", type=int, default=1, help="worker processes for the active part")
     parser.add_argument("--only", choices=["idle", "active"], help="run one part")
-    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres", help="Chimera's state store")
-    parser.add_argument(
-        "--versioned",
-        action="store_true",
-        help="Chimera's workers poll as a worker deployment version (specs/deploy.md)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="SERVER:KEY=VALUE",
-        help="add to an MCP server's environment, e.g. memory:OMP_NUM_THREADS=1 (repeatable)",
-    )
-    parser.add_argument("--tenants", type=int, default=1, help="spread the campaigns over this many tenants")
+    bs.add_stack_options(parser)
     parser.add_argument("--settle", type=float, default=10.0, help="seconds idle before memory is read")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a part may take before giving up")
     parser.add_argument("--quick", action="store_true", help="smoke run: 50 idle, 20 active x 3 tasks")

@@ -267,20 +267,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, help="tasks per campaign: 1 post + tasks-1 replies")
     parser.add_argument("--worker-processes", default="1", help="comma-separated process counts, e.g. 1,2,4")
     parser.add_argument("--side", choices=["both", "bare", "chimera"], default="both")
-    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres", help="Chimera's state store")
-    parser.add_argument(
-        "--versioned",
-        action="store_true",
-        help="Chimera's workers poll as a worker deployment version (specs/deploy.md)",
-    )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="SERVER:KEY=VALUE",
-        help="add to an MCP server's environment, e.g. memory:OMP_NUM_THREADS=1 (repeatable)",
-    )
-    parser.add_argument("--tenants", type=int, default=1, help="spread Chimera's campaigns over this many tenants")
+    bs.add_stack_options(parser)
     parser.add_argument("--warmup", type=int, help="warm-up campaigns before measuring (default: two per process)")
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds a run may take before tasks count as stuck"

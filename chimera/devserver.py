@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chimera.temporal_config import DEFAULT_SEARCH_ATTRIBUTES, TemporalConfig, connect
+from chimera.temporal_config import TemporalConfig, connect, registered_search_attributes
 
 STARTUP_SECONDS = 90.0
 
@@ -79,7 +79,7 @@ def dev_server_command(config: TemporalConfig, address: str, state_dir: Path, ui
         args += ["--ui-port", str(config.dev_server.ui_port), "--ui-disable-news-fetch"]
     else:
         args.append("--headless")
-    for name, kind in {**DEFAULT_SEARCH_ATTRIBUTES, **config.search_attributes}.items():
+    for name, kind in registered_search_attributes(config).items():
         args += ["--search-attribute", f"{name}={kind}"]
     return args
 

@@ -112,6 +112,12 @@ DEFAULT_SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Double", "Int"]] = {
 }
 
 
+def registered_search_attributes(config: TemporalConfig) -> dict[str, str]:
+    """What to register: the defaults always (the workflows upsert them, and an older temporal.yaml may not
+    list the newer ones), plus what temporal.yaml adds."""
+    return {**DEFAULT_SEARCH_ATTRIBUTES, **config.search_attributes}
+
+
 async def ensure_search_attributes(client: Client, config: TemporalConfig) -> list[str]:
     """Register Chimera's search attributes on a server that lacks them; returns those added.
 
@@ -121,8 +127,7 @@ async def ensure_search_attributes(client: Client, config: TemporalConfig) -> li
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
     from temporalio.service import RPCError
 
-    # The defaults always: the workflows upsert them, and an older temporal.yaml may not list the newer ones.
-    wanted = {**DEFAULT_SEARCH_ATTRIBUTES, **config.search_attributes}
+    wanted = registered_search_attributes(config)
     existing: set[str] = set()
     try:
         listed = await client.operator_service.list_search_attributes(
