@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from activities.registry import implements
 from chimera.db import StateStore
+from chimera.db.budget import money
 from schemas.activity_table import Activities
 from schemas.task import BudgetRequest, Reservation, SettleRequest
 
@@ -23,12 +24,16 @@ class BudgetActivities:
 
     @implements(Activities.settle_budget)
     def settle_budget(self, req: SettleRequest) -> Reservation:
-        """Replace the reservation by what the task really cost (zero if it never ran a model)."""
-        self._store.settle(req.ref, req.actual_usd, req.timezone)
+        """Replace the reservation by what the task really cost: no less than what its calls' ledger lines
+        (model_calls, every attempt's) cost, so recorded spend always binds the budget; zero if it ran none.
+        Idempotent: a retry settles the same amount again (unless more lines were recorded meanwhile)."""
+        ledgered = self._store.owner_cost(req.ref.tenant_id, req.ref.task_id)
+        amount = float(max(money(req.actual_usd), money(ledgered)))
+        self._store.settle(req.ref, amount, req.timezone)
         spend = self._store.spend_today(req.ref.tenant_id, req.ref.campaign_id, req.timezone)
         return Reservation(
             ok=True,
-            amount_usd=req.actual_usd,
+            amount_usd=amount,
             day=spend.day.isoformat(),
             spent_today_usd=round(spend.spent_usd + spend.reserved_usd, 6),
         )

@@ -8,13 +8,15 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.errors import failure, retry_after
+from activities.errors import failure, model_failure, retry_after
 from activities.registry import implements
+from activities.spend import CallLedger, tool_cost_lines
 from activities.state_keys import CONVERSATION, state_keys
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost, McpToolError
 from chimera.mcp.toolset import ToolCatalog
-from chimera.models.base import ModelError, ModelProvider, ToolUseError
+from chimera.models.base import CallRecord, ModelError, ModelProvider, ToolUseError
+from chimera.models.catalog import total_usage
 from schemas.activity_table import Activities, Failure
 from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, WriteRequest
 
@@ -71,6 +73,7 @@ class ContentActivities:
         self._mcp = mcp
         self._model = model
         self._tools = tools or ToolCatalog(mcp)
+        self._ledger = CallLedger(store)
 
     @implements(Activities.execute_task)
     async def execute_task(self, inp: ContentTaskInput) -> TaskResult:
@@ -84,28 +87,46 @@ class ContentActivities:
             tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
         )
         toolset = await self._tools.toolset(context)
-        request = WriteRequest(persona=inp.persona, task=inp.task, goals=inp.goals, task_id=inp.ref.task_id)
+        request = WriteRequest(
+            persona=inp.persona,
+            task=inp.task,
+            goals=inp.goals,
+            task_id=inp.ref.task_id,
+            tenant_id=inp.ref.tenant_id,
+            models=inp.models,
+        )
+        calls: list[CallRecord] = []
         try:
-            draft = await self._model.write(request, toolset)
+            written = await self._model.write(request, toolset, attempt=activity.info().attempt)
+            calls = written.calls
         except ToolUseError as exc:
             if exc.retry_after_seconds is not None:
                 raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds) from exc
             raise failure(Failure.TOOL_FAILED, f"a tool the draft needs failed: {exc}") from exc
         except ModelError as exc:
-            raise failure(Failure.INVALID_TASK, f"the model could not write this task: {exc}") from exc
+            calls = exc.calls
+            raise model_failure(exc, Failure.INVALID_TASK) from exc
+        finally:  # what was spent counts, whether or not the draft came out
+            tool_lines = tool_cost_lines(inp.ref.task_id, toolset.calls, toolset.results)
+            transcript = await self._ledger.keep(inp.ref, calls, inp.timezone, tools=tool_lines)
+        draft = written.draft
+        lines = [c.line for c in calls] + tool_lines
+        usage = total_usage(lines, draft.usage.model, draft.usage.provider, draft.usage.tier)
         untrusted = [inp.task.mention.text] if inp.task.mention else []
         for result in toolset.results:
             untrusted.extend(_strings(result.data, MAX_UNTRUSTED_STRINGS - len(untrusted)))
         return TaskResult(
             text=draft.text,
             platform=inp.task.platform,
-            usage=draft.usage,
+            usage=usage,
             model_probability=draft.model_probability,
             read_set=read_set,
             write_keys=keys,
             untrusted_inputs=untrusted,
             tool_calls=toolset.calls,
             media_ids=draft.media_ids,
+            author=draft.author,
+            transcript_ref=transcript,
         )
 
     @implements(Activities.publish)

@@ -15,7 +15,7 @@ from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, decide
 from schemas.review import ReviewRecord
-from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, VerdictRecord
+from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, TaskResult, VerdictRecord
 
 
 class JudgeActivities:
@@ -37,12 +37,12 @@ class JudgeActivities:
             historical_success=history.rate,
         )
         reasons = [
-            f"model probability {result.model_probability:.2f} ({result.usage.model})",
+            f"model probability {result.model_probability:.2f} ({_probability_source(result)})",
             f"persona similarity {similarity:.2f} to {inp.persona.name}'s voice and examples",
             f"safety {components.safety:.2f}: " + (", ".join(f.rule for f in flags) or "no rule fired"),
             f"history {history.rate:.2f} from {history.samples} past {inp.task.task_type} outcomes",
         ]
-        scores = JudgeScores(components=components, flags=flags, reasons=reasons)
+        scores = JudgeScores(components=components, flags=flags, reasons=reasons, author=result.author)
         if not inp.verdict_audited_by_workflow:
             self._audit_legacy_verdict(inp, scores)
         return scores
@@ -88,3 +88,12 @@ class JudgeActivities:
         out = rec.outcome
         self._store.record_task(rec.ref, out.key, rec.task_type, rec.platform, out.status, out.attempt, out.confidence)
         self._store.record_outcome(rec.ref, rec.task_type, out.status, rec.human_decided)
+
+
+def _probability_source(result: TaskResult) -> str:
+    """Which model wrote the draft, and what its model_probability is (logprobs, or the model's own view)."""
+    author = result.author
+    if author is None:
+        return result.usage.model
+    source = {"logprobs": "token log-probabilities", "self_assessment": "the model's self-assessment of the brief"}
+    return f"{author.describe()}, from {source.get(author.probability_source, 'an offline template')}"

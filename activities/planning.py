@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio import activity
 
-from activities.errors import failure
+from activities.errors import failure, model_failure
 from activities.registry import implements
+from activities.spend import CallLedger
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost
 from chimera.mcp.host import arguments_hash
 from chimera.mcp.shared_reads import SharedReads
-from chimera.models.base import ModelProvider
+from chimera.models.base import ModelError, ModelProvider
+from chimera.models.structured import plan_problems
 from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit
 from schemas.plan import Mention, Observation, TaskPlan, Trend
-from schemas.task import PlanRequest
+from schemas.task import PlanRequest, TaskRef
 
 # Where each platform's sandbox server publishes what the planner reads.
 MENTION_RESOURCES = {"twitter": "twitter://mentions/unreplied", "instagram": "instagram://comments/unreplied"}
@@ -29,12 +32,21 @@ NEWS_TRENDS = ("news", "trending_topics", {"limit": 5})
 
 
 class PlannerActivities:
-    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider, reads: SharedReads | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        mcp: McpHost,
+        model: ModelProvider,
+        reads: SharedReads | None = None,
+        plan_estimate_usd: float = 0.015,
+    ) -> None:
         self._store = store
         self._mcp = mcp
         self._model = model
         # Campaigns of one tenant observing within seconds of each other share the platform reads.
         self._reads = reads or SharedReads()
+        self._ledger = CallLedger(store)
+        self._plan_estimate = plan_estimate_usd
 
     @implements(Activities.observe)
     async def observe(self, req: ObserveRequest) -> Observation:
@@ -81,11 +93,25 @@ class PlannerActivities:
 
     @implements(Activities.plan)
     async def plan(self, req: PlanRequest) -> TaskPlan:
-        plan = await self._model.plan(req)
-        problems = _plan_problems(plan, req)
+        """Plan on the planning tier. Planning spends the campaign's budget like a task: it reserves first
+        (no budget left, no planning call), and settles at what its calls cost, failed attempts included."""
+        ref = plan_ref(req)
+        if req.daily_budget_usd is not None:  # absent only in inputs recorded before planning was budgeted
+            reservation = await asyncio.to_thread(
+                self._store.reserve, ref, self._plan_estimate, req.daily_budget_usd, req.timezone
+            )
+            if not reservation.ok:
+                raise failure(Failure.BUDGET_EXHAUSTED, f"no budget left to plan: {reservation.reason}")
+        try:
+            planned = await self._model.plan(req, attempt=activity.info().attempt)
+        except ModelError as exc:
+            await self._ledger.keep(ref, exc.calls, req.timezone, settle=True)
+            raise model_failure(exc, Failure.INVALID_PLAN) from exc
+        await self._ledger.keep(ref, planned.calls, req.timezone, settle=True)
+        problems = plan_problems(planned.plan, req)
         if problems:
             raise failure(Failure.INVALID_PLAN, "the planner's plan is invalid: " + "; ".join(problems))
-        return plan
+        return planned.plan
 
     @implements(Activities.register_campaign)
     def register_campaign(self, spec: CampaignSpec) -> None:
@@ -131,13 +157,12 @@ def _parse_items(raw: Any, model: type[Item], platform: str, what: str, errors: 
     return items
 
 
-def _plan_problems(plan: TaskPlan, req: PlanRequest) -> list[str]:
-    problems = []
-    for task in plan.tasks:
-        if not task.key.startswith(req.key_prefix):
-            problems.append(f"task key {task.key} must start with {req.key_prefix}")
-        if task.platform not in req.platforms:
-            problems.append(f"task {task.key} targets {task.platform}, not one of {req.platforms}")
-    if len(plan.tasks) > req.max_tasks:
-        problems.append(f"{len(plan.tasks)} tasks exceed the limit of {req.max_tasks}")
-    return problems
+def plan_ref(req: PlanRequest) -> TaskRef:
+    """Planning's spend is booked like a task's, under one id per plan (the key prefix is unique per plan)."""
+    return TaskRef(
+        task_id=f"plan:{req.campaign_id}:{req.key_prefix}",
+        tenant_id=req.tenant_id,
+        campaign_id=req.campaign_id,
+        agent_id=req.persona.id,
+        campaign_workflow_id="",
+    )

@@ -47,6 +47,7 @@ from chimera.file_issues import (
 from chimera.persona_file import persona_issues
 from chimera.temporal_config import TemporalConfig
 from schemas.campaign import CampaignSpec, Platform
+from schemas.models import TIER_NAMES, TierSettings
 from schemas.persona import Persona
 from schemas.policy import ConfidenceBands, ConfidenceWeights
 
@@ -71,6 +72,15 @@ KEYS: dict[str, Any] = {
         "weights": dict.fromkeys(ConfidenceWeights.model_fields),
         "bands": dict.fromkeys(ConfidenceBands.model_fields),
     },
+    # Per-tier model changes (specs/models.md), merged into the process's tiers.
+    "models": {
+        tier: {
+            **dict.fromkeys(TierSettings.model_fields),
+            "primary": {"provider": None, "model": None},
+            "fallback": {"provider": None, "model": None},
+        }
+        for tier in TIER_NAMES
+    },
 }
 
 # CampaignSpec field -> where it is written in the file.
@@ -88,6 +98,7 @@ FIELD_PATHS: dict[str, YamlPath] = {
     "max_replans": ("schedule", "max_replans"),
     "review_deadline_seconds": ("review", "deadline"),
     "judge": ("judge",),
+    "models": ("models",),
 }
 _DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds"})
 _PLATFORMS: tuple[str, ...] = get_args(Platform)
@@ -139,7 +150,9 @@ def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalCon
                 issues.append(FileIssue(line, field, f"{label}: {exc}"))
                 reported.add(field)
                 continue
-        elif field == "timezone" and not _valid_timezone(value, line, issues):
+        elif (field == "timezone" and not _valid_timezone(value, line, issues)) or (
+            field == "models" and not _valid_models(value, lines, issues)
+        ):
             reported.add(field)
             continue
         elif field == "persona":
@@ -208,6 +221,26 @@ def _check_keys(
             issues.append(
                 FileIssue(line, dotted(here), f"'{dotted(here)}' must be a mapping with keys: {', '.join(sub)}")
             )
+
+
+def _valid_models(value: Any, lines: dict[YamlPath, int], issues: list[FileIssue]) -> bool:
+    """The tier changes merge into the embedded tiers and still make valid tiers (a known provider, a fallback
+    on the other provider, limits in range)."""
+    from chimera.models.catalog import ModelCatalog  # the catalog only when a file has a models section
+
+    if not isinstance(value, dict):
+        return True  # _check_keys has said it must be a mapping
+    try:
+        ModelCatalog.load().tiers.merged(value)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = ("models", *(str(p) for p in err["loc"]))
+            issues.append(FileIssue(line_of(lines, path, 1), "models", describe_validation_error(err, dotted(path))))
+        return False
+    except ValueError as exc:
+        issues.append(FileIssue(line_of(lines, ("models",), 1), "models", f"models: {exc}"))
+        return False
+    return True
 
 
 @cache

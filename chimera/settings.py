@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.models import ModelPrice
+
 
 class McpServerConfig(BaseModel):
     """One allowlisted MCP server. Only servers named here are ever started or contacted."""
@@ -90,7 +92,14 @@ class Settings(BaseSettings):
         None, description="optional URL of the auditor role, for `chimera audit verify` across tenants"
     )
     temporal_config: Path = Field(Path("temporal.yaml"), description="the Temporal-side settings file")
-    model_provider: Literal["offline"] = "offline"
+    # auto: the live providers when Anthropic or Gemini credentials are in the environment, else offline.
+    model_provider: Literal["auto", "offline", "live"] = "auto"
+    model_catalog: Path | None = Field(None, description="a model catalog YAML; default: the embedded one")
+    model_tiers: dict[str, Any] = Field(
+        default_factory=dict, description='tier changes merged into the catalog, e.g. {"post": {"effort": "low"}}'
+    )
+    model_prices: list[ModelPrice] = Field(default_factory=list, description="price entries added to the catalog")
+    max_tool_calls: int = Field(4, ge=0, le=20, description="tool calls a model may make while writing one draft")
     mcp_servers: dict[str, McpServerConfig] = Field(default_factory=default_mcp_servers)
     mcp_timeout_seconds: float = 30.0
     worker_concurrency: WorkerConcurrency = WorkerConcurrency()
@@ -107,7 +116,9 @@ class Settings(BaseSettings):
     )
     safety_rules: Path | None = Field(None, description="a rules YAML file; default: the embedded rules")
     # Estimated cost per task type, reserved before a task runs (seed section 4.3 cost table).
-    cost_estimates_usd: dict[str, float] = Field(default_factory=lambda: {"post": 0.002, "reply": 0.0003})
+    cost_estimates_usd: dict[str, float] = Field(
+        default_factory=lambda: {"post": 0.002, "reply": 0.0003, "plan": 0.015}
+    )
     default_cost_estimate_usd: float = 0.01
     # Temporal worker versioning (specs/deploy.md): both set, workers poll as this deployment version;
     # neither set, they run unversioned.

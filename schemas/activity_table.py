@@ -56,6 +56,10 @@ class Failure(StrEnum):
     RATE_LIMITED = "RateLimited"  # retried after the platform's retry-after (a durable wait)
     RETRY_LATER = "RetryLater"  # retried after the service's retry-after
     TOOL_FAILED = "ToolFailed"  # a tool the draft needs failed; retried
+    MODEL_UNAVAILABLE = "ModelUnavailable"  # overloaded, 5xx or a timeout: retried; the tier's fallback takes over
+    MODEL_MISCONFIGURED = "ModelMisconfigured"  # a key, model id or request the provider refuses: fix the setting
+    MODEL_REFUSED = "ModelRefused"  # the model declined the task: the campaign re-plans instead
+    BUDGET_EXHAUSTED = "BudgetExhausted"  # no budget left today for this step
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,21 @@ class Activities:
 
     register_campaign = ActivityDef("register_campaign", "planner", CampaignSpec, type(None))
     observe = ActivityDef("observe", "planner", ObserveRequest, Observation)
-    plan = ActivityDef("plan", "planner", PlanRequest, TaskPlan, _never(Failure.INVALID_PLAN))
+    plan = ActivityDef(
+        "plan",
+        "planner",
+        PlanRequest,
+        TaskPlan,
+        _never(Failure.INVALID_PLAN, Failure.MODEL_MISCONFIGURED, Failure.MODEL_REFUSED, Failure.BUDGET_EXHAUSTED),
+    )
     record_control = ActivityDef("record_control", "planner", ControlAudit, type(None))
     reserve_budget = ActivityDef("reserve_budget", "planner", BudgetRequest, Reservation)
     execute_task = ActivityDef(
-        "execute_task", "worker", ContentTaskInput, TaskResult, _never(Failure.INVALID_TASK, Failure.ALREADY_DONE)
+        "execute_task",
+        "worker",
+        ContentTaskInput,
+        TaskResult,
+        _never(Failure.INVALID_TASK, Failure.ALREADY_DONE, Failure.MODEL_MISCONFIGURED, Failure.MODEL_REFUSED),
     )
     judge_result = ActivityDef("judge_result", "judge", JudgeInput, JudgeScores)
     record_verdict = ActivityDef("record_verdict", "judge", VerdictRecord, type(None))

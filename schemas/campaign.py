@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.models import TierName, TierSettings
 from schemas.persona import Persona
 from schemas.policy import JudgePolicy
 
@@ -31,6 +32,27 @@ class CampaignSpec(BaseModel):
     max_tasks_per_cycle: int = Field(4, ge=1, le=20)
     max_replans: int = Field(2, ge=0, le=10)
     judge: JudgePolicy = JudgePolicy()
+    # Per-tier changes to the process's model tiers (specs/models.md), e.g. {"post": {"temperature": 0.9}}.
+    models: dict[TierName, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _known_tier_fields(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # The full check (merged with the process's tiers) happens where the tiers are known; this one
+        # names a misspelt field in the campaign file itself.
+        fields = set(TierSettings.model_fields)
+        for tier, override in models.items():
+            unknown = sorted(set(override) - fields)
+            if unknown:
+                raise ValueError(f"models.{tier}: unknown field(s) {unknown}; known: {sorted(fields)}")
+            for side in ("primary", "fallback"):
+                choice = override.get(side)
+                if isinstance(choice, dict) and set(choice) - {"provider", "model"}:
+                    raise ValueError(f"models.{tier}.{side}: only 'provider' and 'model' can be set")
+        return models
+
+    def model_overrides(self) -> dict[str, Any]:
+        return {tier: dict(override) for tier, override in self.models.items()}
 
     @field_validator("goals")
     @classmethod

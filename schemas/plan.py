@@ -10,14 +10,20 @@ TaskType = Literal["post", "reply"]
 
 
 class Usage(BaseModel):
-    """What one model call used and cost."""
+    """What a step's model calls (and paid tools) used and cost, summed; the spend ledger has each call."""
 
     model_config = ConfigDict(frozen=True)
 
-    model: str
+    model: str = Field(description="the model that produced the result")
+    provider: str = "offline"
+    tier: str = ""
+    calls: int = 1
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    estimated: bool = Field(False, description="list prices of calls no live service billed (offline, sandbox)")
 
 
 class Mention(BaseModel):

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.models import Authorship
+
 Decision = Literal["approve", "escalate", "reject"]
 Severity = Literal["low", "high"]
 
@@ -75,6 +77,7 @@ class JudgeScores(BaseModel):
     components: ConfidenceComponents
     flags: list[SafetyFlag] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    author: Authorship | None = Field(None, description="the model that wrote the draft")
 
 
 class Verdict(BaseModel):
@@ -83,6 +86,7 @@ class Verdict(BaseModel):
     components: ConfidenceComponents
     flags: list[SafetyFlag]
     reasons: list[str]
+    author: Authorship | None = Field(None, description="the model that wrote the draft (absent: recorded before)")
 
     @property
     def risk(self) -> float:
@@ -127,5 +131,10 @@ def decide(scores: JudgeScores, policy: JudgePolicy) -> Verdict:
         decision = "approve"
         reasons.append(f"confidence {score:.2f} with no safety flag")
     return Verdict(
-        decision=decision, confidence=score, components=scores.components, flags=list(scores.flags), reasons=reasons
+        decision=decision,
+        confidence=score,
+        components=scores.components,
+        flags=list(scores.flags),
+        reasons=reasons,
+        author=scores.author,
     )

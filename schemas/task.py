@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.models import Authorship
 from schemas.options import RuntimeOptions
 from schemas.persona import Persona
 from schemas.plan import Observation, PlannedTask, Trend, Usage
@@ -48,6 +49,7 @@ class ContentTaskInput(BaseModel):
     timezone: str
     daily_budget_usd: float
     runtime: RuntimeOptions
+    models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
 
 
 class StateRead(BaseModel):
@@ -85,6 +87,8 @@ class TaskResult(BaseModel):
     untrusted_inputs: list[str] = Field(default_factory=list, description="texts the task read from outside")
     tool_calls: list[ToolCall] = Field(default_factory=list)
     media_ids: list[str] = Field(default_factory=list, description="media-store items the post attaches")
+    author: Authorship | None = Field(None, description="which model wrote the draft (absent: recorded before)")
+    transcript_ref: str | None = Field(None, description="the kept prompts and responses of this draft, by key")
 
 
 class PublishResult(BaseModel):
@@ -197,6 +201,9 @@ class PlanRequest(BaseModel):
     replan_reason: str | None = None
     key_prefix: str = Field(description="every new task key starts with it, so keys never collide")
     replies_only: bool = Field(False, description="plan replies to the observed mentions and nothing else")
+    models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
+    timezone: str = "UTC"
+    daily_budget_usd: float | None = Field(None, description="the campaign's budget, which planning spends too")
 
 
 class WriteRequest(BaseModel):
@@ -207,6 +214,8 @@ class WriteRequest(BaseModel):
     goals: list[str]
     trends: list[Trend] = Field(default_factory=list)
     task_id: str = Field("", description="the business key: tools that create things (images) are keyed by it")
+    tenant_id: str = ""
+    models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
 
 
 class Draft(BaseModel):
@@ -214,3 +223,4 @@ class Draft(BaseModel):
     model_probability: float = Field(ge=0, le=1)
     usage: Usage
     media_ids: list[str] = Field(default_factory=list, description="images the model made for the post")
+    author: Authorship | None = None

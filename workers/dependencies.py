@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from chimera.db import StateStore
 from chimera.mcp import McpHost
 from chimera.models.base import ModelProvider
-from chimera.models.offline import OfflineModelProvider
+from chimera.models.factory import build_model_provider
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
 from chimera.similarity import PersonaSimilarity, TfidfPersonaSimilarity
@@ -31,7 +31,7 @@ class Dependencies:
             settings=settings,
             store=store,
             mcp=McpHost.from_settings(settings, store),
-            model=_model(settings, rules),
+            model=build_model_provider(settings, rules),
             rules=rules,
             similarity=TfidfPersonaSimilarity(),
         )
@@ -40,10 +40,3 @@ class Dependencies:
         """Close the pooled MCP sessions (stdio servers exit), then the store."""
         await self.mcp.aclose()
         self.store.close()
-
-
-def _model(settings: Settings, rules: SafetyRules) -> ModelProvider:
-    # Only the offline provider exists so far; Anthropic and Gemini plug in here.
-    if settings.model_provider == "offline":
-        return OfflineModelProvider(rules=rules)
-    raise ValueError(f"unknown model provider {settings.model_provider!r}")

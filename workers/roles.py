@@ -50,7 +50,13 @@ def activity_classes(deps: Dependencies) -> list[object]:
     """Every activity implementation, with its dependencies; which role runs which is the table's word."""
     s = deps.settings
     return [
-        PlannerActivities(deps.store, deps.mcp, deps.model, SharedReads(s.observe_share_seconds)),
+        PlannerActivities(
+            deps.store,
+            deps.mcp,
+            deps.model,
+            SharedReads(s.observe_share_seconds),
+            plan_estimate_usd=s.cost_estimates_usd.get("plan", s.default_cost_estimate_usd),
+        ),
         BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd),
         ContentActivities(deps.store, deps.mcp, deps.model),
         JudgeActivities(deps.store, deps.rules, deps.similarity),

@@ -43,6 +43,9 @@ def plan_request(
         replan_reason=replan_of.reason if replan_of else None,
         key_prefix=prefix,
         replies_only=replies_only,
+        models=spec.model_overrides(),
+        timezone=spec.timezone,
+        daily_budget_usd=c.daily_budget_usd,
     )
 
 
@@ -68,6 +71,7 @@ def child_input(
         timezone=spec.timezone,
         daily_budget_usd=c.daily_budget_usd,
         runtime=runtime,
+        models=spec.model_overrides(),
     )
 
 

@@ -15,6 +15,7 @@ import sys
 import typer
 
 from chimera.cli import campaign, mcp, persona, processes, review, sandbox
+from chimera.cli import models as models_commands
 from chimera.cli import ops as ops_commands
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ processes.register(app)  # chimera dev | worker | ingress | demo (imported when 
 ops_commands.register(app)  # chimera db | budget | audit (the state store)
 mcp.register(app)  # chimera mcp list | approve | call
 sandbox.register(app)  # chimera sandbox mention
+models_commands.register(app)  # chimera models list | check
 
 
 def main() -> None:

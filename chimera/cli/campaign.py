@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from chimera.cli import render
+from chimera.cli import render, usage
 from chimera.cli.render import ActorOption, AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import campaigns
 from chimera.control.listing import PAGE_SIZE, Page
 from schemas.events import CampaignStatus
+
+if TYPE_CHECKING:
+    from chimera.db import UsageSummary
 
 app = typer.Typer(help="Start, inspect and steer campaigns.", no_args_is_help=True)
 
@@ -104,22 +107,37 @@ def _print_campaigns(result: Page[campaigns.CampaignRow], filtered: bool) -> Non
         render.row_notes(row.note, row.check_error)
 
 
+class StatusView(CampaignStatus):
+    """`campaign status --json`: the workflow's status, plus today's call ledger from the state store."""
+
+    usage: dict[str, Any] | None = None  # chimera.db.UsageSummary (today, the campaign's time zone), as JSON
+    usage_error: str | None = None  # why the ledger could not be read (usage is then null)
+
+
 @app.command()
 def status(ref: CampaignRef, json_: JsonFlag = False) -> None:
-    """The campaign's state, goals, budget and tasks."""
+    """The campaign's state, goals, budget and tasks, and today's calls: cost per published post, tokens by tier."""
     st = render.run(lambda client, _: campaigns.campaign_status(client, ref))
+    summary, problem = usage.read_today(st.tenant_id, st.campaign_id)
     if json_:
-        render.emit_json(st)
+        ledger = None if summary is None else summary.model_dump(mode="json")
+        render.emit_json(StatusView(**st.model_dump(), usage=ledger, usage_error=problem))
         return
-    print_status(st)
+    print_status(st, summary, problem)
 
 
-def print_status(st: CampaignStatus) -> None:
+def print_status(st: CampaignStatus, summary: UsageSummary | None = None, problem: str | None = None) -> None:
     lines = [
         f"[bold]{st.tenant_id}/{st.campaign_id}[/] · agent {st.agent_id} · {render.styled(st.state)}"
         f" · cycle {st.cycle}",
         "Goals: " + "; ".join(escape(g) for g in st.goals),
         f"Budget: ${st.spend_today_usd:.4f} spent of ${st.daily_budget_usd:.2f} today",
+    ]
+    if summary is not None:
+        lines += [usage.headline(summary), *filter(None, [usage.tokens_line(summary)])]
+    elif problem:
+        lines.append(f"[dim]{escape(problem)}[/]")
+    lines += [
         "Tasks: " + (", ".join(f"{k} {v}" for k, v in sorted(st.tasks_by_state.items())) or "none yet"),
         f"Re-plans: {st.replans}",
     ]
@@ -133,6 +151,9 @@ def print_status(st: CampaignStatus) -> None:
         lines.append("Waiting for review: " + ", ".join(st.pending_reviews) + "  (`chimera review list`)")
     console = render.out()
     console.print(Panel("\n".join(lines), title="campaign", expand=False))
+    calls = None if summary is None else usage.table(summary, "calls today by tier")
+    if calls is not None:
+        console.print(calls)
     if not st.tasks:
         return
     # Keys, not full ids: a task's id is `<tenant>.<campaign>.<key>`.

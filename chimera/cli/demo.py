@@ -11,8 +11,10 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from chimera.cli import usage
 from chimera.cli.runtime import Runtime, embedded
 from chimera.control.campaigns import load_campaign_input, start_campaign
+from chimera.db import UsageSummary
 from schemas.activity_table import ROLES
 from schemas.campaign import CampaignSpec
 from schemas.events import CampaignStatus, TaskView
@@ -83,7 +85,7 @@ class Progress:
 
 
 async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
-    async with embedded(ui=True) as rt:
+    async with embedded(ui=True, rehearsal=True) as rt:
         stop = asyncio.Event()
         workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
         try:
@@ -95,7 +97,8 @@ async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
             handle = await start_campaign(rt.client, inp)
             _intro(rt, inp.spec, cycles)
             final = await _follow(rt.client, handle)
-            _summary(rt, final)
+            ledger = await asyncio.to_thread(usage.store_today, rt.deps.store, final.tenant_id, final.campaign_id)
+            _summary(rt, final, ledger[0])
         finally:
             stop.set()
             await workers
@@ -125,7 +128,7 @@ def _intro(rt: Runtime, spec: CampaignSpec, cycles: int) -> None:
         console.print(f"  Web UI: {rt.server.ui_url}/namespaces/{rt.config.namespace}/workflows")
 
 
-def _summary(rt: Runtime, final: CampaignStatus) -> None:
+def _summary(rt: Runtime, final: CampaignStatus, ledger: UsageSummary | None = None) -> None:
     console.rule("summary")
     table = Table("state", "tasks")
     for state, count in sorted(final.tasks_by_state.items()):
@@ -134,6 +137,14 @@ def _summary(rt: Runtime, final: CampaignStatus) -> None:
     console.print(
         f"spend today: ${final.spend_today_usd:.4f} of ${final.daily_budget_usd:.2f} · re-plans: {final.replans}"
     )
+    if ledger is not None:
+        console.print(usage.headline(ledger))
+        tokens = usage.tokens_line(ledger)
+        if tokens:
+            console.print(tokens)
+        calls = usage.table(ledger, "calls today by tier")
+        if calls is not None:
+            console.print(calls)
     console.print(f"sandbox posts: {rt.settings.sandbox_dir.resolve()} (twitter.sqlite3, instagram.sqlite3)")
     if final.pending_reviews:
         console.print(

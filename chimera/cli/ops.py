@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
-from chimera.cli import render
+from chimera.cli import render, usage
 from chimera.cli.render import JsonFlag
 from chimera.settings import Settings
 
@@ -149,10 +149,29 @@ def budget_show(
         try:
             lines = [line for t in tenants for line in store.budget_report(t, campaign)]
             limits = {t: store.budget_limits(t) for t in tenants}
+            # Each campaign's call ledger on the day its campaign line is counted on.
+            ledgers = {
+                (line.tenant_id, line.campaign_id): store.usage_summary(
+                    line.tenant_id, line.campaign_id, line.day, line.day
+                )
+                for line in lines
+                if line.level == "campaign"
+            }
         finally:
             store.close()
     if json_:
-        render.emit_json(lines)
+        # BudgetLine fields, and `usage` (chimera.db.UsageSummary) on each campaign-level line (null on the others).
+        render.emit_data(
+            [
+                {
+                    **line.model_dump(mode="json"),
+                    "usage": ledgers[(line.tenant_id, line.campaign_id)].model_dump(mode="json")
+                    if line.level == "campaign"
+                    else None,
+                }
+                for line in lines
+            ]
+        )
         return
     if not lines:
         render.say("no campaign" + (f" for tenant {escape(tenant)}" if tenant else ""))
@@ -172,6 +191,12 @@ def budget_show(
         )
     if lines:
         render.out().print(table)
+    for (t, c), summary in ledgers.items():
+        if summary.calls:
+            render.say(f"{escape(t)}/{escape(c)}: {usage.headline(summary)}")
+    calls = usage.combined([(f"{t}/{c}", s) for (t, c), s in ledgers.items()], "calls today by tier")
+    if calls is not None:
+        render.out().print(calls)
     for t, items in limits.items():
         for scope, scope_id, daily in items:
             render.say(f"limit: tenant {escape(t)} {scope} {escape(scope_id)} {_usd(daily)}/day")

@@ -94,6 +94,11 @@ def emit_json(value: BaseModel | Sequence[BaseModel]) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def emit_data(data: Any) -> None:
+    """JSON already in JSON mode (e.g. model_dump(mode="json") with fields added), formatted as emit_json does."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
 def print_issues(source: str, issues: Sequence[FileIssue]) -> None:
     """`FILE:LINE: message`, one a line, as compilers do (plain text: editors parse it)."""
     for issue in issues:

@@ -126,6 +126,7 @@ def print_review(view: ReviewView) -> None:
     c = verdict.components
     lines = [
         f"Judge: {verdict.decision} at confidence {verdict.confidence:.2f} (risk {verdict.risk:.2f})",
+        *([f"Drafted by: {escape(verdict.author.describe())} ({verdict.author.tier} tier)"] if verdict.author else []),
         f"  model {c.model_probability:.2f} · persona {c.persona_similarity:.2f} · safety {c.safety:.2f}"
         f" · history {c.historical_success:.2f}",
         "Flags: " + escape(render.flags(verdict)),

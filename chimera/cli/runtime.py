@@ -33,9 +33,13 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def embedded(ui: bool = True) -> AsyncIterator[Runtime]:
-    """The dev server (started here unless one answers) and a client, with dependencies built once."""
+async def embedded(ui: bool = True, rehearsal: bool = False) -> AsyncIterator[Runtime]:
+    """The dev server (started here unless one answers) and a client, with dependencies built once.
+    A rehearsal (the demo) stays on the offline models unless CHIMERA_MODEL_PROVIDER=live says otherwise,
+    so API keys in the shell never make the quick start spend money."""
     settings = Settings()
+    if rehearsal and settings.model_provider == "auto":
+        settings = settings.model_copy(update={"model_provider": "offline"})
     settings.ensure_dirs()
     config = load_temporal_config(settings.temporal_config)
     address = config.connection()[0]

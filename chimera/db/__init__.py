@@ -22,6 +22,8 @@ from chimera.db.records import (
     StateValue,
     SuccessRate,
     TaskRecord,
+    UsageRow,
+    UsageSummary,
 )
 from chimera.db.store import StateStore
 
@@ -46,4 +48,6 @@ __all__ = [
     "UnknownAgent",
     "UnknownCampaign",
     "UnsupportedDatabase",
+    "UsageRow",
+    "UsageSummary",
 ]

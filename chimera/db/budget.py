@@ -54,6 +54,11 @@ def _lock(session: Session, tenant_id: str, campaign_id: str, agent_id: str | No
     advisory_lock(session, names)
 
 
+def lock_task(session: Session, ref: TaskRef) -> None:
+    """The locks a reservation or settlement of `ref` takes (for other modules that settle, e.g. costs.charge)."""
+    _lock(session, ref.tenant_id, ref.campaign_id, ref.agent_id)
+
+
 def _totals(
     session: Session, tenant_id: str, campaign_id: str | None, day: date, agent_id: str | None = None
 ) -> tuple[Decimal, Decimal]:

@@ -180,6 +180,49 @@ class Spend(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+CALL_KINDS = ("model", "tool")
+CALL_KEY = String(400)  # a cost line's key: its task or plan id (LONG_ID), then attempt and call number
+
+
+class ModelCall(Base):
+    """The call ledger: one row per priced model or paid tool call, kept once by its key (chimera/db/costs.py)."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"]),
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        CheckConstraint(_one_of("kind", CALL_KINDS), name="ck_model_calls_kind"),
+        CheckConstraint(
+            "input_tokens >= 0 AND output_tokens >= 0 AND cached_input_tokens >= 0 AND cache_write_tokens >= 0"
+            " AND cost_usd >= 0",
+            name="ck_model_calls_amounts",
+        ),
+        Index("ix_model_calls_owner", "tenant_id", "owner_id"),
+        Index("ix_model_calls_campaign_day", "tenant_id", "campaign_id", "day"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(CALL_KEY, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    owner_id: Mapped[str] = mapped_column(LONG_ID, doc="the task id or plan id the call was made for")
+    day: Mapped[date] = mapped_column(Date, doc="the day in the campaign's time zone when it was recorded")
+    kind: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str] = mapped_column(String(200), doc="the model tier, or server.tool for a paid tool")
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(MONEY)
+    estimated: Mapped[bool] = mapped_column(Boolean, doc="a list price for a call no live service billed")
+    basis: Mapped[str] = mapped_column(String(32))
+    price_date: Mapped[date | None] = mapped_column(Date)
+    transcript_ref: Mapped[str | None] = mapped_column(CALL_KEY)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Budget(Base):
     """A daily limit of a tenant, or of one of its agents (a campaign's own limit is its daily_budget_usd)."""
 

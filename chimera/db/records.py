@@ -126,3 +126,43 @@ class MentionRoute(_Frozen):
     tenant_id: str
     campaign_id: str
     created_at: datetime
+
+
+class UsageRow(_Frozen):
+    """The calls of one (tier, provider, model) in a usage summary: a model tier, or a paid tool (server.tool)."""
+
+    tier: str
+    provider: str
+    model: str
+    kind: str  # model | tool
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+    estimated_usd: float  # the part of cost_usd from estimated lines (list prices no live service billed)
+    estimated_calls: int  # how many of the calls were estimated
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cached_input_tokens + self.cache_write_tokens
+
+
+class UsageSummary(_Frozen):
+    """What the call ledger (model_calls) holds for a tenant, or one campaign, over days of the campaigns' time zones.
+
+    published_posts counts the tasks whose row (tasks) is `published` and was last updated (when it was recorded
+    published: a terminal status) on a day of the range, in its campaign's time zone."""
+
+    tenant_id: str
+    campaign_id: str | None  # None: every campaign of the tenant
+    day_from: date
+    day_to: date
+    rows: list[UsageRow]  # by tier, provider, model
+    spent_usd: float  # sum of the lines' cost
+    estimated_usd: float  # the part of spent_usd from estimated lines
+    calls: int
+    published_posts: int
+    cost_per_published_usd: float | None  # None when nothing was published
+    tokens_per_task: dict[str, float]  # tier -> total tokens (all four counts) / distinct owner ids of that tier

@@ -2,7 +2,7 @@
 
 - `chimera_owner` runs the migrations and owns every table.
 - `chimera_app` is what the application connects as: not superuser, no BYPASSRLS, owns nothing;
-  SELECT/INSERT/UPDATE/DELETE on tenant tables, only SELECT/INSERT on audit_log.
+  SELECT/INSERT/UPDATE/DELETE on tenant tables, only SELECT/INSERT on audit_log and model_calls.
 - `chimera_auditor` reads everything (SELECT only, BYPASSRLS) for `chimera audit verify`.
 
 Every tenant-owned table has ENABLE + FORCE ROW LEVEL SECURITY and one policy whose USING and
@@ -35,6 +35,7 @@ TENANT_TABLES: dict[str, str] = {
     "outcomes": "tenant_id",
     "budgets": "tenant_id",
     "tool_results": "tenant_id",
+    "model_calls": "tenant_id",
 }
 # Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
 SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}
@@ -44,7 +45,9 @@ SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}
 PLATFORM_TABLES: dict[str, str] = {"webhook_deliveries": "", "mention_routes": ""}
 PLATFORM_TENANT = "_platform"  # the same reserved name as chimera.db.mcp.PLATFORM_TENANT (no tenant slug can be it)
 PLATFORM_POLICY = "platform_only"
-APPEND_ONLY = ("audit_log",)
+APPEND_ONLY = ("audit_log",)  # refused UPDATE, DELETE and TRUNCATE by a trigger, for everyone
+# The application role may only read and add rows of these (SELECT, INSERT): the audit chain and the call ledger.
+INSERT_ONLY = (*APPEND_ONLY, "model_calls")
 
 
 def protect(conn: Connection, table: str, column: str) -> None:
@@ -89,7 +92,7 @@ def grant(conn: Connection, tables: dict[str, str]) -> None:
         )
         conn.execute(text(f"GRANT SELECT ON alembic_version TO {APP_ROLE}"))
         for table in tables:
-            privileges = "SELECT, INSERT" if table in APPEND_ONLY else "SELECT, INSERT, UPDATE, DELETE"
+            privileges = "SELECT, INSERT" if table in INSERT_ONLY else "SELECT, INSERT, UPDATE, DELETE"
             conn.execute(text(f"GRANT {privileges} ON {table} TO {APP_ROLE}"))
     if role_exists(conn, AUDITOR_ROLE):
         conn.execute(

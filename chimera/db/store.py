@@ -9,13 +9,13 @@ returned is an ORM object. Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from chimera.db import audit, budget, campaigns, deliveries, mcp, outcomes, reviews, routes, state, tasks
+from chimera.db import audit, budget, campaigns, costs, deliveries, mcp, outcomes, reviews, routes, state, tasks
 from chimera.db.engine import Database
 from chimera.db.errors import UnknownCampaign
 from chimera.db.models import Campaign, Tenant
@@ -30,9 +30,11 @@ from chimera.db.records import (
     StateValue,
     SuccessRate,
     TaskRecord,
+    UsageSummary,
 )
 from chimera.settings import Settings
 from schemas.campaign import CampaignSpec
+from schemas.models import CostLine
 from schemas.policy import Verdict
 from schemas.review import ReviewRecord
 from schemas.task import Reservation, StateRead, TaskRef
@@ -242,6 +244,41 @@ class StateStore:
         day = budget.local_day(self._now(), timezone)
         with self._db.transaction(tenant_id, write=False) as s:
             return budget.spend_on(s, tenant_id, campaign_id, day)
+
+    # ---- the call ledger (model_calls) ---------------------------------------------------------
+
+    def record_costs(self, ref: TaskRef, owner_id: str, lines: Sequence[CostLine], timezone: str) -> None:
+        """Keep each cost line once by (tenant, key), under `owner_id` (the task or plan id the calls were for),
+        on today's day in `timezone`. Idempotent: a retried activity recording the same keys adds nothing."""
+        with self._db.transaction(ref.tenant_id, write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            costs.record(s, ref, owner_id, lines, timezone, self._now())
+
+    def owner_cost(self, tenant_id: str, owner_id: str) -> float:
+        """What every recorded line of the owner (a task or plan id) cost, across all its attempts."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return float(costs.owner_cost(s, tenant_id, owner_id))
+
+    def charge(self, ref: TaskRef, lines: Sequence[CostLine], timezone: str) -> float:
+        """Spend with no reservation of its own (planning calls): record the lines under ref.task_id and settle
+        its spend row at the owner's whole cost (inserted settled, or an existing row settled); returns that
+        cost. Idempotent; takes the budget locks, as reserve and settle do."""
+        with self._db.transaction(ref.tenant_id, write=True) as s:
+            campaigns.get(s, ref.tenant_id, ref.campaign_id)
+            return float(costs.charge(s, ref, lines, timezone, self._now()))
+
+    def usage_summary(self, tenant_id: str, campaign_id: str | None, day_from: date, day_to: date) -> UsageSummary:
+        """The ledger by tier, provider and model, from day_from to day_to (the campaigns' local days, inclusive),
+        with the cost per published post; campaign_id None covers the tenant."""
+        with self._db.transaction(tenant_id, write=False, snapshot=True) as s:
+            return costs.usage_summary(s, tenant_id, campaign_id, day_from, day_to)
+
+    def usage_today(self, tenant_id: str, campaign_id: str) -> UsageSummary:
+        """usage_summary of the campaign for today, in its time zone. Raises UnknownCampaign."""
+        with self._db.transaction(tenant_id, write=False, snapshot=True) as s:
+            row = campaigns.get(s, tenant_id, campaign_id)
+            day = budget.local_day(self._now(), row.timezone)
+            return costs.usage_summary(s, tenant_id, campaign_id, day, day)
 
     # ---- reviews -----------------------------------------------------------------------------
 

@@ -1,16 +1,89 @@
-"""What Chimera needs from a model: a Planner call and a Worker call, both typed end to end."""
+"""What Chimera needs from a model: a Planner call and a Worker call, both typed end to end.
+
+Each returns, beside its result, a record of every model call it made: the priced cost line (for the
+spend ledger) and the exchange (prompt and response, kept in the state store by key, never in history).
+A failure carries the records of the calls made before it, so a failed attempt's spend is counted too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
-from schemas.plan import TaskPlan
+from pydantic import BaseModel
+
+from schemas.models import Authorship, CostLine, TierName
+from schemas.persona import Persona
+from schemas.plan import TaskPlan, Usage
 from schemas.task import Draft, PlanRequest, WriteRequest
+
+Shape = TypeVar("Shape", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    line: CostLine
+    exchange: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelError(Exception):
     """A model call failed or returned something unusable (the activity decides whether to retry)."""
+
+    def __init__(self, message: str, calls: Sequence[CallRecord] = ()) -> None:
+        super().__init__(message)
+        self.calls: list[CallRecord] = list(calls)
+
+    def with_calls(self, calls: Sequence[CallRecord]) -> Self:
+        """This error, carrying the calls made before it (their spend is real)."""
+        self.calls = list(calls)
+        return self
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: TaskPlan
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Written:
+    draft: Draft
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image the model looks at (the vision tier): its bytes and MIME type."""
+
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A structured question to a tier's model: the Judge's model reviewer (judging), the image check (vision).
+
+    `task` joins the persona's system prompt (keep it the same across calls: it is the cached prefix);
+    `instructions` are Chimera's own words for this call; every `data` item (source, content) becomes a data
+    block, whatever it holds (drafts, mentions, tool results are all untrusted)."""
+
+    tier: TierName
+    persona: Persona
+    task: str
+    instructions: str
+    key: str  # the business key the call's cost lines are filed under (e.g. the task id + "/review")
+    data: tuple[tuple[str, Any], ...] = ()
+    images: tuple[Image, ...] = ()
+    models: dict[str, Any] = field(default_factory=dict)  # the campaign's tier overrides
+
+
+@dataclass(frozen=True)
+class Answered(Generic[Shape]):
+    answer: Shape
+    author: Authorship
+    usage: Usage
+    calls: list[CallRecord] = field(default_factory=list)
 
 
 class ToolUseError(Exception):
@@ -51,10 +124,16 @@ class ToolRunner(Protocol):
 class ModelProvider(Protocol):
     name: str
 
-    async def plan(self, request: PlanRequest) -> TaskPlan:
-        """Plan one cycle's tasks, or exactly one replacement task when `request.replan_of` is set."""
+    async def plan(self, request: PlanRequest, *, attempt: int = 1) -> Planned:
+        """Plan one cycle's tasks, or exactly one replacement task when `request.replan_of` is set.
+        `attempt` is the activity's attempt: from a tier's `primary_attempts + 1` on, its fallback runs."""
         ...
 
-    async def write(self, request: WriteRequest, tools: ToolRunner | None = None) -> Draft:
+    async def write(self, request: WriteRequest, tools: ToolRunner | None = None, *, attempt: int = 1) -> Written:
         """Write the text for one planned task in the persona's voice, using `tools` where they help."""
+        ...
+
+    async def ask(self, ask: Ask, shape: type[Shape], *, attempt: int = 1) -> Answered[Shape]:
+        """Ask the tier's model for an answer of `shape` (structured output, one repair). A provider with no
+        model behind it (offline) raises ModelError: callers decide without it."""
         ...

@@ -23,10 +23,19 @@ def render(value: object) -> str:
     return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
 
 
+CHARS_PER_TOKEN = 4  # the vendors' rule of thumb for English text
+
+
 def usage(persona: Persona, request: BaseModel, output: str) -> Usage:
-    """Whitespace tokens of the prompt a real model would get (system prompt + request) and of the output."""
+    """Estimated tokens of the prompt a real model would get (system prompt + request) and of the output.
+    The offline provider prices them at the tier's list price (chimera/models/offline.py)."""
     prompt = persona.system_prompt() + "\n\n" + render(request.model_dump(mode="json", exclude={"persona"}))
-    return Usage(model=MODEL_NAME, input_tokens=len(prompt.split()), output_tokens=len(output.split()), cost_usd=0.0)
+    return Usage(
+        model=MODEL_NAME,
+        input_tokens=-(-len(prompt) // CHARS_PER_TOKEN),
+        output_tokens=-(-len(output) // CHARS_PER_TOKEN),
+        cost_usd=0.0,
+    )
 
 
 def shorten(text: str | None, limit: int) -> str:

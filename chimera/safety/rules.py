@@ -118,7 +118,7 @@ class _Hit:
         return f'{self.note}: "{self.snippet}"' if self.note else f'matched "{self.snippet}"'
 
 
-def _normalize(text: str) -> str:
+def normalize(text: str) -> str:
     """NFKC and no zero-width characters, so look-alike and split-up markers still match."""
     return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
 
@@ -163,10 +163,14 @@ class _Rule:
         self._topic_cache: dict[tuple[str, ...], list[tuple[str, re.Pattern[str]]]] = {}
         self._leak_cache: dict[str, set[tuple[str, ...]]] = {}
 
+    @property
+    def patterns(self) -> list[re.Pattern[str]]:
+        return self._patterns
+
     def find(self, text: str, persona: Persona) -> _Hit | None:
         if not text.strip():
             return None
-        text = _normalize(text)
+        text = normalize(text)
         hit = self._find(text, persona)
         if hit is None or any(p.search(text) for p in self._unless):
             return None
@@ -292,6 +296,23 @@ class SafetyRules:
     @property
     def rule_ids(self) -> list[str]:
         return [r.spec.id for r in self._rules]
+
+    def input_markers(self, text: str) -> list[tuple[int, int, str]]:
+        """Where the input-scope pattern rules match in an untrusted text: (start, end, rule id), in order and
+        not overlapping, on the text as normalised (NFKC, no zero-width characters). Prompts mark these spans
+        for the model instead of deleting them (chimera/models/prompts.py)."""
+        text = normalize(text)
+        spans: list[tuple[int, int, str]] = []
+        for rule in self._rules:
+            if rule.spec.scope != "input" or rule.spec.kind != "regex":
+                continue
+            for pattern in rule.patterns:
+                spans.extend((m.start(), m.end(), rule.spec.id) for m in pattern.finditer(text) if m.end() > m.start())
+        kept: list[tuple[int, int, str]] = []
+        for span in sorted(spans):
+            if not kept or span[0] >= kept[-1][1]:
+                kept.append(span)
+        return kept
 
     def evaluate(self, persona: Persona, output_text: str, untrusted_inputs: list[str]) -> list[SafetyFlag]:
         """One flag per rule that fires, in file order; the detail quotes at most SNIPPET_CHARS of what matched."""

@@ -8,7 +8,8 @@ from typing import Any
 # The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
 import httpx2 as httpx
 
-from mcp_servers.common import json_object, retry_after_header
+from chimera.retry_after import retry_after_header
+from mcp_servers.common import json_object
 from mcp_servers.images.service import GeneratedImage, ImageRequest, ImagesError, Reference, check_speed, inspect_image
 
 API_KEY_ENV = "CHIMERA_IDEOGRAM_API_KEY"

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 # The mcp SDK ships its HTTP client as the `httpx2` distribution; there is no plain `httpx` in the venv.
 import httpx2 as httpx
 
-from mcp_servers.common import ToolError, json_object, retry_after_header
+from chimera.retry_after import retry_after_header
+from mcp_servers.common import ToolError, json_object
 
 BACKEND_ENV = "CHIMERA_NEWS_BACKEND"
 FEED_ENV = "CHIMERA_NEWS_FEED"

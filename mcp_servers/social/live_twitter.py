@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx2 as httpx
 
-from mcp_servers.common import RateLimited, ToolError, json_object, retry_after_header
+from chimera.retry_after import retry_after_header
+from mcp_servers.common import RateLimited, ToolError, json_object
 from mcp_servers.social.backend import NotFound, Platform, iso, parse_time
 from mcp_servers.social.ledger import (
     CLOCK_SLACK_SECONDS,

@@ -88,7 +88,8 @@ async def test_observe_then_plan_reads_hostile_mentions_and_plans_a_dag(
     assert any("ignore" in m.text.lower() and "instructions" in m.text.lower() for m in obs.mentions)
     assert obs.trends and all(t.volume > 0 for t in obs.trends)
 
-    request = plan_request(spec, CampaignProgress(goals=list(spec.goals), cycle=1), obs, "c1-", None)
+    progress = CampaignProgress(goals=list(spec.goals), cycle=1, daily_budget_usd=spec.daily_budget_usd)
+    request = plan_request(spec, progress, obs, "c1-", None)
     plan = await env.run(planner.plan, request)
     assert 1 <= len(plan.tasks) <= request.max_tasks and all(t.key.startswith("c1-") for t in plan.tasks)
     assert {t.task_type for t in plan.tasks} == {"post", "reply"}
@@ -157,7 +158,13 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     result = await env.run(content.execute_task, content_input(spec, task))
     assert result.read_set == [StateRead(key=state_keys(spec.campaign_id, task)[0], version=0)]
     assert result.tool_calls == []  # a twitter post with a planned topic needs no tool
-    assert len(result.text) <= 280 and result.usage.cost_usd == 0.0
+    assert len(result.text) <= 280
+    # Offline, the call is priced as the post tier's model would have charged, and it is in the ledger.
+    assert result.usage.estimated and result.usage.cost_usd > 0
+    task_ref = content_input(spec, task).ref
+    assert store.owner_cost(task_ref.tenant_id, task_ref.task_id) == result.usage.cost_usd
+    assert result.transcript_ref is not None
+    assert store.kept_result(task_ref.tenant_id, result.transcript_ref) is not None
 
     judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
     scores = env.run(

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from chimera.db import SchemaNotReady, StateStore, roles
+from schemas.models import CostLine, TokenUsage
 from schemas.task import StateRead
 from tests.integration.test_store_postgres import (  # noqa: F401  # fixtures, used by name
     APP,
@@ -43,7 +44,14 @@ VARY: dict[str, str] = {
     "outcomes": "task_id",
     "budgets": "scope_id",
     "tool_results": "key",
+    "model_calls": "key",
 }
+
+
+def cost_line(key: str, cost: float) -> CostLine:
+    return CostLine(
+        key=key, tier="post", provider="anthropic", model="m", tokens=TokenUsage(input_tokens=10), cost_usd=cost
+    )
 
 
 def seed(url: str) -> None:
@@ -60,6 +68,7 @@ def seed(url: str) -> None:
             store.record_review(review(f"{tenant}.launch.t1", tenant_id=tenant))
             store.set_budget(tenant, "agent", "ava", 2.0, actor="ops")
             store.keep_result(tenant, "news", "headlines", {"articles": [tenant]})
+            store.charge(r, [cost_line(f"{tenant}.launch.t1:a1:c1", 0.01)], "UTC")
     finally:
         store.close()
 
@@ -165,7 +174,7 @@ def test_isolation_matrix(seeded: PgDatabase, app_engine: Engine, who: str) -> N
             )
             for target in (A, B):
                 status, detail = attempt(app_engine, who, statement, {"t": target})
-                if table in roles.APPEND_ONLY:
+                if table in roles.INSERT_ONLY:  # audit_log, model_calls: the app role may only add rows
                     assert status == "denied" and "permission denied" in detail, (table, verb, who, detail)
                 elif target == own:  # its own rows: changed, or protected by a foreign key (so visible)
                     assert (status == "ok" and detail >= 1) or (status == "denied" and "foreign key" in detail), (
@@ -200,6 +209,33 @@ def _jsonable(value: Any) -> Any:
     import json
 
     return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def test_model_calls_are_isolated_between_tenants(seeded: PgDatabase, app_engine: Engine) -> None:
+    """The call ledger: each tenant sees, sums and charges only its own lines; the app role cannot rewrite one."""
+    from datetime import date, timedelta
+
+    store = StateStore(seeded.app_url)
+    try:
+        today = date.today()
+        for tenant, other in ((A, B), (B, A)):
+            assert store.owner_cost(tenant, f"{tenant}.launch.t1") == pytest.approx(0.01)
+            assert store.owner_cost(tenant, f"{other}.launch.t1") == 0.0  # another tenant's owner: nothing
+            # The same key in both tenants is two lines (the key is per tenant); recording it again adds nothing.
+            r = ref(f"{tenant}.launch.t1", tenant=tenant)
+            store.record_costs(r, r.task_id, [cost_line("shared-key", 0.002)], "UTC")
+            store.record_costs(r, r.task_id, [cost_line("shared-key", 0.002)], "UTC")
+        for tenant in (A, B):
+            summary = store.usage_summary(tenant, None, today - timedelta(days=1), today + timedelta(days=1))
+            assert (summary.calls, summary.published_posts) == (2, 1) and summary.spent_usd == pytest.approx(0.012)
+            assert store.owner_cost(tenant, f"{tenant}.launch.t1") == pytest.approx(0.012)
+    finally:
+        store.close()
+    for verb in ("UPDATE model_calls SET cost_usd = 0", "DELETE FROM model_calls"):
+        status, detail = attempt(app_engine, A, verb, {})
+        assert status == "denied" and "permission denied" in detail, (verb, detail)
+    status, rows = attempt(app_engine, A, "SELECT DISTINCT tenant_id FROM model_calls", {})
+    assert (status, rows) == ("ok", [(A,)])
 
 
 def test_role_audit(pg: PgDatabase) -> None:  # noqa: F811

@@ -134,6 +134,23 @@ def test_judge_overrides_are_applied() -> None:
     assert (spec.judge.bands.approve_at, spec.judge.bands.escalate_at) == (0.95, 0.5)
 
 
+def test_model_tier_overrides_are_kept_and_merge_into_the_tiers() -> None:
+    text = MINIMAL + "models:\n  post:\n    primary: {model: gemini-3.8-flash}\n    effort: low\n"
+    spec = parse_campaign(text, "campaign.yaml", ROOT / "examples", BUILT_IN)
+    assert spec.models == {"post": {"primary": {"model": "gemini-3.8-flash"}, "effort": "low"}}
+    assert spec.model_overrides()["post"]["effort"] == "low"
+
+
+def test_bad_model_overrides_are_named_at_their_line() -> None:
+    text = MINIMAL + "models:\n  post:\n    max_tokns: 3\n  reply:\n    fallback: {provider: anthropic}\n"
+    issues = issues_of(text)
+    messages = " | ".join(i.message for i in issues)
+    assert (12, "models.post.max_tokns") in at(issues) and "did you mean 'max_tokens'" in messages
+    # reply's primary is Claude by default: an Anthropic fallback would not be on the other provider
+    text = MINIMAL + "models:\n  reply:\n    fallback: {provider: anthropic, model: claude-opus-5-5}\n"
+    assert "the fallback must be on the other provider" in " | ".join(i.message for i in issues_of(text))
+
+
 # --- the broken fixture: every problem, at its line --------------------------------------------------------------
 
 
