@@ -100,6 +100,7 @@ class ContentActivities:
             written = await self._model.write(request, toolset, attempt=activity.info().attempt)
             calls = written.calls
         except ToolUseError as exc:
+            calls = exc.calls
             if exc.retry_after_seconds is not None:
                 raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds) from exc
             raise failure(Failure.TOOL_FAILED, f"a tool the draft needs failed: {exc}") from exc

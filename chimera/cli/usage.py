@@ -21,8 +21,18 @@ def _usd(value: float) -> str:
     return f"${text if '.' in text else text + '.00'}"
 
 
+def _short_usd(value: float) -> str:
+    """Four decimals, or six for sub-cent-hundredth amounts (a cheap reply's call)."""
+    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.6f}"
+
+
 def _count(n: int) -> str:
-    return f"{n:,}"
+    """Compact counts, so the table fits 80 columns: 950, 6.1k, 2.3M."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
 
 
 def headline(summary: UsageSummary) -> str:
@@ -51,25 +61,29 @@ def combined(items: Sequence[tuple[str | None, UsageSummary]], title: str) -> Ta
     """One table for several summaries, a first column naming each one's label (when labelled); None if empty."""
     if not any(summary.rows for _, summary in items):
         return None
-    labelled = any(label is not None for label, _ in items)
-    grid = Table(title=title, title_justify="left")
+    # A campaign column only when the table mixes campaigns.
+    labelled = len({label for label, summary in items if summary.rows}) > 1
+    estimated = any(row.estimated_calls for _, summary in items for row in summary.rows)
+    caption = "~ estimated: list prices, nothing billed (offline models, sandbox tools)" if estimated else None
+    grid = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     if labelled:
         grid.add_column("campaign", overflow="fold")
-    grid.add_column("tier", no_wrap=True)
-    grid.add_column("model", overflow="fold")
-    for header in ("calls", "input", "cached", "output", "cost"):
-        grid.add_column(header, justify="right", no_wrap=True)
+    # Minimum widths keep the names readable on an 80-column terminal (the numbers give way first).
+    grid.add_column("tier", overflow="fold", min_width=8)
+    grid.add_column("model", overflow="fold", min_width=12)
+    for header in ("calls", "in", "cached", "out", "cost"):
+        grid.add_column(header, justify="right", overflow="fold")
     for label, summary in items:
         for row in summary.rows:
-            mark = " [yellow]est.[/]" if row.estimated_calls else ""
+            mark = "~" if row.estimated_calls else ""
             cells = [
                 escape(row.tier),
-                f"{escape(row.provider)}:{escape(row.model)}",
+                escape(row.model),
                 _count(row.calls),
                 _count(row.input_tokens),
                 _count(row.cached_input_tokens),
                 _count(row.output_tokens),
-                _usd(row.cost_usd) + mark,
+                mark + _short_usd(row.cost_usd),
             ]
             grid.add_row(*([escape(label or "")] if labelled else []), *cells)
     return grid

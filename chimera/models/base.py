@@ -27,17 +27,22 @@ class CallRecord:
     exchange: dict[str, Any] = field(default_factory=dict)
 
 
-class ModelError(Exception):
+class CarriesCalls(Exception):
+    """A failure after model calls were made: it carries them, because their spend is real."""
+
+    calls: list[CallRecord]
+
+    def with_calls(self, calls: Sequence[CallRecord]) -> Self:
+        self.calls = list(calls)
+        return self
+
+
+class ModelError(CarriesCalls):
     """A model call failed or returned something unusable (the activity decides whether to retry)."""
 
     def __init__(self, message: str, calls: Sequence[CallRecord] = ()) -> None:
         super().__init__(message)
-        self.calls: list[CallRecord] = list(calls)
-
-    def with_calls(self, calls: Sequence[CallRecord]) -> Self:
-        """This error, carrying the calls made before it (their spend is real)."""
         self.calls = list(calls)
-        return self
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class Answered(Generic[Shape]):
     calls: list[CallRecord] = field(default_factory=list)
 
 
-class ToolUseError(Exception):
+class ToolUseError(CarriesCalls):
     """A tool call failed; the message is for the model (it may try another way or do without).
 
     `retry_after_seconds` is set when the service asked to be called again later (a rate limit)."""
@@ -94,6 +99,7 @@ class ToolUseError(Exception):
     def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.calls = []
 
 
 class ToolSpec(Protocol):

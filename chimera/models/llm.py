@@ -38,7 +38,7 @@ from chimera.models.chat import (
     ToolOutcome,
     Turn,
 )
-from chimera.models.prompts import PLANNER_TASK, PLATFORM_RULES, WRITER_TASK, Boundary, PromptBuilder
+from chimera.models.prompts import PLANNER_TASK, WRITER_TASK, Boundary, PromptBuilder
 from chimera.models.structured import (
     DraftProposal,
     InvalidAnswer,
@@ -88,7 +88,7 @@ class LlmModelProvider:
     async def plan(self, request: PlanRequest, *, attempt: int = 1) -> Planned:
         session = self._session("planning", request.models, attempt, f"plan:{request.campaign_id}:{request.key_prefix}")
         system = self._prompts.system(request.persona, PLANNER_TASK)
-        turns = [Turn(role="user", text=self._plan_message(request, Boundary.new()))]
+        turns = [Turn(role="user", text=self._prompts.plan_turn(request, Boundary.new()))]
 
         def convert(proposal: PlanProposal) -> TaskPlan:
             return to_plan(proposal, request, session.usage())
@@ -101,10 +101,13 @@ class LlmModelProvider:
         tier: TierName = "reply" if request.task.task_type == "reply" else "post"
         session = self._session(tier, request.models, attempt, request.task_id or request.task.key)
         system = self._prompts.system(request.persona, WRITER_TASK)
-        turns = [Turn(role="user", text=self._write_message(request, Boundary.new()))]
+        turns = [Turn(role="user", text=self._prompts.write_turn(request, Boundary.new()))]
         runner = _ToolLoop(tools, self._prompts, self._max_tool_calls)
-        proposal, reply = await session.answer(system, turns, DraftProposal, lambda p: p, runner)
-        media_ids = await _images(request, proposal, tools)
+        try:
+            proposal, reply = await session.answer(system, turns, DraftProposal, lambda p: p, runner)
+            media_ids = await _images(request, proposal, tools)
+        except ToolUseError as exc:  # the attempt fails on a tool, but its model calls were made
+            raise exc.with_calls(session.calls) from None
         if reply.logprob is not None:
             probability, source = math.exp(reply.logprob), "logprobs"
         else:
@@ -127,42 +130,6 @@ class LlmModelProvider:
         answer, reply = await session.answer(self._prompts.system(ask.persona, ask.task), turns, shape, lambda a: a)
         source = "logprobs" if reply.logprob is not None else "self_assessment"
         return Answered(answer=answer, author=session.author(source), usage=session.usage(), calls=session.calls)
-
-    def _plan_message(self, request: PlanRequest, boundary: Boundary) -> str:
-        p = self._prompts
-        lines = [boundary.note(), "Campaign goals:", *(f"- {g}" for g in request.goals)]
-        lines.append(f"Platforms: {', '.join(request.platforms)}. Plan at most {request.max_tasks} task(s).")
-        if request.replies_only:
-            lines.append("Plan only replies, one per observed mention worth answering; no posts.")
-        if request.replan_of is not None:
-            lines.append("Plan exactly one task replacing the one below, which did not go through:")
-            lines.append(p.block(boundary, "the task to replace", request.replan_of.model_dump(mode="json")))
-            lines.append(p.block(boundary, "why it did not go through", request.replan_reason or "unknown"))
-        recent = [{"key": o.key, "status": o.status, "reason": o.reason} for o in request.recent[-10:]]
-        if recent:
-            lines.append(p.block(boundary, "recent task outcomes", recent))
-        mentions = [m.model_dump(mode="json") for m in request.observation.mentions]
-        lines.append(p.block(boundary, "observed mentions", mentions))
-        trends = [t.model_dump(mode="json") for t in request.observation.trends]
-        lines.append(p.block(boundary, "observed trends", trends))
-        lines.append("Answer with the JSON plan.")
-        return "\n".join(lines)
-
-    def _write_message(self, request: WriteRequest, boundary: Boundary) -> str:
-        p, task = self._prompts, request.task
-        lines = [boundary.note(), f"Task: a {task.task_type} on {task.platform}.", f"Brief: {p.mark(task.brief)}"]
-        if task.goal:
-            lines.append(f"Campaign goal it serves: {p.mark(task.goal)}")
-        if task.topic:
-            lines.append(p.block(boundary, "topic", task.topic))
-        if task.mention is not None:
-            m = task.mention
-            lines.append(p.block(boundary, f"mention by {m.author} on {m.platform}", m.text))
-        if request.trends:
-            lines.append(p.block(boundary, "trends", [t.model_dump(mode="json") for t in request.trends]))
-        lines.append(PLATFORM_RULES.get(task.platform, f"{task.platform}: keep it short."))
-        lines.append("Answer with the JSON draft.")
-        return "\n".join(lines)
 
 
 class _ToolLoop:

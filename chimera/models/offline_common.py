@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel
-
 from chimera.safety.rules import SafetyRules
 from schemas.persona import Persona
 from schemas.plan import Mention, Usage
@@ -26,16 +24,14 @@ def render(value: object) -> str:
 CHARS_PER_TOKEN = 4  # the vendors' rule of thumb for English text
 
 
-def usage(persona: Persona, request: BaseModel, output: str) -> Usage:
-    """Estimated tokens of the prompt a real model would get (system prompt + request) and of the output.
-    The offline provider prices them at the tier's list price (chimera/models/offline.py)."""
-    prompt = persona.system_prompt() + "\n\n" + render(request.model_dump(mode="json", exclude={"persona"}))
-    return Usage(
-        model=MODEL_NAME,
-        input_tokens=-(-len(prompt) // CHARS_PER_TOKEN),
-        output_tokens=-(-len(output) // CHARS_PER_TOKEN),
-        cost_usd=0.0,
-    )
+def usage(output: str) -> Usage:
+    """The output's estimated tokens; the provider adds the prompt's (chimera/models/offline.py), measured on
+    the prompt a live model would get."""
+    return Usage(model=MODEL_NAME, output_tokens=estimated_tokens(output))
+
+
+def estimated_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def shorten(text: str | None, limit: int) -> str:

@@ -48,7 +48,7 @@ class OfflinePlanner:
         else:
             tasks, rationale = self._plan_cycle(request)
         rendered = render({"tasks": [t.model_dump(mode="json") for t in tasks], "rationale": rationale})
-        return TaskPlan(tasks=tasks, rationale=rationale, usage=usage(request.persona, request, rendered))
+        return TaskPlan(tasks=tasks, rationale=rationale, usage=usage(rendered))
 
     def _plan_cycle(self, request: PlanRequest) -> tuple[list[PlannedTask], str]:
         persona, obs = request.persona, request.observation

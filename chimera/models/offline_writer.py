@@ -99,7 +99,7 @@ class OfflineWriter:
             unsupported = [w for w in unsupported if w.lower() not in ("image", "photo")]
         if unsupported:
             probability = min(probability, P_CAUTIOUS)
-        return Draft(text=text, model_probability=probability, usage=usage(persona, request, text), media_ids=media_ids)
+        return Draft(text=text, model_probability=probability, usage=usage(text), media_ids=media_ids)
 
 
 @dataclass(frozen=True)

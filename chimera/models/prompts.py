@@ -20,6 +20,7 @@ from typing import Any
 
 from chimera.safety.rules import SafetyRules, normalize
 from schemas.persona import Persona
+from schemas.task import PlanRequest, WriteRequest
 
 MARKER_OPEN = "<<<"
 # What an untrusted `<<<` becomes (three single angle quotes): it can no longer look like a block marker.
@@ -83,6 +84,43 @@ class PromptBuilder:
             f"{self.mark(text)}\n"
             f"<<<END boundary={boundary.token}>>>"
         )
+
+    def plan_turn(self, request: PlanRequest, boundary: Boundary) -> str:
+        """The Planner's user turn: the goals and limits (trusted), what was observed (data blocks)."""
+        lines = [boundary.note(), "Campaign goals:", *(f"- {g}" for g in request.goals)]
+        lines.append(f"Platforms: {', '.join(request.platforms)}. Plan at most {request.max_tasks} task(s).")
+        if request.replies_only:
+            lines.append("Plan only replies, one per observed mention worth answering; no posts.")
+        if request.replan_of is not None:
+            lines.append("Plan exactly one task replacing the one below, which did not go through:")
+            lines.append(self.block(boundary, "the task to replace", request.replan_of.model_dump(mode="json")))
+            lines.append(self.block(boundary, "why it did not go through", request.replan_reason or "unknown"))
+        recent = [{"key": o.key, "status": o.status, "reason": o.reason} for o in request.recent[-10:]]
+        if recent:
+            lines.append(self.block(boundary, "recent task outcomes", recent))
+        mentions = [m.model_dump(mode="json") for m in request.observation.mentions]
+        lines.append(self.block(boundary, "observed mentions", mentions))
+        trends = [t.model_dump(mode="json") for t in request.observation.trends]
+        lines.append(self.block(boundary, "observed trends", trends))
+        lines.append("Answer with the JSON plan.")
+        return "\n".join(lines)
+
+    def write_turn(self, request: WriteRequest, boundary: Boundary) -> str:
+        """The Worker's user turn: the task and its brief (marked), the mention and trends (data blocks)."""
+        task = request.task
+        lines = [boundary.note(), f"Task: a {task.task_type} on {task.platform}.", f"Brief: {self.mark(task.brief)}"]
+        if task.goal:
+            lines.append(f"Campaign goal it serves: {self.mark(task.goal)}")
+        if task.topic:
+            lines.append(self.block(boundary, "topic", task.topic))
+        if task.mention is not None:
+            m = task.mention
+            lines.append(self.block(boundary, f"mention by {m.author} on {m.platform}", m.text))
+        if request.trends:
+            lines.append(self.block(boundary, "trends", [t.model_dump(mode="json") for t in request.trends]))
+        lines.append(PLATFORM_RULES.get(task.platform, f"{task.platform}: keep it short."))
+        lines.append("Answer with the JSON draft.")
+        return "\n".join(lines)
 
 
 PLANNER_TASK = """\

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -19,6 +20,8 @@ from activities.state_keys import state_keys
 from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.mcp import McpHost
+from chimera.models.base import CallRecord
+from chimera.models.chat import ModelCallError
 from chimera.models.offline import OfflineModelProvider
 from chimera.safety.rules import SafetyRules
 from chimera.settings import McpServerConfig, default_mcp_servers
@@ -29,6 +32,7 @@ from mcp_servers.social.sandbox import SandboxPlatform
 from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import CampaignProgress, ObserveRequest, task_id_for
+from schemas.models import CostLine
 from schemas.plan import Mention, PlannedTask
 from schemas.policy import ConfidenceBands, JudgePolicy, decide
 from schemas.task import (
@@ -349,3 +353,38 @@ async def test_instagram_post_uses_news_and_gets_an_image(spec: CampaignSpec, st
     audit = [e.detail for e in store.audit_entries(spec.tenant_id, limit=100) if e.action == "mcp_call"]
     assert {d["tool"] for d in audit} >= {"trending_topics", "generate_image"}
     assert all(d["task_id"] == content_input(spec, task).ref.task_id for d in audit)
+
+
+class FailingAfterACall:
+    """A provider whose model answered once (a paid call) and then became unavailable."""
+
+    name = "failing"
+
+    async def plan(self, request: Any, *, attempt: int = 1) -> Any:
+        raise AssertionError("not planned here")
+
+    async def ask(self, ask: Any, shape: Any, *, attempt: int = 1) -> Any:
+        raise AssertionError("not asked here")
+
+    async def write(self, request: Any, tools: Any = None, *, attempt: int = 1) -> Any:
+        line = CostLine(key=f"{request.task_id}/a{attempt}/c1", tier="post", provider="gemini",
+                        model="gemini-4-hydrogen", cost_usd=0.0042)  # fmt: skip
+        error = ModelCallError(
+            "unavailable",
+            "gemini-4-hydrogen (post tier): unavailable (503)",
+            provider="gemini",
+            model="gemini-4-hydrogen",
+        )
+        raise error.with_calls([CallRecord(line=line, exchange={"request": {}, "response": {}})])
+
+
+async def test_a_failed_attempt_still_records_what_its_calls_cost(
+    spec: CampaignSpec, store: StateStore, mcp: McpHost
+) -> None:
+    task = PlannedTask(key="c1-fail", task_type="post", platform="twitter", brief="A post", topic="#thriftflip")
+    inp = content_input(spec, task)
+    content = ContentActivities(store, mcp, FailingAfterACall())
+    with pytest.raises(ApplicationError) as err:
+        await env.run(content.execute_task, inp)
+    assert err.value.type == Failure.MODEL_UNAVAILABLE and not err.value.non_retryable
+    assert store.owner_cost(inp.ref.tenant_id, inp.ref.task_id) == 0.0042  # binds the budget when settled

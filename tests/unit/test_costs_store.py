@@ -270,7 +270,7 @@ def test_budget_show_reports_the_ledger(tmp_path: Path, monkeypatch: pytest.Monk
     assert table.exit_code == 0, table.output
     assert f"{TENANT}/{CAMPAIGN}: Calls: 3 costing $0.013 ($0.001 estimated)" in table.stdout
     assert "per published post $0.013 (1 published)" in table.stdout and "calls today by tier" in table.stdout
-    assert "est." in table.stdout and "claude-sonnet-4-5" in table.stdout
+    assert "~ estimated" in table.stdout and "claude-sonnet-4-5" in table.stdout
 
 
 def test_campaign_status_adds_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from activities.errors import model_failure
 from chimera.models.anthropic_chat import AnthropicChat
-from chimera.models.base import Ask, Image, ModelError
+from chimera.models.base import Ask, Image, ModelError, ToolUseError
 from chimera.models.catalog import ModelCatalog
 from chimera.models.chat import ChatClient, ModelCallError
 from chimera.models.gemini_chat import GeminiChat
@@ -410,3 +410,17 @@ async def test_the_offline_provider_has_no_model_to_ask() -> None:
     ask = Ask(tier="judging", persona=MIRA, task="review", instructions="review this", key="t-1/review")
     with pytest.raises(ModelError, match="no model for the judging tier"):
         await OfflineModelProvider().ask(ask, ImageCheck)
+
+
+class RateLimitedTools(Tools):
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        raise ToolUseError("search_news failed: rate limited", retry_after_seconds=30)
+
+
+async def test_a_rate_limited_tool_fails_the_attempt_carrying_the_model_calls_already_made(fakes) -> None:
+    _, g = fakes
+    g.queue(gemini_function_call("search_news", {"query": "repair"}, prompt_tokens=900))
+    with pytest.raises(ToolUseError) as err:
+        await provider(fakes, "gemini").write(write_request(), RateLimitedTools())
+    assert err.value.retry_after_seconds == 30
+    assert [c.line.key for c in err.value.calls] == ["t-1/a1/c1"]  # paid for: the activity records it
