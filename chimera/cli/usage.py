@@ -47,9 +47,10 @@ def headline(summary: UsageSummary) -> str:
 
 def tokens_line(summary: UsageSummary) -> str | None:
     """Tokens per task by tier (all four counts over the distinct tasks or plans of the tier); None if no call."""
-    if not summary.tokens_per_task:
+    tiers = {t: n for t, n in summary.tokens_per_task.items() if n}  # paid tools use no tokens
+    if not tiers:
         return None
-    return "Tokens per task: " + ", ".join(f"{escape(t)} {n:,.0f}" for t, n in sorted(summary.tokens_per_task.items()))
+    return "Tokens per task: " + ", ".join(f"{escape(t)} {n:,.0f}" for t, n in sorted(tiers.items()))
 
 
 def table(summary: UsageSummary, title: str = "calls by tier") -> Table | None:
