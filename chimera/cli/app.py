@@ -15,6 +15,7 @@ import sys
 import typer
 
 from chimera.cli import campaign, mcp, persona, processes, review, sandbox
+from chimera.cli import evaluation as eval_commands
 from chimera.cli import models as models_commands
 from chimera.cli import ops as ops_commands
 
@@ -35,6 +36,7 @@ ops_commands.register(app)  # chimera db | budget | audit (the state store)
 mcp.register(app)  # chimera mcp list | approve | call
 sandbox.register(app)  # chimera sandbox mention
 models_commands.register(app)  # chimera models list | check
+eval_commands.register(app)  # chimera eval judge
 
 
 def main() -> None:
