@@ -10,10 +10,11 @@ from activities.errors import failure
 from activities.registry import implements
 from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
+from chimera.safety.checks import hijack_flags, hostile_reply_flags, link_flags, payment_flags
 from chimera.safety.rules import SafetyRules, safety_score
 from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
-from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, decide
+from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, SafetyFlag, decide
 from schemas.review import ReviewRecord
 from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, TaskResult, VerdictRecord
 
@@ -27,7 +28,7 @@ class JudgeActivities:
     @implements(Activities.judge_result)
     def judge_result(self, inp: JudgeInput) -> JudgeScores:
         result = inp.result
-        flags = self._rules.evaluate(inp.persona, result.text, result.untrusted_inputs)
+        flags = self._rules.evaluate(inp.persona, result.text, result.untrusted_inputs) + self._checks(inp)
         similarity = self._similarity.score(inp.persona, result.text)
         history = self._store.success_rate(inp.ref.tenant_id, inp.ref.agent_id, inp.task.task_type)
         components = ConfidenceComponents(
@@ -46,6 +47,16 @@ class JudgeActivities:
         if not inp.verdict_audited_by_workflow:
             self._audit_legacy_verdict(inp, scores)
         return scores
+
+    def _checks(self, inp: JudgeInput) -> list[SafetyFlag]:
+        """The checks that hold whatever the model did: hijack, links, payments, replies to hostile mentions."""
+        text, mention = inp.result.text, inp.task.mention
+        flags = hijack_flags(text, inp.result.untrusted_inputs, mention.author if mention else None)
+        flags += link_flags(text, inp.content) + payment_flags(text, inp.content)
+        if mention is not None:
+            hostile = [f.rule for f in self._rules.evaluate(inp.persona, "", [mention.text]) if f.where == "input"]
+            flags += hostile_reply_flags(text, hostile)
+        return flags
 
     def _audit_legacy_verdict(self, inp: JudgeInput, scores: JudgeScores) -> None:
         """A task whose workflow was judged by code older than record_verdict: audit the verdict it decides

@@ -49,7 +49,7 @@ from chimera.temporal_config import TemporalConfig
 from schemas.campaign import CampaignSpec, Platform
 from schemas.models import TIER_NAMES, TierSettings
 from schemas.persona import Persona
-from schemas.policy import ConfidenceBands, ConfidenceWeights
+from schemas.policy import ConfidenceBands, ConfidenceWeights, ContentPolicy
 
 
 class CampaignFileError(FileFormatError):
@@ -72,6 +72,7 @@ KEYS: dict[str, Any] = {
         "weights": dict.fromkeys(ConfidenceWeights.model_fields),
         "bands": dict.fromkeys(ConfidenceBands.model_fields),
     },
+    "content": dict.fromkeys(ContentPolicy.model_fields),
     # Per-tier model changes (specs/models.md), merged into the process's tiers.
     "models": {
         tier: {
@@ -99,6 +100,7 @@ FIELD_PATHS: dict[str, YamlPath] = {
     "review_deadline_seconds": ("review", "deadline"),
     "judge": ("judge",),
     "models": ("models",),
+    "content": ("content",),
 }
 _DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds"})
 _PLATFORMS: tuple[str, ...] = get_args(Platform)

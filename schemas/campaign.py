@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.models import TierName, TierSettings
 from schemas.persona import Persona
-from schemas.policy import JudgePolicy
+from schemas.policy import ContentPolicy, JudgePolicy
 
 Platform = Literal["twitter", "instagram"]
 SLUG = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -32,6 +32,7 @@ class CampaignSpec(BaseModel):
     max_tasks_per_cycle: int = Field(4, ge=1, le=20)
     max_replans: int = Field(2, ge=0, le=10)
     judge: JudgePolicy = JudgePolicy()
+    content: ContentPolicy = ContentPolicy()
     # Per-tier changes to the process's model tiers (specs/models.md), e.g. {"post": {"temperature": 0.9}}.
     models: dict[TierName, dict[str, Any]] = Field(default_factory=dict)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.models import Authorship
 
@@ -49,6 +49,27 @@ class JudgePolicy(BaseModel):
 
     weights: ConfidenceWeights = ConfidenceWeights()
     bands: ConfidenceBands = ConfidenceBands()
+
+
+class ContentPolicy(BaseModel):
+    """What a campaign's posts may contain beyond words: links to these domains (and their subdomains), and,
+    only when declared, payment requests, wallet addresses and giveaways. Everything else of the kind is a
+    high-risk flag (chimera/safety/checks.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed_domains: list[str] = Field(default_factory=list, description="e.g. ['mira.example', 'shop.example']")
+    payments: bool = Field(False, description="the campaign asks for payments or names wallets on purpose")
+    giveaways: bool = Field(False, description="the campaign runs giveaways on purpose")
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        cleaned = [d.strip().lower().removeprefix("www.").strip(".") for d in domains]
+        bad = [d for d in cleaned if not d or "/" in d or " " in d or "." not in d]
+        if bad:
+            raise ValueError(f"allowed_domains must be bare domains like 'example.com', not {bad}")
+        return cleaned
 
 
 class SafetyFlag(BaseModel):

@@ -10,7 +10,7 @@ from schemas.models import Authorship
 from schemas.options import RuntimeOptions
 from schemas.persona import Persona
 from schemas.plan import Observation, PlannedTask, Trend, Usage
-from schemas.policy import JudgePolicy, Verdict
+from schemas.policy import ContentPolicy, JudgePolicy, Verdict
 
 TaskStatus = Literal[
     "planned",  # known to the campaign, not started (waiting for dependencies or a slot)
@@ -50,6 +50,7 @@ class ContentTaskInput(BaseModel):
     daily_budget_usd: float
     runtime: RuntimeOptions
     models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
+    content: ContentPolicy = ContentPolicy()
 
 
 class StateRead(BaseModel):
@@ -123,6 +124,7 @@ class JudgeInput(BaseModel):
     # The workflow audits the verdict it applies (record_verdict). A task judged before that change
     # (an input without this field) is still audited by the judge activity, so none goes unaudited.
     verdict_audited_by_workflow: bool = False
+    content: ContentPolicy = ContentPolicy()
 
 
 class VerdictRecord(BaseModel):

@@ -72,6 +72,7 @@ def child_input(
         daily_budget_usd=c.daily_budget_usd,
         runtime=runtime,
         models=spec.model_overrides(),
+        content=spec.content,
     )
 
 

@@ -38,6 +38,7 @@ def judge_input(inp: ContentTaskInput, draft: TaskResult, *, audited_by_workflow
         persona=inp.persona,
         result=draft,
         verdict_audited_by_workflow=audited_by_workflow,
+        content=inp.content,
     )
 
 

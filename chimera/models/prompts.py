@@ -18,7 +18,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from chimera.safety.rules import SafetyRules, normalize
+from chimera.safety.normalize import written
+from chimera.safety.rules import SafetyRules
 from schemas.persona import Persona
 from schemas.task import PlanRequest, WriteRequest
 
@@ -63,7 +64,7 @@ class PromptBuilder:
 
     def mark(self, text: str) -> str:
         """Untrusted text, normalised, with known injection and abuse patterns marked where they occur."""
-        clean = normalize(text)
+        clean = written(text)
         out: list[str] = []
         position = 0
         for start, end, rule in self._rules.input_markers(clean):

@@ -23,7 +23,6 @@ Everything is compiled once, when the file is loaded; per-persona matchers are c
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chimera.safety.normalize import readings, written
 from schemas.persona import Persona
 from schemas.policy import SafetyFlag, Severity
 
@@ -43,7 +43,6 @@ Scope = Literal["input", "output"]
 SNIPPET_CHARS = 40  # flags quote what matched, never replay hostile input at length
 LEAK_SHINGLE_WORDS = 7  # long enough that a boundary sentence said in passing is not a "leak"
 LOW_FLAG_COST = 0.25
-_ZERO_WIDTH = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
 _WORDS = re.compile(r"[a-z0-9']+")
 _HASHTAG = re.compile(r"#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[0-9])(?=[A-Za-z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -118,11 +117,6 @@ class _Hit:
         return f'{self.note}: "{self.snippet}"' if self.note else f'matched "{self.snippet}"'
 
 
-def normalize(text: str) -> str:
-    """NFKC and no zero-width characters, so look-alike and split-up markers still match."""
-    return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
-
-
 def _snippet(text: str) -> str:
     text = " ".join(text.split()).replace('"', "'")
     text = "".join(ch for ch in text if ch.isprintable())
@@ -168,13 +162,14 @@ class _Rule:
         return self._patterns
 
     def find(self, text: str, persona: Persona) -> _Hit | None:
+        """The first hit in any reading of the text (as written, then with obfuscation undone)."""
         if not text.strip():
             return None
-        text = normalize(text)
-        hit = self._find(text, persona)
-        if hit is None or any(p.search(text) for p in self._unless):
-            return None
-        return hit
+        for reading in readings(text):
+            hit = self._find(reading, persona)
+            if hit is not None and not any(p.search(reading) for p in self._unless):
+                return hit
+        return None
 
     def _find(self, text: str, persona: Persona) -> _Hit | None:
         for pattern in self._patterns:
@@ -301,7 +296,7 @@ class SafetyRules:
         """Where the input-scope pattern rules match in an untrusted text: (start, end, rule id), in order and
         not overlapping, on the text as normalised (NFKC, no zero-width characters). Prompts mark these spans
         for the model instead of deleting them (chimera/models/prompts.py)."""
-        text = normalize(text)
+        text = written(text)
         spans: list[tuple[int, int, str]] = []
         for rule in self._rules:
             if rule.spec.scope != "input" or rule.spec.kind != "regex":
