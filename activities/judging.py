@@ -11,6 +11,7 @@ from activities.registry import implements
 from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
 from chimera.safety.checks import hijack_flags, hostile_reply_flags, link_flags, payment_flags
+from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules, safety_score
 from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
@@ -18,12 +19,24 @@ from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, Safet
 from schemas.review import ReviewRecord
 from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, TaskResult, VerdictRecord
 
+# What the classifier judges in a draft. A scam in a draft is what makes it one (a payment request, a wallet, a
+# link, a giveaway), which chimera/safety/checks.py sees exactly; the classifier's scam score, learned on
+# mentions, misreads a thrift persona's prices as a pitch. On mentions it counts for all four.
+OUTPUT_CATEGORIES = frozenset({"injection", "abuse", "dangerous"})
+
 
 class JudgeActivities:
-    def __init__(self, store: StateStore, rules: SafetyRules, similarity: PersonaSimilarity) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        rules: SafetyRules,
+        similarity: PersonaSimilarity,
+        classifier: HarmClassifier | None = None,
+    ) -> None:
         self._store = store
         self._rules = rules
         self._similarity = similarity
+        self._classifier = classifier  # workers always pass it (workers/roles.py); some unit tests do not
 
     @implements(Activities.judge_result)
     def judge_result(self, inp: JudgeInput) -> JudgeScores:
@@ -49,12 +62,31 @@ class JudgeActivities:
         return scores
 
     def _checks(self, inp: JudgeInput) -> list[SafetyFlag]:
-        """The checks that hold whatever the model did: hijack, links, payments, replies to hostile mentions."""
+        """The checks that hold whatever the model did: hijack, links, payments, the classifier on the draft
+        and on what the task read, and replies to hostile mentions."""
         text, mention = inp.result.text, inp.task.mention
         flags = hijack_flags(text, inp.result.untrusted_inputs, mention.author if mention else None)
         flags += link_flags(text, inp.content) + payment_flags(text, inp.content)
+        hostile: list[str] = []
         if mention is not None:
             hostile = [f.rule for f in self._rules.evaluate(inp.persona, "", [mention.text]) if f.where == "input"]
+        if self._classifier is not None:
+            tools = [t for t in inp.result.untrusted_inputs if mention is None or t != mention.text]
+            scored = self._classifier.score([text, *([mention.text] if mention else []), *tools])
+            flags += [
+                SafetyFlag(rule=f"classifier-{category}", severity="high", where="output",
+                           detail=f"the draft reads as {category} ({p:.2f})")
+                for category, p in scored[0].flagged(self._classifier.voice_floors(inp.persona.examples))
+                if category in OUTPUT_CATEGORIES
+            ]  # fmt: skip
+            if mention is not None:
+                hostile += [f"classifier-{category}" for category, _ in scored[1].flagged()]
+            flags += [
+                SafetyFlag(rule=f"classifier-{category}-input", severity="low", where="input",
+                           detail=f"a tool result reads as {category} ({p:.2f})")
+                for result in scored[2 if mention else 1 :] for category, p in result.flagged()
+            ][:3]  # fmt: skip
+        if mention is not None:
             flags += hostile_reply_flags(text, hostile)
         return flags
 

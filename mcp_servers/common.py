@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,24 @@ def sqlite_connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def enable_wal(path: Path) -> None:
+    """Switch the file to WAL (it persists in the file; readers then never block the single writer). The switch
+    needs the file to itself and ignores the busy timeout, so processes opening a new file at once retry it."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    conn = sqlite_connect(path)
+    try:
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+    finally:
+        conn.close()
 
 
 @contextmanager

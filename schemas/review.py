@@ -19,6 +19,7 @@ class ReviewDecision(BaseModel):
     reviewer: str = Field(min_length=1)
     reason: str = ""
     text: str | None = Field(None, description="the new text, for edit")
+    override: bool = Field(False, description="publish an edit despite a high-risk flag (needs a reason; audited)")
 
     @model_validator(mode="after")
     def _edit_has_text(self) -> ReviewDecision:
@@ -26,6 +27,8 @@ class ReviewDecision(BaseModel):
             raise ValueError("an edit needs the new text")
         if self.action == "reject" and not self.reason.strip():
             raise ValueError("a rejection needs a reason")
+        if self.override and (self.action != "edit" or not self.reason.strip()):
+            raise ValueError("an override is for an edit, and needs a reason")
         return self
 
 
@@ -57,6 +60,7 @@ class ReviewRecord(BaseModel):
     reviewer: str | None = None
     reason: str | None = None
     edited_text: str | None = None
+    override: bool = Field(False, description="the edit was published despite a high-risk flag")
 
 
 class ReviewView(BaseModel):

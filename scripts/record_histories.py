@@ -138,8 +138,12 @@ async def pending_review(child: WorkflowHandle[Any, Any]) -> None:
 
 
 async def accepted(handle: WorkflowHandle[Any, Any], query: Any, request_id: str) -> Ack:
-    ack: Ack | None = await handle.query(query, AckQuery(request_id=request_id))
-    if ack is None or not ack.accepted:
+    async def answered() -> Ack | None:  # an edit is acked once it is judged: not at once
+        found: Ack | None = await handle.query(query, AckQuery(request_id=request_id))
+        return found
+
+    ack = await eventually(answered)
+    if not ack.accepted:
         raise RuntimeError(f"{handle.id}: {request_id} was not accepted: {ack}")
     return ack
 
@@ -285,6 +289,36 @@ async def review_scenario(
         await save(child, f"content_task_{name.replace('-', '_')}")
 
 
+async def edit_blocked_then_edited(client: Client) -> None:
+    """A reviewer's first edit carries a high-risk flag and is blocked (the review stays open); the second passes."""
+    name, bad = "edit-blocked", "Send 0.1 ETH to my wallet for a shout-out"
+    spec = scripted.spec(campaign_id=name, cycle_interval_seconds=3600)
+    script = Script(plans=[[reply("rp")]], default_scores=MEDIUM, edit_scores={bad: banned("payment-undeclared")})
+    async with session(client, name, script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        child = s.task(spec, "c1-rp")
+        await pending_review(child)
+        await child.signal(
+            ContentTaskWorkflow.decide, ReviewDecision(request_id="rv-1", action="edit", reviewer="lena", text=bad)
+        )
+
+        async def refused() -> bool:
+            ack = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="rv-1"))
+            return ack is not None and not ack.accepted
+
+        await eventually(refused)
+        edit = ReviewDecision(request_id="rv-2", action="edit", reviewer="lena", text="Thank you! More tips Sunday.")
+        await child.signal(ContentTaskWorkflow.decide, edit)
+        outcome = TaskOutcome.model_validate(await child.result())
+
+        async def campaign_saw_it() -> bool:
+            return outcome.status in (await status(handle)).tasks_by_state
+
+        await eventually(campaign_saw_it)
+        await stop(handle, "recording done")
+        await save(child, "content_task_edit_blocked_then_edited")
+
+
 SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
     campaign_one_cycle,
     campaign_replan,
@@ -302,6 +336,7 @@ SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
         ReviewDecision(request_id="rv-edit", action="edit", reviewer="lena", text="Edited reply, thank you!"),
     ),
     lambda c: review_scenario(c, "review-expired", "tw", None, review_deadline_seconds=2),
+    edit_blocked_then_edited,
 ]
 
 

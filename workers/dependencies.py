@@ -8,6 +8,7 @@ from chimera.db import StateStore
 from chimera.mcp import McpHost
 from chimera.models.base import ModelProvider
 from chimera.models.factory import build_model_provider
+from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
 from chimera.similarity import PersonaSimilarity, TfidfPersonaSimilarity
@@ -21,6 +22,7 @@ class Dependencies:
     model: ModelProvider
     rules: SafetyRules
     similarity: PersonaSimilarity
+    classifier: HarmClassifier
 
     @classmethod
     def build(cls, settings: Settings) -> Dependencies:
@@ -34,6 +36,8 @@ class Dependencies:
             model=build_model_provider(settings, rules),
             rules=rules,
             similarity=TfidfPersonaSimilarity(),
+            # The weights load now (a missing file stops the worker with the fix); the embedding model on first use.
+            classifier=HarmClassifier.default(),
         )
 
     async def aclose(self) -> None:

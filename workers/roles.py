@@ -59,7 +59,7 @@ def activity_classes(deps: Dependencies) -> list[object]:
         ),
         BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd),
         ContentActivities(deps.store, deps.mcp, deps.model),
-        JudgeActivities(deps.store, deps.rules, deps.similarity),
+        JudgeActivities(deps.store, deps.rules, deps.similarity, deps.classifier),
     ]
 
 

@@ -26,6 +26,7 @@ from workflows.calls import failure_message, failure_type, run_activity, start_a
 DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 # workflow.patched() ids. Tasks judged before the id existed keep their recorded path on replay.
 AUDIT_VERDICT_AS_DECIDED = "audit-verdict-as-decided"
+JUDGE_HUMAN_EDITS = "judge-human-edits"
 
 
 class _Ended(Exception):
@@ -50,9 +51,11 @@ class ContentTaskWorkflow:
         self._decision: ReviewDecision | None = None
         self._acks: dict[str, Ack] = {}
         self._stop: EmergencyStop | None = None
+        self._judges_edits = False  # set in run (a patch): an edit is judged before it is accepted
 
     @workflow.run
     async def run(self, inp: ContentTaskInput) -> TaskOutcome:
+        self._judges_edits = workflow.patched(JUDGE_HUMAN_EDITS)
         try:
             await self._reserve_budget()
             draft = await self._execute()
@@ -189,27 +192,64 @@ class ContentTaskWorkflow:
         await self._set_review_state("pending")
         await self._tell_campaign(self._outcome("pending_review", verdict.reasons[-1]))
         self._details(f"waiting for a reviewer until {self._deadline}")
-        try:
-            await workflow.wait_condition(
-                lambda: self._decision is not None or self._stop is not None,
-                timeout=timedelta(seconds=self._inp.review_deadline_seconds),
-                timeout_summary="review deadline",
-            )
-        except TimeoutError:
-            await self._set_review_state("expired")
-            await self._record_review("expired", reason="review expired")
-            raise _Ended(self._outcome("rejected", "review expired")) from None
-        self._raise_if_stopped()
-        decision = self._decision
-        assert decision is not None
+        wait = timedelta(seconds=self._inp.review_deadline_seconds)
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._decision is not None or self._stop is not None,
+                    timeout=wait,
+                    timeout_summary="review deadline",
+                )
+            except TimeoutError:
+                await self._set_review_state("expired")
+                await self._record_review("expired", reason="review expired")
+                raise _Ended(self._outcome("rejected", "review expired")) from None
+            self._raise_if_stopped()
+            decision = self._decision
+            assert decision is not None
+            if not (self._judges_edits and decision.action == "edit") or await self._edit_passes(draft, decision):
+                break
+            self._decision = None  # blocked: the review stays open until the same deadline
+            wait = max(deadline - workflow.now(), timedelta(seconds=1))
         state = DECIDED[decision.action]
         await self._set_review_state(state)
-        await self._record_review(state, reason=decision.reason, reviewer=decision.reviewer, edited=decision.text)
+        await self._record_review(
+            state, reason=decision.reason, reviewer=decision.reviewer, edited=decision.text, override=decision.override
+        )
         if decision.action == "reject":
             raise _Ended(self._outcome("rejected", f"rejected by {decision.reviewer}: {decision.reason}", replan=True))
         if decision.action == "edit" and decision.text:
             return decision.text
         return draft.text
+
+    async def _edit_passes(self, draft: TaskResult, decision: ReviewDecision) -> bool:
+        """A reviewer's edit passes every check before it is accepted. A high-risk flag blocks it, and the ack
+        says why, unless the reviewer overrides it (an explicit flag and a reason, audited with the review)."""
+        assert decision.text is not None
+        edited = draft.model_copy(update={"text": decision.text})
+        scores = await run_activity(
+            Activities.judge_result,
+            build.judge_input(self._inp, edited, audited_by_workflow=True),
+            self._inp.runtime,
+            f"judge the edit by {decision.reviewer}",
+        )
+        verdict = decide(scores, self._inp.judge)
+        await run_activity(
+            Activities.record_verdict,
+            build.verdict_record(self._inp, verdict),
+            self._inp.runtime,
+            f"audit the edit's verdict: {verdict.decision}",
+        )
+        high = [f for f in verdict.flags if f.severity == "high"]
+        why = "; ".join(f"{f.rule} ({f.detail})" for f in high)
+        if high and not decision.override:
+            message = f"edit blocked: high-risk flag {why}; change the text, or pass --override with a reason"
+            self._ack(decision.request_id, False, message)
+            self._details(f"an edit by {decision.reviewer} was blocked: {why}")
+            return False
+        note = f" (override of {why})" if high else ""
+        self._ack(decision.request_id, True, f"edit by {decision.reviewer} accepted{note}")
+        return True
 
     @workflow.signal
     def decide(self, decision: ReviewDecision) -> None:
@@ -225,7 +265,8 @@ class ContentTaskWorkflow:
             self._ack(decision.request_id, False, self._not_pending_message())
         else:
             self._decision = decision
-            self._ack(decision.request_id, True, f"{decision.action} by {decision.reviewer} accepted")
+            if not (self._judges_edits and decision.action == "edit"):  # an edit is acked once it is judged
+                self._ack(decision.request_id, True, f"{decision.action} by {decision.reviewer} accepted")
 
     @workflow.signal
     def stop(self, request: EmergencyStop) -> None:
@@ -270,11 +311,17 @@ class ContentTaskWorkflow:
             raise _Ended(self._outcome("cancelled", f"emergency stop: {self._stop.reason}"))
 
     async def _record_review(
-        self, state: ReviewState, *, reason: str | None = None, reviewer: str | None = None, edited: str | None = None
+        self,
+        state: ReviewState,
+        *,
+        reason: str | None = None,
+        reviewer: str | None = None,
+        edited: str | None = None,
+        override: bool = False,
     ) -> None:
         assert self._result is not None and self._verdict is not None
         record = build.review_record(
-            self._inp, self._result, self._verdict, state, self._deadline, reason, reviewer, edited
+            self._inp, self._result, self._verdict, state, self._deadline, reason, reviewer, edited, override
         )
         await run_activity(Activities.record_review, record, self._inp.runtime, f"review {state}")
 

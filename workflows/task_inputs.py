@@ -55,6 +55,7 @@ def review_record(
     reason: str | None = None,
     reviewer: str | None = None,
     edited: str | None = None,
+    override: bool = False,
 ) -> ReviewRecord:
     return ReviewRecord(
         task_id=inp.ref.task_id,
@@ -70,6 +71,7 @@ def review_record(
         reviewer=reviewer,
         reason=reason,
         edited_text=edited,
+        override=override,
     )
 
 

@@ -161,16 +161,22 @@ def reject(
 def edit(
     task: TaskArg,
     text: Annotated[str, typer.Option("--text", help="The text to publish instead of the draft.")],
-    reason: Annotated[str, typer.Option("--reason", help="Optional note for the audit log.")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="A note for the audit log (required with --override).")] = "",
+    override: Annotated[
+        bool, typer.Option("--override", help="Publish despite a high-risk flag on the edit (audited; needs --reason).")
+    ] = False,
     reviewer: ReviewerOption = None,
 ) -> None:
-    """Publish your own text instead of the draft."""
-    _decide(task, "edit", reviewer, reason, text)
+    """Publish your own text instead of the draft. The Judge checks it first: a high-risk flag blocks it and
+    says why, unless you --override with a --reason."""
+    _decide(task, "edit", reviewer, reason, text, override)
 
 
-def _decide(task: str, action: ReviewAction, reviewer: str | None, reason: str, text: str | None = None) -> None:
+def _decide(
+    task: str, action: ReviewAction, reviewer: str | None, reason: str, text: str | None = None, override: bool = False
+) -> None:
     # Validate before connecting: a rejection without a reason is a usage error, whatever the server says.
     with render.reported_errors():
-        decision = reviews.review_decision(action, reviewer, reason, text)
+        decision = reviews.review_decision(action, reviewer, reason, text, override)
     ack = render.run(lambda client, _: reviews.send_review_decision(client, task, decision))
     render.report_ack(ack)

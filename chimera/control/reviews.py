@@ -240,11 +240,17 @@ async def show_review(client: Client, task_id: str) -> ReviewView:
 
 
 def review_decision(
-    action: ReviewAction, reviewer: str | None, reason: str | None, text: str | None = None
+    action: ReviewAction, reviewer: str | None, reason: str | None, text: str | None = None, override: bool = False
 ) -> ReviewDecision:
-    """A validated decision; `InvalidRequest` when a rejection has no reason or an edit no text."""
+    """A validated decision; `InvalidRequest` when a rejection has no reason, an edit no text, or an override
+    no reason."""
     return build_request(
-        ReviewDecision, action=action, reviewer=reviewer or default_actor(), reason=reason or "", text=text
+        ReviewDecision,
+        action=action,
+        reviewer=reviewer or default_actor(),
+        reason=reason or "",
+        text=text,
+        override=override,
     )
 
 

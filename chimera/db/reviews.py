@@ -136,6 +136,7 @@ def record(session: Session, rec: ReviewRecord, now: datetime) -> None:
                 "reason": rec.reason,
                 "seq": int(last) + 1,
                 "edited_text_sha256": _sha(rec.edited_text) if rec.state == "edited" else None,
+                **({"override": True} if rec.override else {}),  # an edit published despite a high-risk flag
             },
             now=now,
         )

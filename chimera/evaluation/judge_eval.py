@@ -35,6 +35,7 @@ from chimera.mcp import McpHost
 from chimera.models.base import Answered, Ask, Planned, Shape, ToolRunner, Written
 from chimera.models.offline import OfflineModelProvider
 from chimera.models.offline_writer import DEFLECTION
+from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
 from chimera.similarity import TfidfPersonaSimilarity
@@ -167,7 +168,7 @@ class JudgeEvaluation:
         self.store = StateStore.from_settings(settings)
         self.store.ensure_campaign(spec)
         self._mcp = McpHost.from_settings(settings, self.store)
-        self._judge = JudgeActivities(self.store, self.rules, TfidfPersonaSimilarity())
+        self._judge = JudgeActivities(self.store, self.rules, TfidfPersonaSimilarity(), HarmClassifier.default())
         self._env = ActivityEnvironment()
 
     async def run(self, items: Sequence[CorpusItem], run: Run) -> list[ItemResult]:

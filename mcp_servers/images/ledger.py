@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_servers.common import ToolError, check_rate, sqlite_connect, sqlite_transaction
+from mcp_servers.common import ToolError, check_rate, enable_wal, sqlite_connect, sqlite_transaction
 
 LEDGER_FILE = "images.sqlite3"
 
@@ -107,11 +107,7 @@ class Ledger:
         self._clock = clock
         sandbox_dir.mkdir(parents=True, exist_ok=True)
         self.path = sandbox_dir / LEDGER_FILE
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
-        finally:
-            conn.close()
+        enable_wal(self.path)  # readers never block the one writer
         with self._transaction() as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_servers.common import ToolError, sqlite_connect, sqlite_transaction
+from mcp_servers.common import ToolError, enable_wal, sqlite_connect, sqlite_transaction
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, Platform, iso
 
 # Platform clocks and ours differ a little; search this much before the attempt started.
@@ -100,9 +100,9 @@ class PublishLedger:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / f"{platform}-live-ledger.sqlite3"
         self._clock = clock
+        enable_wal(self.path)
         conn = self._connect()
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
         finally:
             conn.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from mcp_servers.common import SEED_DIR, check_rate, sqlite_connect, sqlite_transaction
+from mcp_servers.common import SEED_DIR, check_rate, enable_wal, sqlite_connect, sqlite_transaction
 from mcp_servers.media import MediaStore
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
 from mcp_servers.social.rules import (
@@ -149,12 +149,7 @@ class SandboxPlatform:
         return sqlite_transaction(self.path, write=write)
 
     def _init_db(self, seed: bool) -> None:
-        conn = self._connect()
-        try:
-            # WAL persists in the file; readers then never block the single writer.
-            conn.execute("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
+        enable_wal(self.path)
         with self._transaction(write=True) as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

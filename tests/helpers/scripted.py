@@ -105,6 +105,7 @@ class Script:
     plans: list[list[PlannedTask]] = field(default_factory=list)  # one per cycle; last repeats
     scores: dict[str, JudgeScores] = field(default_factory=dict)  # by task key prefix-free suffix
     default_scores: JudgeScores = HIGH
+    edit_scores: dict[str, JudgeScores] = field(default_factory=dict)  # a reviewer's edit, by its text; else HIGH
     budget_ok: bool = True
     execute_gate: asyncio.Event | None = None  # when set, execute waits for it (to stop mid-activity)
     conflict_keys: set[str] = field(default_factory=set)
@@ -203,6 +204,8 @@ class Script:
         @activity.defn(name=Activities.judge_result.name)
         async def judge_result(inp: JudgeInput) -> JudgeScores:
             script.judged.append(inp)
+            if inp.result.text != f"draft for {inp.task.key}":  # a reviewer's edit is judged too
+                return script.edit_scores.get(inp.result.text, HIGH)
             return script.scores_for(inp.task.key)
 
         @activity.defn(name=Activities.record_verdict.name)

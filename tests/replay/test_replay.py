@@ -40,6 +40,7 @@ EXPECTED = frozenset(
         "content_task_rejected_by_judge",
         "content_task_escalated_approved",
         "content_task_escalated_edited",
+        "content_task_edit_blocked_then_edited",
         "content_task_review_expired",
         "content_task_stopped_mid_review",
     }
@@ -171,3 +172,14 @@ def test_tasks_judged_before_the_verdict_audit_keep_their_path(name: str) -> Non
     assert "record_verdict" not in before
     assert after[after.index("judge_result") + 1] == "record_verdict"
     assert [a for a in after if a != "record_verdict"] == before
+
+
+def test_edits_decided_before_judge_human_edits_keep_their_path() -> None:
+    """v3 holds an edit recorded before `judge-human-edits`: published without judging the edit; since the
+    patch an edit is judged (and its verdict audited) before it is accepted, and a blocked one is judged again."""
+    before = activity_types(load(HISTORIES / "v3" / "content_task_escalated_edited.json"))
+    after = activity_types(load(HISTORIES / "content_task_escalated_edited.json"))
+    blocked = activity_types(load(HISTORIES / "content_task_edit_blocked_then_edited.json"))
+    assert before.count("judge_result") == 1
+    assert after.count("judge_result") == 2 and after.count("record_verdict") == 2
+    assert blocked.count("judge_result") == 3  # the draft, the blocked edit, the accepted edit
