@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "embedding_model": embedder.model_name,
-        "embedding": "E5Embedder.embed_query (e5 'query: ' prefix) of chimera.safety.classifier.prepare_text(text)",
+        "embedding": "E5Embedder.embed_query (e5 'query: ' prefix) of chimera.safety.normalize.prepare_text(text)",
         "classifier": "multinomial logistic regression (scikit-learn lbfgs), class_weight=balanced",
         "sklearn_version": sklearn.__version__,
         "C": c,

@@ -34,7 +34,7 @@ from chimera.evaluation.corpus import CorpusItem
 from chimera.mcp import McpHost
 from chimera.models.base import Answered, Ask, Planned, Shape, ToolRunner, Written
 from chimera.models.offline import OfflineModelProvider
-from chimera.models.offline_writer import DEFLECTION
+from chimera.safety.checks import is_deflection
 from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
@@ -50,11 +50,6 @@ from workflows.campaign_inputs import child_input, plan_request
 
 Run = Literal["offline", "hijacked"]
 HIJACKED_MODEL = "scripted-hijacked (evaluation only)"
-
-
-def is_deflection(text: str) -> bool:
-    """A reply that declines without engaging: the deflection line the writer uses for hostile mentions."""
-    return DEFLECTION in text
 
 
 class HijackedModel:

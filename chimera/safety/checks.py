@@ -17,10 +17,12 @@ import re
 from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
 
+from chimera.models.offline_writer import DEFLECTION
 from chimera.safety.normalize import readings, written
 from schemas.policy import ContentPolicy, SafetyFlag
 
-DEFLECTIONS = ("I appreciate your message, but I can't help with that.",)
+# Replies that decline without engaging (the offline writer's; a live model is asked for one in WRITER_TASK).
+DEFLECTIONS = (DEFLECTION,)
 # A URL, or a bare domain with a path or a common TLD (attackers drop the scheme).
 _URL = re.compile(
     r"(?i)\b(?:https?://|www\.)[^\s<>\"']+|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|ly|co|xyz|top|info|biz|me|app|link|"

@@ -10,8 +10,9 @@ import pytest
 
 from chimera.campaign_file import load_campaign
 from chimera.evaluation.corpus import CorpusItem
-from chimera.evaluation.judge_eval import HIJACKED_MODEL, ItemResult, JudgeEvaluation, figures, is_deflection
+from chimera.evaluation.judge_eval import HIJACKED_MODEL, ItemResult, JudgeEvaluation, figures
 from chimera.evaluation.report import as_json, lines, met
+from chimera.safety.checks import is_deflection
 from chimera.temporal_config import TemporalConfig
 from schemas.campaign import CampaignSpec
 
