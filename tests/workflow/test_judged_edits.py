@@ -35,6 +35,18 @@ async def decide(child: Any, request_id: str, text: str, **kw: object) -> Ack:
     return await eventually(answered)
 
 
+async def pending_review(env: WorkflowEnvironment, queue: str) -> tuple[Any, Any]:
+    """A campaign whose reply task waits for a reviewer: (campaign handle, task handle)."""
+    handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=7 * 24 * 3600), max_cycles=None)
+    child = await task_handle(env.client, handle, "rp")
+
+    async def pending() -> bool:
+        return (await child.query(ContentTaskWorkflow.review)).state == "pending"
+
+    await eventually(pending)
+    return handle, child
+
+
 @pytest.fixture
 def script() -> Script:
     return Script(plans=[[reply("rp")]], default_scores=MEDIUM, edit_scores={BAD_EDIT: banned("payment-undeclared")})
@@ -44,13 +56,7 @@ async def test_an_edit_with_a_high_risk_flag_is_blocked_then_a_clean_edit_publis
     env: WorkflowEnvironment, script: Script
 ) -> None:
     async with running(env.client, script) as queue:
-        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=7 * 24 * 3600), max_cycles=None)
-        child = await task_handle(env.client, handle, "rp")
-
-        async def pending() -> bool:
-            return (await child.query(ContentTaskWorkflow.review)).state == "pending"
-
-        await eventually(pending)
+        handle, child = await pending_review(env, queue)
         blocked = await decide(child, "e1", BAD_EDIT)
         still = await child.query(ContentTaskWorkflow.review)
         accepted = await decide(child, "e2", "Thank you, Sam! More mending tips on Sunday.")
@@ -77,13 +83,7 @@ async def test_an_override_with_a_reason_publishes_the_flagged_edit_and_is_recor
     env: WorkflowEnvironment, script: Script
 ) -> None:
     async with running(env.client, script) as queue:
-        handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=7 * 24 * 3600), max_cycles=None)
-        child = await task_handle(env.client, handle, "rp")
-
-        async def pending() -> bool:
-            return (await child.query(ContentTaskWorkflow.review)).state == "pending"
-
-        await eventually(pending)
+        handle, child = await pending_review(env, queue)
         ack = await decide(child, "e1", BAD_EDIT, override=True, reason="the charity drive is declared in the brief")
         outcome: TaskOutcome = await child.result()
         await handle.terminate("test over")
