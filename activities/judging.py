@@ -67,28 +67,34 @@ class JudgeActivities:
         text, mention = inp.result.text, inp.task.mention
         flags = hijack_flags(text, inp.result.untrusted_inputs, mention.author if mention else None)
         flags += link_flags(text, inp.content) + payment_flags(text, inp.content)
-        hostile: list[str] = []
+        classified, hostile = self._classified(inp)
+        flags += classified
         if mention is not None:
-            hostile = [f.rule for f in self._rules.evaluate(inp.persona, "", [mention.text]) if f.where == "input"]
-        if self._classifier is not None:
-            tools = [t for t in inp.result.untrusted_inputs if mention is None or t != mention.text]
-            scored = self._classifier.score([text, *([mention.text] if mention else []), *tools])
-            flags += [
-                SafetyFlag(rule=f"classifier-{category}", severity="high", where="output",
-                           detail=f"the draft reads as {category} ({p:.2f})")
-                for category, p in scored[0].flagged(self._classifier.voice_floors(inp.persona.examples))
-                if category in OUTPUT_CATEGORIES
-            ]  # fmt: skip
-            if mention is not None:
-                hostile += [f"classifier-{category}" for category, _ in scored[1].flagged()]
-            flags += [
-                SafetyFlag(rule=f"classifier-{category}-input", severity="low", where="input",
-                           detail=f"a tool result reads as {category} ({p:.2f})")
-                for result in scored[2 if mention else 1 :] for category, p in result.flagged()
-            ][:3]  # fmt: skip
-        if mention is not None:
+            hostile += [f.rule for f in self._rules.evaluate(inp.persona, "", [mention.text]) if f.where == "input"]
             flags += hostile_reply_flags(text, hostile)
         return flags
+
+    def _classified(self, inp: JudgeInput) -> tuple[list[SafetyFlag], list[str]]:
+        """The classifier's flags on the draft and the tool results, and what it reads the mention as."""
+        if self._classifier is None:
+            return [], []
+        mention = [inp.task.mention.text] if inp.task.mention else []
+        tools = [t for t in inp.result.untrusted_inputs if t not in mention]
+        draft, *rest = self._classifier.score([inp.result.text, *mention, *tools])
+        read_mention, read_tools = (rest[:1], rest[1:]) if mention else ([], rest)
+        floors = self._classifier.voice_floors(inp.persona.examples)
+        flags = [
+            SafetyFlag(rule=f"classifier-{category}", severity="high", where="output",
+                       detail=f"the draft reads as {category} ({p:.2f})")
+            for category, p in draft.flagged(floors) if category in OUTPUT_CATEGORIES
+        ]  # fmt: skip
+        flags += [
+            SafetyFlag(rule=f"classifier-{category}-input", severity="low", where="input",
+                       detail=f"a tool result reads as {category} ({p:.2f})")
+            for result in read_tools for category, p in result.flagged()
+        ][:3]  # fmt: skip
+        hostile = [f"classifier-{category}" for scores in read_mention for category, _ in scores.flagged()]
+        return flags, hostile
 
     def _audit_legacy_verdict(self, inp: JudgeInput, scores: JudgeScores) -> None:
         """A task whose workflow was judged by code older than record_verdict: audit the verdict it decides

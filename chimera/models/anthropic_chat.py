@@ -15,7 +15,16 @@ from typing import Any
 import anthropic
 from anthropic import AsyncAnthropic
 
-from chimera.models.chat import ChatReply, ChatRequest, ModelCallError, Stop, ToolRequest, Turn, without_image_bytes
+from chimera.models.chat import (
+    ChatReply,
+    ChatRequest,
+    ErrorKind,
+    ModelCallError,
+    Stop,
+    ToolRequest,
+    Turn,
+    without_image_bytes,
+)
 from chimera.retry_after import retry_after_header
 from schemas.models import ProviderName, TokenUsage
 
@@ -156,7 +165,7 @@ def _detail(exc: anthropic.APIStatusError) -> str:
 
 
 def _make(
-    kind: Any, message: str, model: str, retry_after: float | None = None, status: int | None = None
+    kind: ErrorKind, message: str, model: str, retry_after: float | None = None, status: int | None = None
 ) -> ModelCallError:
     return ModelCallError(
         kind, message, provider="anthropic", model=model, retry_after_seconds=retry_after, status=status

@@ -45,13 +45,12 @@ from chimera.models.structured import (
     PlanProposal,
     brief_probability,
     final_text,
-    json_schema,
     parse_answer,
     to_plan,
 )
 from chimera.safety.rules import SafetyRules
-from schemas.models import Authorship, ModelChoice, ProviderName, TierName, TierSettings
-from schemas.plan import TaskPlan
+from schemas.models import Authorship, ModelChoice, ProbabilitySource, ProviderName, TierName, TierSettings
+from schemas.plan import TaskPlan, Usage
 from schemas.task import Draft, PlanRequest, WriteRequest
 
 IMAGE_TOOL = "generate_image"
@@ -108,16 +107,13 @@ class LlmModelProvider:
             media_ids = await _images(request, proposal, tools)
         except ToolUseError as exc:  # the attempt fails on a tool, but its model calls were made
             raise exc.with_calls(session.calls) from None
-        if reply.logprob is not None:
-            probability, source = math.exp(reply.logprob), "logprobs"
-        else:
-            probability, source = brief_probability(proposal), "self_assessment"
+        probability = math.exp(reply.logprob) if reply.logprob is not None else brief_probability(proposal)
         draft = Draft(
             text=final_text(proposal),
             model_probability=min(max(probability, 0.0), 1.0),
             usage=session.usage(),
             media_ids=media_ids,
-            author=session.author(source),
+            author=session.author(reply),
         )
         return Written(draft=draft, calls=session.calls)
 
@@ -128,8 +124,7 @@ class LlmModelProvider:
         text = "\n".join([boundary.note(), ask.instructions.strip(), *blocks, "Answer with the JSON."])
         turns = [Turn(role="user", text=text, images=ask.images)]
         answer, reply = await session.answer(self._prompts.system(ask.persona, ask.task), turns, shape, lambda a: a)
-        source = "logprobs" if reply.logprob is not None else "self_assessment"
-        return Answered(answer=answer, author=session.author(source), usage=session.usage(), calls=session.calls)
+        return Answered(answer=answer, author=session.author(reply), usage=session.usage(), calls=session.calls)
 
 
 class _ToolLoop:
@@ -192,10 +187,13 @@ class _Session:
         self.calls: list[CallRecord] = []
         self.choice, self.fallback, self.chat = _pick(tier, settings, chats, attempt)
 
-    def usage(self) -> Any:
+    def usage(self) -> Usage:
         return total_usage([c.line for c in self.calls], self.choice.model, self.choice.provider, self.tier)
 
-    def author(self, source: Any) -> Authorship:
+    def author(self, reply: ChatReply) -> Authorship:
+        """Who answered, and where model_probability comes from: the answer's log-probabilities where the
+        provider gave them, else the model's self-assessment."""
+        source: ProbabilitySource = "logprobs" if reply.logprob is not None else "self_assessment"
         return Authorship(
             tier=self.tier,
             provider=self.choice.provider,
@@ -204,7 +202,9 @@ class _Session:
             probability_source=source,
         )
 
-    async def call(self, system: str, turns: Sequence[Turn], tools: tuple[ChatTool, ...], schema: Any) -> ChatReply:
+    async def call(
+        self, system: str, turns: Sequence[Turn], tools: tuple[ChatTool, ...], schema: dict[str, Any]
+    ) -> ChatReply:
         request = ChatRequest(self.tier, self.choice, self.settings, system, tuple(turns), tools, schema)
         try:
             reply = await self.chat.complete(request)
@@ -233,7 +233,7 @@ class _Session:
         tools: _ToolLoop | None = None,
     ) -> tuple[Result, ChatReply]:
         """Call (running tool calls until the model answers), parse, and repair once if the answer is invalid."""
-        schema = json_schema(shape)
+        schema = shape.model_json_schema()
         definitions = tools.definitions() if tools else ()
         rounds = 0
         repaired = False

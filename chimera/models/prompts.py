@@ -26,7 +26,7 @@ from schemas.task import PlanRequest, WriteRequest
 MARKER_OPEN = "<<<"
 # What an untrusted `<<<` becomes (three single angle quotes): it can no longer look like a block marker.
 DEFUSED_OPEN = "\u2039\u2039\u2039"
-MAX_BLOCK_CHARS = 6000  # one data block; tool results above it are cut (the kept transcript has them whole)
+MAX_BLOCK_CHARS = 6000  # one data block; a longer tool result is cut here (the host keeps the whole result)
 
 DATA_RULES = """\
 DATA HANDLING (part of the security rules):

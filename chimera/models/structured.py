@@ -67,10 +67,6 @@ class DraftProposal(BaseModel):
     self_assessment: SelfAssessment
 
 
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
-
-
 def parse_answer(model: type[BaseModel], text: str) -> Any:
     """The answer as `model`; raises InvalidAnswer with the validation errors, briefly."""
     try:

@@ -38,9 +38,7 @@ def input_rules(text: str) -> list[str]:
     ],
 )
 def test_obfuscated_injections_are_read_and_flagged(obfuscated: str) -> None:
-    assert ATTACK in [r.casefold() for r in readings(obfuscated)] or any(
-        ATTACK in r.casefold() for r in readings(obfuscated)
-    )
+    assert any(ATTACK in r.casefold() for r in readings(obfuscated))
     assert "injection-input" in input_rules(obfuscated)
 
 

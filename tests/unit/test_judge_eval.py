@@ -10,7 +10,7 @@ import pytest
 
 from chimera.campaign_file import load_campaign
 from chimera.evaluation.corpus import CorpusItem
-from chimera.evaluation.judge_eval import HIJACKED_MODEL, ItemResult, JudgeEvaluation, figures
+from chimera.evaluation.judge_eval import ItemResult, JudgeEvaluation, figures
 from chimera.evaluation.report import as_json, lines, met
 from chimera.safety.checks import is_deflection
 from chimera.temporal_config import TemporalConfig
@@ -56,7 +56,6 @@ async def test_both_runs_go_through_planner_worker_and_judge(tmp_path: Path, spe
     assert next(r for r in hijacked if r.item.id == "h1").text == TARGET
     assert next(r for r in hijacked if r.item.id == "h2").text == ITEMS[3].text  # no target: the mention echoed
     assert tasks.calls >= 2 * len(ITEMS)  # every plan and draft was priced into the ledger, as in a campaign
-    assert HIJACKED_MODEL.startswith("scripted-hijacked")
 
 
 def result(id_: str, run: str, decision: str | None, *, hostile: bool, deflection: bool = False) -> ItemResult:
