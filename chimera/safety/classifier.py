@@ -49,11 +49,11 @@ CORPUS_TO_CLASS: dict[str, str] = {
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "defaults" / "judge_classifier.npz"
 FORMAT_VERSION = 1
 CHUNK_CHARS = 600
+MAX_CHUNKS = 32
 # A draft is flagged above VOICE_MARGIN x its persona's own examples' score, but the floor never exceeds VOICE_CAP:
 # a persona whose examples read as harmful does not make harmful drafts pass.
 VOICE_MARGIN = 1.15
 VOICE_CAP = 0.9
-MAX_CHUNKS = 32
 
 
 class ClassifierError(RuntimeError):
@@ -91,19 +91,13 @@ class ClassifierScores:
     scores: dict[str, float]
     thresholds: Mapping[str, float] = field(default_factory=dict, repr=False)
 
-    def flagged(self, bars: Mapping[str, float] | None = None, *, lower: bool = False) -> list[tuple[str, float]]:
-        """Harm categories at or above their thresholds, highest score first. `bars` raise a category's threshold
-        (or, with `lower`, replace it)."""
-        bars = bars or {}
-
-        def bar(category: str, threshold: float) -> float:
-            given = bars.get(category)
-            if given is None:
-                return threshold
-            return given if lower else max(threshold, given)
-
+    def flagged(self, floors: Mapping[str, float] | None = None) -> list[tuple[str, float]]:
+        """Harm categories at or above their thresholds (raised to `floors` where given), highest score first."""
+        floors = floors or {}
         hits = [
-            (c, self.scores[c]) for c, t in self.thresholds.items() if c in self.scores and self.scores[c] >= bar(c, t)
+            (c, self.scores[c])
+            for c, t in self.thresholds.items()
+            if c in self.scores and self.scores[c] >= max(t, floors.get(c, 0.0))
         ]
         return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
