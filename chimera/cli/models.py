@@ -180,7 +180,7 @@ def list_models(json_: JsonFlag = False) -> None:
             )
         )
     listing = ModelsList(
-        mode=resolve_mode(settings, chats),
+        mode=resolve_mode(settings),
         model_provider=settings.model_provider,
         day=day,
         credentials=_credentials(chats),

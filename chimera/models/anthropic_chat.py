@@ -9,12 +9,12 @@ Credentials are the SDK's: ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), and ANTH
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
 
+from chimera.models import credentials
 from chimera.models.chat import (
     ChatReply,
     ChatRequest,
@@ -28,7 +28,6 @@ from chimera.models.chat import (
 from chimera.retry_after import retry_after_header
 from schemas.models import ProviderName, TokenUsage
 
-CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 _STOPS: dict[str, Stop] = {"tool_use": "tool_use", "max_tokens": "max_tokens", "refusal": "refusal"}
 
 
@@ -39,10 +38,10 @@ class AnthropicChat:
         self._client = client
 
     def has_credentials(self) -> bool:
-        return self._client is not None or any(os.environ.get(v) for v in CREDENTIAL_VARIABLES)
+        return self._client is not None or credentials.present("anthropic")
 
     def credential_source(self) -> str:
-        return next((v for v in CREDENTIAL_VARIABLES if os.environ.get(v)), "ANTHROPIC_API_KEY (unset)")
+        return credentials.source("anthropic")
 
     def _sdk(self, model: str) -> AsyncAnthropic:
         if self._client is None:

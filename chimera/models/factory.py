@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from chimera.models.anthropic_chat import AnthropicChat
+from chimera.models import credentials
 from chimera.models.base import ModelProvider
 from chimera.models.catalog import ModelCatalog
 from chimera.models.chat import ChatClient
-from chimera.models.gemini_chat import GeminiChat
-from chimera.models.llm import LlmModelProvider
 from chimera.models.offline import OfflineModelProvider
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
@@ -26,18 +24,23 @@ def load_catalog(settings: Settings) -> ModelCatalog:
 
 
 def chat_clients() -> dict[ProviderName, ChatClient]:
+    """The SDK adapters; imported here, so an offline process never loads the SDKs."""
+    from chimera.models.anthropic_chat import AnthropicChat
+    from chimera.models.gemini_chat import GeminiChat
+
     return {"anthropic": AnthropicChat(), "gemini": GeminiChat()}
 
 
-def resolve_mode(settings: Settings, chats: dict[ProviderName, ChatClient]) -> Literal["offline", "live"]:
+def resolve_mode(settings: Settings) -> Literal["offline", "live"]:
     if settings.model_provider == "auto":
-        return "live" if any(c.has_credentials() for c in chats.values()) else "offline"
+        return "live" if credentials.any_present() else "offline"
     return settings.model_provider
 
 
 def build_model_provider(settings: Settings, rules: SafetyRules) -> ModelProvider:
     catalog = load_catalog(settings)
-    chats = chat_clients()
-    if resolve_mode(settings, chats) == "offline":
+    if resolve_mode(settings) == "offline":
         return OfflineModelProvider(rules=rules, catalog=catalog)
-    return LlmModelProvider(catalog, chats, rules, max_tool_calls=settings.max_tool_calls)
+    from chimera.models.llm import LlmModelProvider
+
+    return LlmModelProvider(catalog, chat_clients(), rules, max_tool_calls=settings.max_tool_calls)

@@ -12,13 +12,13 @@ if set.
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import httpx2 as httpx
 from google import genai
 from google.genai import errors, types
 
+from chimera.models import credentials
 from chimera.models.chat import (
     ChatReply,
     ChatRequest,
@@ -32,14 +32,9 @@ from chimera.models.chat import (
 from chimera.retry_after import retry_after_header
 from schemas.models import ProviderName, TokenUsage
 
-API_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 REFUSALS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"})
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _CONTENT_TOKEN = re.compile(r"\w")
-
-
-def _vertex() -> bool:
-    return os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true", "yes")
 
 
 class GeminiChat:
@@ -49,14 +44,10 @@ class GeminiChat:
         self._client = client
 
     def has_credentials(self) -> bool:
-        if self._client is not None or any(os.environ.get(v) for v in API_KEY_VARIABLES):
-            return True
-        return _vertex() and bool(os.environ.get("GOOGLE_CLOUD_PROJECT"))
+        return self._client is not None or credentials.present("gemini")
 
     def credential_source(self) -> str:
-        if _vertex():
-            return "Vertex AI (GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_CLOUD_PROJECT)"
-        return next((v for v in API_KEY_VARIABLES if os.environ.get(v)), "GEMINI_API_KEY (unset)")
+        return credentials.source("gemini")
 
     def _sdk(self, model: str) -> genai.Client:
         if self._client is None:
