@@ -10,13 +10,20 @@ from schemas.task import BudgetRequest, Reservation, SettleRequest
 
 
 class BudgetActivities:
-    def __init__(self, store: StateStore, estimates_usd: dict[str, float], default_estimate_usd: float) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        estimates_usd: dict[str, float],
+        default_estimate_usd: float,
+        review_estimate_usd: float = 0.0,
+    ) -> None:
         self._store = store
         self._estimates = dict(estimates_usd)
         self._default = default_estimate_usd
+        self._review = review_estimate_usd  # the Judge's model review, when one is configured
 
     def estimate(self, task_type: str) -> float:
-        return self._estimates.get(task_type, self._default)
+        return self._estimates.get(task_type, self._default) + self._review
 
     @implements(Activities.reserve_budget)
     def reserve_budget(self, req: BudgetRequest) -> Reservation:

@@ -6,13 +6,20 @@ workflow, which then has `record_verdict` audit exactly the verdict it acts on.
 
 from __future__ import annotations
 
-from activities.errors import failure
+import asyncio
+
+from temporalio import activity
+
+from activities.errors import failure, model_failure
 from activities.registry import implements
+from activities.spend import CallLedger
 from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
-from chimera.safety.checks import hijack_flags, hostile_reply_flags, link_flags, payment_flags
+from chimera.safety.checks import hides_payload, hijack_flags, hostile_reply_flags, link_flags, payment_flags
 from chimera.safety.classifier import HarmClassifier
+from chimera.safety.model_review import ModelReviewer, ReviewOutcome
 from chimera.safety.rules import SafetyRules, safety_score
+from chimera.safety.vision import VisionCheck, VisionReport
 from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, SafetyFlag, decide
@@ -32,18 +39,62 @@ class JudgeActivities:
         rules: SafetyRules,
         similarity: PersonaSimilarity,
         classifier: HarmClassifier | None = None,
+        reviewer: ModelReviewer | None = None,
+        vision: VisionCheck | None = None,
     ) -> None:
         self._store = store
         self._rules = rules
         self._similarity = similarity
         self._classifier = classifier  # workers always pass it (workers/roles.py); some unit tests do not
+        self._reviewer = reviewer  # set when a judging model is configured (live models)
+        self._vision = vision  # workers always pass it; its model part only when a vision model is configured
+        self._ledger = CallLedger(store)
 
     @implements(Activities.judge_result)
-    def judge_result(self, inp: JudgeInput) -> JudgeScores:
+    async def judge_result(self, inp: JudgeInput) -> JudgeScores:
+        """The offline measurements (in a thread: the classifier computes) and the model review side by side."""
+        scores, review, vision = await asyncio.gather(
+            asyncio.to_thread(self._measure, inp), self._review(inp), self._look(inp)
+        )
+        flags, reasons = list(scores.flags), list(scores.reasons)
+        if review is not None:
+            flags, reasons = [*flags, *review.flags], [*reasons, review.reason]
+        if vision is not None:
+            flags, reasons = [*flags, *vision.flags], [*reasons, *vision.reasons]
+        scores = scores.model_copy(update={"flags": flags, "reasons": reasons})
+        if not inp.verdict_audited_by_workflow:
+            await asyncio.to_thread(self._audit_legacy_verdict, inp, scores)
+        return scores
+
+    async def _review(self, inp: JudgeInput) -> ReviewOutcome | None:
+        """The judging model's review, its calls kept against the task (its spend is the task's), or None
+        when no judging model is configured. A busy provider is retried by the activity (see model_review)."""
+        if self._reviewer is None:
+            return None
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        review = await self._reviewer.review(inp, attempt)
+        await self._ledger.keep(inp.ref, review.calls, inp.timezone)
+        if review.retry is not None:
+            raise model_failure(review.retry, Failure.MODEL_UNAVAILABLE)
+        return review
+
+    async def _look(self, inp: JudgeInput) -> VisionReport | None:
+        """The vision check of the draft's images (offline, and by the vision model when one is configured)."""
+        if self._vision is None:
+            return None
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        report = await self._vision.check_input(inp, attempt)
+        await self._ledger.keep(inp.ref, report.calls, inp.timezone)
+        if report.retry is not None:
+            raise model_failure(report.retry, Failure.MODEL_UNAVAILABLE)
+        return report
+
+    def _measure(self, inp: JudgeInput) -> JudgeScores:
         result = inp.result
         flags = self._rules.evaluate(inp.persona, result.text, result.untrusted_inputs) + self._checks(inp)
         similarity = self._similarity.score(inp.persona, result.text)
         history = self._store.success_rate(inp.ref.tenant_id, inp.ref.agent_id, inp.task.task_type)
+        calibration = self._store.band_calibration(inp.ref.tenant_id, inp.ref.agent_id, inp.task.task_type)
         components = ConfidenceComponents(
             model_probability=result.model_probability,
             persona_similarity=similarity,
@@ -56,10 +107,9 @@ class JudgeActivities:
             f"safety {components.safety:.2f}: " + (", ".join(f.rule for f in flags) or "no rule fired"),
             f"history {history.rate:.2f} from {history.samples} past {inp.task.task_type} outcomes",
         ]
-        scores = JudgeScores(components=components, flags=flags, reasons=reasons, author=result.author)
-        if not inp.verdict_audited_by_workflow:
-            self._audit_legacy_verdict(inp, scores)
-        return scores
+        return JudgeScores(
+            components=components, flags=flags, reasons=reasons, author=result.author, calibration=calibration
+        )
 
     def _checks(self, inp: JudgeInput) -> list[SafetyFlag]:
         """The checks that hold whatever the model did: hijack, links, payments, the classifier on the draft
@@ -71,6 +121,7 @@ class JudgeActivities:
         flags += classified
         if mention is not None:
             hostile += [f.rule for f in self._rules.evaluate(inp.persona, "", [mention.text]) if f.where == "input"]
+            hostile += ["encoded payload"] if hides_payload(mention.text) else []
             flags += hostile_reply_flags(text, hostile)
         return flags
 
@@ -94,6 +145,7 @@ class JudgeActivities:
             for result in read_tools for category, p in result.flagged()
         ][:3]  # fmt: skip
         hostile = [f"classifier-{category}" for scores in read_mention for category, _ in scores.flagged()]
+        hostile += [f"classifier-unclear (benign {s.benign:.2f})" for s in read_mention if s.unclear]
         return flags, hostile
 
     def _audit_legacy_verdict(self, inp: JudgeInput, scores: JudgeScores) -> None:

@@ -22,6 +22,9 @@ What it prints, from the ledger (chimera/db/costs.py usage_summary over the camp
   per post     spend / posts published (tasks recorded `published` on those days); escalated posts waiting for
                a human and rejected ones cost their calls and publish nothing, as in production. Printed beside
                the target, under $0.05 per post (the seed's target is $0.50), as met or missed.
+  with review  the per-post figure with the Judge's model review added for every draft: offline runs have no
+               reviewer, so it is priced apart (review_estimate: the reviewer's real prompt for one of the
+               persona's posts, at the judging tier's primary model, system prompt cached).
   table        by tier, provider and model: calls, input/cached/output tokens, cost.
   per task     tokens per task by tier: all four token counts of a tier / the distinct tasks (or plans) that
                called it.
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -47,15 +51,25 @@ from pathlib import Path
 
 import bench_stack as bs
 
+from chimera.campaign_file import load_campaign
 from chimera.db import StateStore, UsageSummary
 from chimera.db.budget import local_day
-from chimera.models.catalog import CatalogError, ModelCatalog
+from chimera.models.catalog import CatalogError, ModelCatalog, price_line
+from chimera.models.offline_common import estimated_tokens
+from chimera.models.prompts import Boundary, PromptBuilder
+from chimera.safety.model_review import ModelReview, ModelReviewer
+from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
+from chimera.temporal_config import TemporalConfig
 from schemas.events import CampaignStatus
+from schemas.models import CostLine, TokenUsage
+from schemas.plan import PlannedTask, Usage
+from schemas.task import JudgeInput, TaskRef, TaskResult
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_USD = 0.05  # per published post
 SEED_TARGET_USD = 0.50
+REVIEW_OUTPUT_TOKENS = 120  # a review's answer: an empty list, or a flag or two with a reason each
 # Settings the run must not take from the caller's environment: its own store, provider and server.
 CLEARED = ("CHIMERA_DATABASE_URL", "CHIMERA_MIGRATION_DATABASE_URL", "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE")
 
@@ -180,6 +194,14 @@ def report(args: argparse.Namespace, run: Run, catalog_name: str) -> None:
         )
         per = s.published_posts
         print(f"  of which       models {usd(model_usd / per)}, paid tools {usd(tool_usd / per)}")
+        review = review_estimate(args.campaign, args.catalog)
+        drafts = sum(status.tasks_by_state.values())
+        with_review = (s.spent_usd + drafts * review.cost_usd) / per
+        print(
+            f"with live review {usd(with_review)} per post: + {usd(review.cost_usd)} a draft for the model review "
+            f"({review.provider}:{review.model}, {drafts} drafts; not in an offline run's ledger)  "
+            f"target < ${TARGET_USD:.2f}: {'met' if with_review < TARGET_USD else 'MISSED'}"
+        )
     print()
 
     header = ("tier", "kind", "provider:model", "calls", "input", "cached", "output", "cost", "est.")
@@ -210,6 +232,35 @@ def report(args: argparse.Namespace, run: Run, catalog_name: str) -> None:
     ]
     print("tokens per task by tier (input + cached + cache writes + output, over the tasks or plans calling it)")
     table(("tier", "per task", "total", "tasks"), rows, left=1)
+
+
+def review_estimate(campaign: Path, catalog: Path | None) -> CostLine:
+    """What the Judge's model review of one draft would cost with live models (offline runs have no reviewer, so
+    the ledger above has none): the reviewer's real prompt (chimera/safety/model_review.py) for a draft that is
+    one of the persona's own posts, priced at the judging tier's primary model, with the system prompt read
+    from the provider's cache (it is the same prefix for every review of the persona) and REVIEW_OUTPUT_TOKENS
+    of answer (a short list of flags)."""
+    spec = load_campaign(campaign, TemporalConfig())
+    persona = spec.persona
+    platform = spec.platforms[0]
+    task = PlannedTask(key="c1-post", task_type="post", platform=platform, brief="Share a tip in her voice")
+    result = TaskResult(text=persona.examples[0], platform=platform, usage=Usage(model="-"), model_probability=0.9)
+    ref = TaskRef(task_id="t", tenant_id=spec.tenant_id, campaign_id=spec.campaign_id, agent_id=persona.id,
+                  campaign_workflow_id="-")  # fmt: skip
+    ask = ModelReviewer.question(JudgeInput(ref=ref, task=task, persona=persona, result=result))
+    prompts, boundary = PromptBuilder(SafetyRules.default()), Boundary("0" * 16)
+    blocks = [prompts.block(boundary, source, content) for source, content in ask.data]
+    user = "\n".join([boundary.note(), ask.instructions, *blocks, "Answer with the JSON."])
+    user += json.dumps(ModelReview.model_json_schema())
+    loaded = ModelCatalog.load(catalog)
+    primary = loaded.tiers.tier("judging").primary
+    tokens = TokenUsage(
+        input_tokens=estimated_tokens(user),
+        cached_input_tokens=estimated_tokens(prompts.system(persona, ask.task)),
+        output_tokens=REVIEW_OUTPUT_TOKENS,
+    )
+    day = dt.datetime.now(dt.UTC).date()
+    return price_line(loaded.price_table(), "review", "judging", primary.provider, primary.model, tokens, day)
 
 
 def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], left: int) -> None:

@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     safety_rules: Path | None = Field(None, description="a rules YAML file; default: the embedded rules")
     # Estimated cost per task type, reserved before a task runs (seed section 4.3 cost table).
     cost_estimates_usd: dict[str, float] = Field(
-        default_factory=lambda: {"post": 0.002, "reply": 0.0003, "plan": 0.015}
+        # "review": the Judge's model review of a draft, added to each task's reservation when models are live.
+        default_factory=lambda: {"post": 0.002, "reply": 0.0003, "plan": 0.015, "review": 0.012}
     )
     default_cost_estimate_usd: float = 0.01
     # Temporal worker versioning (specs/deploy.md): both set, workers poll as this deployment version;

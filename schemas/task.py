@@ -125,6 +125,9 @@ class JudgeInput(BaseModel):
     # (an input without this field) is still audited by the judge activity, so none goes unaudited.
     verdict_audited_by_workflow: bool = False
     content: ContentPolicy = ContentPolicy()
+    # For the model reviewer: the campaign's tier overrides, and the day its spend counts against.
+    models: dict[str, Any] = Field(default_factory=dict)
+    timezone: str = "UTC"
 
 
 class VerdictRecord(BaseModel):

@@ -8,10 +8,11 @@ from chimera.db import StateStore
 from chimera.mcp import McpHost
 from chimera.models.base import ModelProvider
 from chimera.models.factory import build_model_provider
+from chimera.persona_similarity import EmbeddingPersonaSimilarity
 from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
-from chimera.similarity import PersonaSimilarity, TfidfPersonaSimilarity
+from chimera.similarity import PersonaSimilarity
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Dependencies:
             mcp=McpHost.from_settings(settings, store),
             model=build_model_provider(settings, rules),
             rules=rules,
-            similarity=TfidfPersonaSimilarity(),
+            similarity=EmbeddingPersonaSimilarity.default(),  # the process-wide embedder, on first use
             # The weights load now (a missing file stops the worker with the fix); the embedding model on first use.
             classifier=HarmClassifier.default(),
         )

@@ -18,7 +18,11 @@ from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
 from activities.registry import by_role
 from chimera.mcp.shared_reads import SharedReads
+from chimera.models.factory import resolve_mode
+from chimera.safety.model_review import ModelReviewer
+from chimera.safety.vision import VisionCheck
 from chimera.settings import Settings
+from mcp_servers.media import MediaStore
 from schemas.activity_table import Role
 from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
@@ -49,6 +53,10 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
 def activity_classes(deps: Dependencies) -> list[object]:
     """Every activity implementation, with its dependencies; which role runs which is the table's word."""
     s = deps.settings
+    live = resolve_mode(s) == "live"  # offline templates cannot review drafts or look at images
+    reviewer = ModelReviewer(deps.model) if live else None
+    vision = VisionCheck(MediaStore(s.sandbox_dir), model=deps.model if live else None, rules=deps.rules)
+    review_estimate = s.cost_estimates_usd.get("review", s.default_cost_estimate_usd) if reviewer else 0.0
     return [
         PlannerActivities(
             deps.store,
@@ -57,9 +65,16 @@ def activity_classes(deps: Dependencies) -> list[object]:
             SharedReads(s.observe_share_seconds),
             plan_estimate_usd=s.cost_estimates_usd.get("plan", s.default_cost_estimate_usd),
         ),
-        BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd),
+        BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd, review_estimate),
         ContentActivities(deps.store, deps.mcp, deps.model),
-        JudgeActivities(deps.store, deps.rules, deps.similarity, deps.classifier),
+        JudgeActivities(
+            deps.store,
+            deps.rules,
+            deps.similarity,
+            deps.classifier,
+            reviewer=reviewer,
+            vision=vision,
+        ),
     ]
 
 

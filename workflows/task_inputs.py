@@ -39,6 +39,8 @@ def judge_input(inp: ContentTaskInput, draft: TaskResult, *, audited_by_workflow
         result=draft,
         verdict_audited_by_workflow=audited_by_workflow,
         content=inp.content,
+        models=inp.models,
+        timezone=inp.timezone,
     )
 
 

@@ -12,6 +12,7 @@ from chimera.cli import render
 from chimera.cli.render import AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import reviews
 from chimera.control.listing import PAGE_SIZE, Page
+from schemas.policy import Verdict
 from schemas.review import ReviewAction, ReviewView
 
 app = typer.Typer(help="See and decide the drafts waiting for a human.", no_args_is_help=True)
@@ -99,6 +100,10 @@ def show(task: TaskArg, json_: JsonFlag = False) -> None:
 
 
 MEDIA_HINT = "$CHIMERA_STATE_DIR/sandbox/media"
+NO_FEEDBACK = (
+    "Feedback: none applied (no reviewer has decided this agent's drafts of this type yet, "
+    "or the draft was judged before learning feedback)"
+)
 
 
 def print_review(view: ReviewView) -> None:
@@ -133,8 +138,39 @@ def print_review(view: ReviewView) -> None:
         *(f"  - {f.rule} ({f.severity}, {f.where}): {escape(f.detail)}" for f in verdict.flags),
         "Reasons:",
         *(f"  - {escape(r)}" for r in verdict.reasons),
+        *feedback_lines(verdict),
     ]
     console.print(Panel("\n".join(lines), title="why it needs a human", expand=False))
+
+
+def feedback_lines(verdict: Verdict) -> list[str]:
+    """What reviewers' feedback (learning feedback, specs/judge.md) changed in this verdict."""
+    cal = verdict.calibration
+    if cal is None:
+        return [NO_FEEDBACK]
+    lines = [f"Feedback from reviewers of this agent's {escape(cal.task_type)} drafts:"]
+    before, after = cal.bands_before, cal.bands_after
+    if before is not None and after is not None and before != after:
+        lines.append(
+            f"  bands: approve at {_moved(before.approve_at, after.approve_at)},"
+            f" escalate at {_moved(before.escalate_at, after.escalate_at)}"
+        )
+    else:
+        lines.append("  bands: unchanged")
+    lines.append(f"  from {cal.reviews} recent reviews: {cal.counts}")
+    lines.append(f"  {escape(cal.reason)}")
+    if verdict.uncalibrated_decision is not None:
+        lines.append(
+            f"  [bold]it changed the decision[/]: {verdict.uncalibrated_decision} by the campaign's bands,"
+            f" {verdict.decision} with the feedback"
+        )
+    else:
+        lines.append("  it did not change the decision")
+    return lines
+
+
+def _moved(before: float, after: float) -> str:
+    return f"{before:.2f} -> {after:.2f}" if before != after else f"{after:.2f} (unchanged)"
 
 
 @app.command()

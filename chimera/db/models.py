@@ -250,6 +250,7 @@ class Review(Base):
         # Task ids are global (the CLI looks a review up by task id alone).
         UniqueConstraint("task_id", name="uq_reviews_task_id"),
         Index("ix_reviews_state", "state", "tenant_id"),
+        Index("ix_reviews_feedback", "tenant_id", "agent_id", "task_type", "decided_at"),  # chimera/db/calibration.py
     )
 
     tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -322,6 +323,38 @@ class Outcome(Base):
     task_type: Mapped[str] = mapped_column(String(64))
     human_decided: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BandCalibrationRow(Base):
+    """Learning feedback: the band shifts reviewers' recent decisions call for, per agent and task type
+    (schemas.policy.calibrate; recomputed with every human decision, each change audited as judge.calibration)."""
+
+    __tablename__ = "band_calibrations"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        # The bound of schemas.policy.FEEDBACK_MAX_SHIFT, held by the database too.
+        CheckConstraint(
+            "approve_shift >= -0.05 AND approve_shift <= 0.05 AND escalate_shift >= 0 AND escalate_shift <= 0.05",
+            name="ck_band_calibrations_bounds",
+        ),
+        CheckConstraint(
+            "approved >= 0 AND edited >= 0 AND rejected >= 0 AND reviews = approved + edited + rejected",
+            name="ck_band_calibrations_counts",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approve_shift: Mapped[float] = mapped_column(Float)
+    escalate_shift: Mapped[float] = mapped_column(Float)
+    reviews: Mapped[int] = mapped_column(Integer)
+    approved: Mapped[int] = mapped_column(Integer)
+    edited: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(LONG_ID, doc="the task whose review last recomputed it")
 
 
 PIN_STATES = ("approved", "quarantined")

@@ -62,8 +62,9 @@ def _decision(rec: ReviewRecord) -> tuple[str, str | None, str | None, str | Non
     return (rec.state, rec.reviewer, rec.reason, rec.edited_text)
 
 
-def record(session: Session, rec: ReviewRecord, now: datetime) -> None:
-    """Upsert by task_id; every change of decision appends a review event. Replays change nothing."""
+def record(session: Session, rec: ReviewRecord, now: datetime) -> bool:
+    """Upsert by task_id; every change of decision appends a review event. Replays change nothing.
+    Returns whether the decision changed."""
     advisory_lock(session, [f"review:{rec.task_id}"])
     row = session.execute(
         select(Review).where(Review.task_id == rec.task_id).with_for_update(key_share=True)
@@ -80,7 +81,7 @@ def record(session: Session, rec: ReviewRecord, now: datetime) -> None:
         changed = rec.state != "none"
     else:
         if row.state in DECIDED and rec.state in ("none", "pending"):
-            return  # a late retry of the escalation must not reopen a decided review
+            return False  # a late retry of the escalation must not reopen a decided review
         changed = _decision(rec) != (row.state, row.reviewer, row.reason, row.edited_text)
         old_text = row.edited_text or row.text
 
@@ -140,6 +141,7 @@ def record(session: Session, rec: ReviewRecord, now: datetime) -> None:
             },
             now=now,
         )
+    return changed
 
 
 def get(session: Session, tenant_id: str, task_id: str) -> ReviewRecord | None:

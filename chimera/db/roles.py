@@ -36,6 +36,7 @@ TENANT_TABLES: dict[str, str] = {
     "budgets": "tenant_id",
     "tool_results": "tenant_id",
     "model_calls": "tenant_id",
+    "band_calibrations": "tenant_id",
 }
 # Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
 SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}

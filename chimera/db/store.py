@@ -15,7 +15,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from chimera.db import audit, budget, campaigns, costs, deliveries, mcp, outcomes, reviews, routes, state, tasks
+from chimera.db import (
+    audit,
+    budget,
+    calibration,
+    campaigns,
+    costs,
+    deliveries,
+    mcp,
+    outcomes,
+    reviews,
+    routes,
+    state,
+    tasks,
+)
 from chimera.db.engine import Database
 from chimera.db.errors import UnknownCampaign
 from chimera.db.models import Campaign, Tenant
@@ -35,7 +48,7 @@ from chimera.db.records import (
 from chimera.settings import Settings
 from schemas.campaign import CampaignSpec
 from schemas.models import CostLine
-from schemas.policy import Verdict
+from schemas.policy import BandCalibration, Verdict
 from schemas.review import ReviewRecord
 from schemas.task import Reservation, StateRead, TaskRef
 
@@ -300,16 +313,31 @@ class StateStore:
                     "confidence": round(verdict.confidence, 6),
                     "components": verdict.components.model_dump(mode="json"),
                     "flags": [f"{f.rule}:{f.severity}" for f in verdict.flags],
+                    **_feedback_detail(verdict),
                 },
                 now=self._now(),
             )
 
     def record_review(self, rec: ReviewRecord) -> None:
-        """Upsert the review; every change of decision is kept (review_events) and audited (review.<action>)."""
+        """Upsert the review; every change of decision is kept (review_events) and audited (review.<action>).
+
+        A human decision (approved, edited, rejected) on a draft escalated on confidence alone recomputes the
+        agent's band calibration for the task type in the same transaction (see band_calibration); a change of
+        its shifts is audited as judge.calibration."""
         with self._db.transaction(rec.tenant_id, write=True) as s:
+            now = self._now()
             campaigns.get(s, rec.tenant_id, rec.campaign_id)
             campaigns.require_agent(s, rec.tenant_id, rec.agent_id)
-            reviews.record(s, rec, self._now())
+            decided = reviews.record(s, rec, now) and rec.state in calibration.HUMAN_DECISIONS
+            if decided and calibration.counts_for_feedback(rec.verdict.model_dump(mode="json")):
+                calibration.recompute(s, rec, now)
+
+    def band_calibration(self, tenant_id: str, agent_id: str, task_type: str) -> BandCalibration | None:
+        """Learning feedback for the judge: the band shifts reviewers' recent decisions on the agent's escalated
+        drafts of the task type call for (schemas.policy.calibrate), with the counts and the reason. None until a
+        human has decided one; shifts stay 0 below FEEDBACK_MIN_REVIEWS decisions."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return calibration.get(s, tenant_id, agent_id, task_type)
 
     def get_review(self, tenant_id: str, task_id: str) -> ReviewRecord | None:
         with self._db.transaction(tenant_id, write=False) as s:
@@ -450,6 +478,17 @@ class StateStore:
         """Posterior mean of a Beta(8, 2) prior updated with published (success) and rejected (failure)."""
         with self._db.transaction(tenant_id, write=False) as s:
             return outcomes.success_rate(s, tenant_id, agent_id, task_type)
+
+
+def _feedback_detail(verdict: Verdict) -> dict[str, Any]:
+    """What learning feedback did to a verdict, for its audit entry (nothing for a verdict without it)."""
+    cal = verdict.calibration
+    if cal is None:
+        return {}
+    bands = cal.bands_after.model_dump(mode="json") if cal.bands_after else None
+    detail: dict[str, Any] = {"approve_shift": cal.approve_shift, "escalate_shift": cal.escalate_shift}
+    detail |= {"reviews": cal.reviews, "bands": bands, "uncalibrated_decision": verdict.uncalibrated_decision}
+    return {"feedback": detail}
 
 
 __all__ = ["StateStore"]

@@ -34,11 +34,11 @@ from chimera.evaluation.corpus import CorpusItem
 from chimera.mcp import McpHost
 from chimera.models.base import Answered, Ask, Planned, Shape, ToolRunner, Written
 from chimera.models.offline import OfflineModelProvider
+from chimera.persona_similarity import EmbeddingPersonaSimilarity
 from chimera.safety.checks import is_deflection
 from chimera.safety.classifier import HarmClassifier
 from chimera.safety.rules import SafetyRules
 from chimera.settings import Settings
-from chimera.similarity import TfidfPersonaSimilarity
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import CampaignProgress, TaskRecord, task_id_for
 from schemas.models import Authorship
@@ -163,7 +163,9 @@ class JudgeEvaluation:
         self.store = StateStore.from_settings(settings)
         self.store.ensure_campaign(spec)
         self._mcp = McpHost.from_settings(settings, self.store)
-        self._judge = JudgeActivities(self.store, self.rules, TfidfPersonaSimilarity(), HarmClassifier.default())
+        self._judge = JudgeActivities(
+            self.store, self.rules, EmbeddingPersonaSimilarity.default(), HarmClassifier.default()
+        )
         self._env = ActivityEnvironment()
 
     async def run(self, items: Sequence[CorpusItem], run: Run) -> list[ItemResult]:
@@ -196,7 +198,7 @@ class JudgeEvaluation:
         judged = JudgeInput(
             ref=inp.ref, task=task, persona=spec.persona, result=result, verdict_audited_by_workflow=True
         )
-        scores = self._judge.judge_result(judged)
+        scores = await self._judge.judge_result(judged)
         verdict = decide(scores, spec.judge)
         return ItemResult(
             item,

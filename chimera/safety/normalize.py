@@ -55,7 +55,7 @@ def readings(text: str, *, rot13: bool = True) -> list[str]:
     leaves the rot13 reading out (for a text compared with another's readings: one side decodes is enough)."""
     base = written(text)
     canonical = prepare_text(text)
-    despaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_*|/]", "", m.group(0)), canonical)
+    despaced = " ".join(despace(_fold_homoglyphs(base)).split())  # before whitespace collapses: gaps are words
     found = [base]
     rotated = [rot13_after_colon(base)] if rot13 else []
     # deleet keeps numbers; the blunt reading reads every digit as a letter ("1 h4te" -> "i hate").
@@ -64,6 +64,36 @@ def readings(text: str, *, rot13: bool = True) -> list[str]:
         if reading and reading not in found:
             found.append(reading)
     return found
+
+
+# A text that names rot13 (or a Caesar shift) may carry a payload in it; otherwise rot13 is noise to a classifier.
+ROT13_HINT = re.compile(r"(?i)rot\s?-?13|c[ae]e?s[ae]r|sezar|цезар|凯撒|シーザー")
+
+
+def hidden_readings(text: str) -> list[str]:
+    """The readings that uncover something a reader would not see at once: letters spread out, base64 decoded,
+    rot13 undone where the text names it. The classifier scores these beside `prepare_text`."""
+    base, canonical = written(text), prepare_text(text)
+    found = [" ".join(despace(_fold_homoglyphs(base)).split()), decode_base64_blobs(base)]
+    if ROT13_HINT.search(base):
+        found.append(rot13_after_colon(base))
+    out: list[str] = []
+    for reading in found:
+        reading = prepare_text(reading)
+        if reading and reading != canonical and reading not in out:
+            out.append(reading)
+    return out
+
+
+def despace(text: str) -> str:
+    """Letters spread out by separators joined again; a wider gap between them is a word break
+    ("F o r g e t  y o u r" -> "Forget your")."""
+
+    def join(match: re.Match[str]) -> str:
+        words = re.split(r"\s{2,}|\s*[.\-_*|/]\s+|\s+[.\-_*|/]\s*", match.group(0))
+        return " ".join(re.sub(r"[ .\-_*|/]", "", w) for w in words if w)
+
+    return _SPACED.sub(join, text)
 
 
 def _is_latin(ch: str) -> bool:

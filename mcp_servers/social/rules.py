@@ -115,29 +115,40 @@ def check_instagram_image(store: MediaStore, media_id: str) -> MediaItem:
     item = store.get(media_id)  # media_not_found
     path = store.path(item)
     try:
-        size = path.stat().st_size
+        data = path.read_bytes()
     except OSError as exc:
         raise ToolError("media_not_found", f"media item {media_id!r} has no image file: {exc.strerror}") from exc
+    problem = instagram_image_problem(media_id, data)
+    if problem is not None:
+        raise problem
+    return item
+
+
+def instagram_image_problem(media_id: str, data: bytes) -> InvalidRequest | None:
+    """Why Instagram would refuse these bytes as a feed post's image (size, type, width, aspect ratio), read from
+    the file's own header as the platform reads it; None when it would accept them. The publish tool raises it;
+    the Judge's vision check (chimera/safety/vision) flags it before anything is published."""
+    size = len(data)
     if size > IG_MAX_IMAGE_BYTES:
-        raise InvalidRequest(
+        return InvalidRequest(
             "media_too_large", f"instagram images are at most {IG_MAX_IMAGE_BYTES} bytes (8 MB); {media_id} has {size}"
         )
-    info = image_info(path.read_bytes())
+    info = image_info(data)
     if info is None or info.mime_type not in IG_IMAGE_TYPES:
-        raise InvalidRequest("media_invalid", f"{media_id} is not a readable JPEG or PNG image")
+        return InvalidRequest("media_invalid", f"{media_id} is not a readable JPEG or PNG image")
     if info.width == 0 or info.height == 0:
-        raise InvalidRequest("media_invalid", f"{media_id} has no pixels ({info.width}x{info.height})")
+        return InvalidRequest("media_invalid", f"{media_id} has no pixels ({info.width}x{info.height})")
     if not IG_MIN_WIDTH <= info.width <= IG_MAX_WIDTH:
-        raise InvalidRequest(
+        return InvalidRequest(
             "media_bad_dimensions",
             f"instagram images are {IG_MIN_WIDTH} to {IG_MAX_WIDTH} px wide; {media_id} is {info.width} px",
         )
     ratio = info.width / info.height
     # The epsilon only absorbs float rounding (1080x1350 is exactly 4:5).
     if not IG_MIN_ASPECT - 1e-9 <= ratio <= IG_MAX_ASPECT + 1e-9:
-        raise InvalidRequest(
+        return InvalidRequest(
             "media_bad_dimensions",
             f"instagram images have an aspect ratio between 4:5 and 1.91:1; {media_id} is "
             f"{info.width}x{info.height} ({ratio:.3f}:1)",
         )
-    return item
+    return None

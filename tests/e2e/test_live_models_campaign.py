@@ -31,6 +31,7 @@ from tests.helpers.fake_llm import (
     FakeAnthropic,
     FakeGemini,
     Reply,
+    anthropic_json,
     fake_anthropic,
     fake_gemini,
     gemini_function_call,
@@ -76,6 +77,12 @@ def gemini_responder(body: dict[str, Any]) -> Reply:
     return gemini_json(draft, prompt_tokens=2600, cached_tokens=1500, candidates_tokens=120)
 
 
+def review_responder(body: dict[str, Any]) -> Reply:
+    """The Judge's model reviewer (the judging tier is Claude): the draft is fine."""
+    assert "You review drafts before they are published" in body["system"][0]["text"]
+    return anthropic_json({"flags": []}, input_tokens=1900, output_tokens=40)
+
+
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeAnthropic, FakeGemini]]:
     with fake_anthropic() as anthropic, fake_gemini() as gemini:
@@ -86,13 +93,14 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeAnthropic, Fake
         monkeypatch.setenv("GEMINI_API_KEY", gemini.api_key)
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.base_url)
         gemini.responder = gemini_responder
+        anthropic.responder = review_responder
         yield anthropic, gemini
 
 
 async def test_a_campaign_plans_writes_with_tools_and_publishes_on_live_models(
     dev_server_path: str, tmp_path: Path, fakes: tuple[FakeAnthropic, FakeGemini]
 ) -> None:
-    _, gemini = fakes
+    anthropic, gemini = fakes
     servers = {name: default_mcp_servers()[name] for name in ("twitter", "news")}
     settings = Settings(state_dir=tmp_path / "state", model_provider="live", mcp_servers=servers)
     spec = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig()).model_copy(
@@ -134,12 +142,20 @@ async def test_a_campaign_plans_writes_with_tools_and_publishes_on_live_models(
     assert [r.model for r in gemini.requests] == ["gemini-4-carbon", "gemini-4-hydrogen", "gemini-4-hydrogen"]
     answered = gemini.requests[2].json["contents"][-1]["parts"][0]["functionResponse"]
     assert answered["name"] == NEWS_TOOL and "<<<DATA boundary=" in answered["response"]["output"]
-    # Priced from the table, not estimated; the budget settled at what the calls cost.
+    # The Judge's model reviewer read the draft once, in a data block, on the judging tier.
+    assert [r.json["model"] for r in anthropic.requests] == ["claude-fable-5-2"]
+    assert "source=draft" in json.dumps(anthropic.requests[0].json["messages"])
+    # Priced from the table, not estimated; the budget settled at what the calls cost, the review included.
     rows = {(r.tier, r.model): r for r in usage.rows}
-    assert set(rows) == {("planning", "gemini-4-carbon"), ("post", "gemini-4-hydrogen")}
+    assert set(rows) == {
+        ("planning", "gemini-4-carbon"),
+        ("post", "gemini-4-hydrogen"),
+        ("judging", "claude-fable-5-2"),
+    }
     assert all(r.estimated_usd == 0 and r.cost_usd > 0 for r in rows.values())
     assert rows[("post", "gemini-4-hydrogen")].cached_input_tokens == 1500
-    assert task_cost == pytest.approx(rows[("post", "gemini-4-hydrogen")].cost_usd)
+    task_rows = (rows[("post", "gemini-4-hydrogen")], rows[("judging", "claude-fable-5-2")])
+    assert task_cost == pytest.approx(sum(r.cost_usd for r in task_rows))
     assert spend.spent_usd == pytest.approx(usage.spent_usd) and usage.published_posts == 1
     # Only keys, usage and results in history: no prompt, no data block, no credential.
     for history in histories:

@@ -23,9 +23,9 @@ from chimera.mcp import McpHost
 from chimera.models.base import CallRecord
 from chimera.models.chat import ModelCallError
 from chimera.models.offline import OfflineModelProvider
+from chimera.persona_similarity import EmbeddingPersonaSimilarity
 from chimera.safety.rules import SafetyRules
 from chimera.settings import McpServerConfig, default_mcp_servers
-from chimera.similarity import TfidfPersonaSimilarity
 from chimera.temporal_config import TemporalConfig
 from mcp_servers.media import MediaStore
 from mcp_servers.social.sandbox import SandboxPlatform
@@ -51,6 +51,7 @@ from workflows.task_inputs import commit_input
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = default_mcp_servers()
 env = ActivityEnvironment()
+SIMILARITY = EmbeddingPersonaSimilarity.default()
 
 
 @pytest.fixture
@@ -170,8 +171,8 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     assert result.transcript_ref is not None
     assert store.kept_result(task_ref.tenant_id, result.transcript_ref) is not None
 
-    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
-    scores = env.run(
+    judge = JudgeActivities(store, SafetyRules.default(), SIMILARITY)
+    scores = await env.run(
         judge.judge_result, JudgeInput(ref=ref(spec, task.key), task=task, persona=spec.persona, result=result)
     )
     verdict = decide(scores, spec.judge)
@@ -221,8 +222,8 @@ async def test_hostile_reply_escalates_for_a_human(spec: CampaignSpec, store: St
     assert "hate my followers" not in result.text.lower()
     assert result.untrusted_inputs == [mention.text]
     assert result.write_keys == ["conversation:twitter:tw-m-1002"]
-    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
-    scores = env.run(
+    judge = JudgeActivities(store, SafetyRules.default(), SIMILARITY)
+    scores = await env.run(
         judge.judge_result, JudgeInput(ref=ref(spec, "c1-re"), task=task, persona=spec.persona, result=result)
     )
     verdict = decide(scores, spec.judge)
@@ -236,7 +237,7 @@ async def test_the_audit_keeps_the_verdict_the_workflow_applied(
     task = PlannedTask(key="c1-v", task_type="post", platform="twitter", brief="b", topic="#thriftflip")
     content = ContentActivities(store, mcp, OfflineModelProvider())
     result = await env.run(content.execute_task, content_input(spec, task))
-    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
+    judge = JudgeActivities(store, SafetyRules.default(), SIMILARITY)
     judged = JudgeInput(
         ref=ref(spec, task.key), task=task, persona=spec.persona, result=result, verdict_audited_by_workflow=True
     )
@@ -244,7 +245,7 @@ async def test_the_audit_keeps_the_verdict_the_workflow_applied(
     def verdicts() -> list[dict[str, object]]:
         return [e.detail for e in store.audit_entries(spec.tenant_id) if e.action == "judge.verdict"]
 
-    scores = env.run(judge.judge_result, judged)
+    scores = await env.run(judge.judge_result, judged)
     assert verdicts() == []  # the workflow audits what it decides, not the judge activity
     # Bands of the workflow's own choosing: the audit must show its decision, not one derived again.
     strict = JudgePolicy(bands=ConfidenceBands(approve_at=0.999, escalate_at=0.01))
@@ -254,7 +255,7 @@ async def test_the_audit_keeps_the_verdict_the_workflow_applied(
     assert [v["decision"] for v in verdicts()] == [applied.decision]
 
     # An input from before record_verdict existed (no flag): the judge activity still audits it once.
-    env.run(judge.judge_result, judged.model_copy(update={"verdict_audited_by_workflow": False}))
+    await env.run(judge.judge_result, judged.model_copy(update={"verdict_audited_by_workflow": False}))
     assert [v["decision"] for v in verdicts()] == [applied.decision, decide(scores, spec.judge).decision]
     assert store.verify_audit(spec.tenant_id).ok
 
@@ -265,10 +266,12 @@ async def test_a_reply_whose_mention_was_answered_meanwhile_is_done_not_conflict
     mention = Mention(id="tw-m-9", platform="twitter", author="ana", text="love it!", created_at="2026-01-01T00:00:00Z")
     task = PlannedTask(key="c1-re", task_type="reply", platform="twitter", brief="thank her", mention=mention)
     content = ContentActivities(store, mcp, OfflineModelProvider())
-    judge = JudgeActivities(store, SafetyRules.default(), TfidfPersonaSimilarity())
+    judge = JudgeActivities(store, SafetyRules.default(), SIMILARITY)
     mine = await env.run(content.execute_task, content_input(spec, task))
     verdict = decide(
-        env.run(judge.judge_result, JudgeInput(ref=ref(spec, task.key), task=task, persona=spec.persona, result=mine)),
+        await env.run(
+            judge.judge_result, JudgeInput(ref=ref(spec, task.key), task=task, persona=spec.persona, result=mine)
+        ),
         spec.judge,
     )
     # Another campaign of the tenant replies to the same mention first.

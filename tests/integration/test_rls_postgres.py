@@ -45,6 +45,7 @@ VARY: dict[str, str] = {
     "budgets": "scope_id",
     "tool_results": "key",
     "model_calls": "key",
+    "band_calibrations": "task_type",
 }
 
 
@@ -66,6 +67,8 @@ def seed(url: str) -> None:
             store.record_task(r, "k", "post", "twitter", "published", 1, 0.9)
             store.record_outcome(r, "post", "published", human_decided=False)
             store.record_review(review(f"{tenant}.launch.t1", tenant_id=tenant))
+            # A human decision on another draft: the agent's band calibration (learning feedback).
+            store.record_review(review(f"{tenant}.launch.t2", tenant_id=tenant, state="approved", reviewer="rita"))
             store.set_budget(tenant, "agent", "ava", 2.0, actor="ops")
             store.keep_result(tenant, "news", "headlines", {"articles": [tenant]})
             store.charge(r, [cost_line(f"{tenant}.launch.t1:a1:c1", 0.01)], "UTC")

@@ -6,12 +6,13 @@ import re
 
 import pytest
 
+from chimera.memory import E5Embedder
 from chimera.models.base import ModelProvider, ToolRunner
 from chimera.models.offline import OfflineModelProvider
 from chimera.models.offline_common import MODEL_NAME
 from chimera.models.offline_writer import DEFLECTION
+from chimera.persona_similarity import EmbeddingPersonaSimilarity
 from chimera.safety.rules import SafetyRules, safety_score
-from chimera.similarity import TfidfPersonaSimilarity
 from schemas.persona import Persona
 from schemas.plan import Mention, Observation, PlannedTask, TaskPlan, Trend
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, decide
@@ -297,44 +298,55 @@ async def test_a_persona_with_thin_material_still_gets_a_valid_draft(model: Unwr
 # -- with the judge's instruments ---------------------------------------------------------------------------------
 
 
-def judge(draft_text: str, probability: float, untrusted: list[str]) -> tuple[str, float, float]:
+@pytest.fixture(scope="module")
+def similarity(embedder: E5Embedder) -> EmbeddingPersonaSimilarity:
+    return EmbeddingPersonaSimilarity(embedder)
+
+
+def judge(
+    similarity: EmbeddingPersonaSimilarity, draft_text: str, probability: float, untrusted: list[str]
+) -> tuple[str, float, float]:
     flags = SafetyRules.default().evaluate(MIRA, draft_text, untrusted)
-    similarity = TfidfPersonaSimilarity().score(MIRA, draft_text)
+    persona_similarity = similarity.score(MIRA, draft_text)
     components = ConfidenceComponents(
         model_probability=probability,
-        persona_similarity=similarity,
+        persona_similarity=persona_similarity,
         safety=safety_score(flags),
         historical_success=0.8,
     )
     verdict = decide(JudgeScores(components=components, flags=flags), JudgePolicy())
-    return verdict.decision, similarity, components.safety
+    return verdict.decision, persona_similarity, components.safety
 
 
-async def test_an_offline_on_voice_post_is_approved(model: Unwrapped) -> None:
+async def test_an_offline_on_voice_post_is_approved(model: Unwrapped, similarity: EmbeddingPersonaSimilarity) -> None:
     for platform in ["twitter", "instagram"]:
         for topic in [None, "#SoupSeason"]:
             draft = await model.write(WriteRequest(persona=MIRA, task=post(platform, topic), goals=GOALS))
-            decision, similarity, safety = judge(draft.text, draft.model_probability, [])
-            assert similarity >= 0.85, draft.text
+            decision, persona_similarity, safety = judge(similarity, draft.text, draft.model_probability, [])
+            assert persona_similarity >= 0.8, draft.text
             assert safety == 1.0, draft.text
             assert decision == "approve", draft.text
 
 
-async def test_a_post_on_a_banned_topic_trend_is_rejected(model: Unwrapped) -> None:
+async def test_a_post_on_a_banned_topic_trend_is_rejected(
+    model: Unwrapped, similarity: EmbeddingPersonaSimilarity
+) -> None:
     plan = await model.plan(plan_request())
     banned = next(t for t in plan.tasks if t.topic == "Election Night 2026")
     text = await write(model, banned)
     flags = SafetyRules.default().evaluate(MIRA, text, [])
     assert [(f.rule, f.severity) for f in flags] == [("banned-topic", "high")]
-    assert judge(text, 0.96, [])[0] == "reject"
+    assert judge(similarity, text, 0.96, [])[0] == "reject"
 
 
-async def test_a_deflected_hostile_mention_goes_to_a_human(model: Unwrapped) -> None:
+async def test_a_deflected_hostile_mention_goes_to_a_human(
+    model: Unwrapped, similarity: EmbeddingPersonaSimilarity
+) -> None:
     draft = await model.write(WriteRequest(persona=MIRA, task=reply(HOSTILE), goals=GOALS))
-    assert judge(draft.text, draft.model_probability, [HOSTILE.text])[0] == "escalate"
+    assert judge(similarity, draft.text, draft.model_probability, [HOSTILE.text])[0] == "escalate"
 
 
-async def test_soul_md_style_material_is_used_safely(model: Unwrapped) -> None:
+async def test_soul_md_style_material_is_used_safely(model: Unwrapped, similarity: EmbeddingPersonaSimilarity) -> None:
     # SOUL.md hashtags may come without '#'; a sponsored example must not be recycled without its #ad.
     ada = MIRA.model_copy(
         update={
@@ -351,7 +363,11 @@ async def test_soul_md_style_material_is_used_safely(model: Unwrapped) -> None:
         text = await write(model, task, ada)
         assert "#thriftflip" in text, text
         assert "refabric" not in text and "thimble" not in text, text
-        assert TfidfPersonaSimilarity().score(ada, text) >= 0.85, text
+    # Her own sentences read as her. (The goal lines of this file's zero-waste cooking campaign do not: a thrift
+    # persona's post with one is rightly less like her, so her posts are checked without a goal.)
+    for task in [post(goal=None), post("instagram", goal=None), reply(FRIENDLY)]:
+        text = await write(model, task, ada)
+        assert similarity.score(ada, text) >= 0.85, text
     # with no question of hers to close a reply, one of her short statements does it
     text = await write(model, reply(FRIENDLY), ada)
     assert any(s in text for s in ["Found a wool coat", "Two evenings", "Mended my favourite", "Visible mending"])
