@@ -15,6 +15,8 @@ from activities.registry import implements
 from activities.spend import CallLedger
 from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
+from chimera.models.base import CallRecord
+from chimera.models.chat import ModelCallError
 from chimera.safety.checks import hides_payload, hijack_flags, hostile_reply_flags, link_flags, payment_flags
 from chimera.safety.classifier import HarmClassifier
 from chimera.safety.model_review import ModelReviewer, ReviewOutcome
@@ -52,7 +54,8 @@ class JudgeActivities:
 
     @implements(Activities.judge_result)
     async def judge_result(self, inp: JudgeInput) -> JudgeScores:
-        """The offline measurements (in a thread: the classifier computes) and the model review side by side."""
+        """The offline measurements (in a thread: the classifier computes), the model review and the vision check,
+        side by side; the models' flags are added to the offline ones, never in place of them."""
         scores, review, vision = await asyncio.gather(
             asyncio.to_thread(self._measure, inp), self._review(inp), self._look(inp)
         )
@@ -71,23 +74,24 @@ class JudgeActivities:
         when no judging model is configured. A busy provider is retried by the activity (see model_review)."""
         if self._reviewer is None:
             return None
-        attempt = activity.info().attempt if activity.in_activity() else 1
-        review = await self._reviewer.review(inp, attempt)
-        await self._ledger.keep(inp.ref, review.calls, inp.timezone)
-        if review.retry is not None:
-            raise model_failure(review.retry, Failure.MODEL_UNAVAILABLE)
+        review = await self._reviewer.review(inp, _attempt())
+        await self._settle_calls(inp, review.calls, review.retry)
         return review
 
     async def _look(self, inp: JudgeInput) -> VisionReport | None:
         """The vision check of the draft's images (offline, and by the vision model when one is configured)."""
         if self._vision is None:
             return None
-        attempt = activity.info().attempt if activity.in_activity() else 1
-        report = await self._vision.check_input(inp, attempt)
-        await self._ledger.keep(inp.ref, report.calls, inp.timezone)
-        if report.retry is not None:
-            raise model_failure(report.retry, Failure.MODEL_UNAVAILABLE)
+        report = await self._vision.check_input(inp, _attempt())
+        await self._settle_calls(inp, report.calls, report.retry)
         return report
+
+    async def _settle_calls(self, inp: JudgeInput, calls: list[CallRecord], retry: ModelCallError | None) -> None:
+        """Keep a model check's calls against the task (their spend is the task's), then, if its provider was busy
+        on an attempt that may still retry, fail the activity so Temporal retries it (the fallback may answer)."""
+        await self._ledger.keep(inp.ref, calls, inp.timezone)
+        if retry is not None:
+            raise model_failure(retry, Failure.MODEL_UNAVAILABLE)
 
     def _measure(self, inp: JudgeInput) -> JudgeScores:
         result = inp.result
@@ -189,6 +193,11 @@ class JudgeActivities:
         out = rec.outcome
         self._store.record_task(rec.ref, out.key, rec.task_type, rec.platform, out.status, out.attempt, out.confidence)
         self._store.record_outcome(rec.ref, rec.task_type, out.status, rec.human_decided)
+
+
+def _attempt() -> int:
+    """The activity's attempt (1 outside an activity): from a tier's primary_attempts + 1 on, its fallback runs."""
+    return activity.info().attempt if activity.in_activity() else 1
 
 
 def _probability_source(result: TaskResult) -> str:
