@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from chimera.models.base import Ask, CallRecord, ModelError, ModelProvider
 from chimera.models.chat import ModelCallError
 from chimera.models.prompts import REVIEWER_TASK
+from chimera.safety.rules import model_reason, strongest_per_rule
 from schemas.policy import SafetyFlag
 from schemas.task import JudgeInput
 
@@ -39,7 +40,6 @@ ReviewCategory = Literal[
 # default primary_attempts of 2); from the next one on, the offline checks decide alone.
 RETRIED_ATTEMPTS = 3
 MAX_TOOL_BLOCKS = 8  # tool results shown to the reviewer; the classifier reads all of them
-MAX_REASON_CHARS = 240
 
 INSTRUCTIONS = """\
 Review the draft in the data block whose source is "draft" before it is published as this persona. The other
@@ -97,7 +97,7 @@ class ModelReviewer:
             return _without_model(exc)
         except ModelError as exc:
             return _without_model(exc)
-        flags = [_flag(f) for f in _distinct(answered.answer.flags)]
+        flags = strongest_per_rule(_flag(f) for f in answered.answer.flags)
         found = ", ".join(f"{f.rule} ({f.severity})" for f in flags) or "no flag"
         return ReviewOutcome(flags, f"model review by {answered.author.describe()}: {found}", answered.calls)
 
@@ -125,17 +125,9 @@ class ModelReviewer:
 
 
 def _flag(flag: ReviewFlag) -> SafetyFlag:
-    reason = " ".join(flag.reason.split())[:MAX_REASON_CHARS] or "no reason given"
-    return SafetyFlag(rule=f"model-{flag.category}", severity=flag.severity, where="output", detail=reason)
-
-
-def _distinct(flags: list[ReviewFlag]) -> list[ReviewFlag]:
-    """One flag per category, the highest severity kept: a model that repeats itself does not add risk."""
-    best: dict[str, ReviewFlag] = {}
-    for f in flags:
-        if f.category not in best or (f.severity == "high" and best[f.category].severity == "low"):
-            best[f.category] = f
-    return list(best.values())
+    return SafetyFlag(
+        rule=f"model-{flag.category}", severity=flag.severity, where="output", detail=model_reason(flag.reason)
+    )
 
 
 def _without_model(exc: ModelError) -> ReviewOutcome:

@@ -336,6 +336,23 @@ def safety_score(flags: Iterable[SafetyFlag]) -> float:
     return max(0.0, 1.0 - LOW_FLAG_COST * sum(1 for f in flags if f.severity == "low"))
 
 
+MAX_REASON_CHARS = 240  # a model's reason for a flag, as kept in the flag's detail
+
+
+def model_reason(text: str) -> str:
+    """A model's stated reason for a flag, on one line and bounded."""
+    return " ".join(text.split())[:MAX_REASON_CHARS] or "no reason given"
+
+
+def strongest_per_rule(flags: Iterable[SafetyFlag]) -> list[SafetyFlag]:
+    """One flag per rule, the highest severity kept, in first-seen order: a model that repeats itself adds no risk."""
+    best: dict[str, SafetyFlag] = {}
+    for f in flags:
+        if f.rule not in best or (f.severity == "high" and best[f.rule].severity == "low"):
+            best[f.rule] = f
+    return list(best.values())
+
+
 def _errors(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chimera.models.base import Ask, CallRecord, Image, ModelError, ModelProvider
 from chimera.models.chat import ModelCallError
-from chimera.safety.rules import SafetyRules
+from chimera.safety.rules import SafetyRules, model_reason, strongest_per_rule
 from chimera.safety.vision.media import AttachedImage, CharacterReference
 from schemas.persona import Persona
 from schemas.policy import SafetyFlag, Severity
@@ -33,7 +33,6 @@ from schemas.policy import SafetyFlag, Severity
 # The judge activity's attempts on which a busy provider is retried, as for the model reviewer (1..3: primary,
 # primary, fallback with the default primary_attempts of 2); from the next one on, the offline checks decide.
 RETRIED_ATTEMPTS = 3
-MAX_REASON_CHARS = 240
 MAX_TEXT_CHARS = 500
 # What the model is shown: the vendors' recommended long edge (Anthropic downsizes above 1568 px) and a
 # payload well under both vendors' per-image limits. A larger image is sent as a faithful JPEG downscale.
@@ -227,13 +226,13 @@ def answer_flags(media_id: str, answer: VisionAnswer, *, has_reference: bool) ->
     flags: list[SafetyFlag] = []
     character = answer.character
     if has_reference and character.verdict == "inconsistent":
-        detail = f"{media_id}: the vision model sees another character: {_reason(character.reason)}"
+        detail = f"{media_id}: the vision model sees another character: {model_reason(character.reason)}"
         flags.append(_flag("vision-off-character", character.severity, detail))
     for text in answer.text:
         if not text.text.strip():
             continue
         quoted = " ".join(text.text.split())[:80]
-        detail = f"{media_id} shows text {quoted!r}: {_reason(text.reason)}"
+        detail = f"{media_id} shows text {quoted!r}: {model_reason(text.reason)}"
         flags.append(_flag("vision-text-in-image", text.severity, detail))
     unsafe: dict[str, UnsafeContent] = {}
     for finding in answer.unsafe:
@@ -242,9 +241,9 @@ def answer_flags(media_id: str, answer: VisionAnswer, *, has_reference: bool) ->
             unsafe[finding.category] = finding
     for category, finding in unsafe.items():
         severity: Severity = "high" if category in ALWAYS_HIGH else finding.severity
-        detail = f"{media_id}: {category.replace('_', ' ')}: {_reason(finding.reason)}"
+        detail = f"{media_id}: {category.replace('_', ' ')}: {model_reason(finding.reason)}"
         flags.append(_flag(f"vision-unsafe-{category.replace('_', '-')}", severity, detail))
-    return _distinct(flags)
+    return strongest_per_rule(flags)
 
 
 def _text_rule_flags(rules: SafetyRules, persona: Persona, media_id: str, texts: Sequence[str]) -> list[SafetyFlag]:
@@ -257,19 +256,6 @@ def _text_rule_flags(rules: SafetyRules, persona: Persona, media_id: str, texts:
         for f in found
         if f.where == "output"
     ]
-
-
-def _distinct(flags: list[SafetyFlag]) -> list[SafetyFlag]:
-    """One flag per rule, the highest severity kept (several texts make one `vision-text-in-image`)."""
-    best: dict[str, SafetyFlag] = {}
-    for f in flags:
-        if f.rule not in best or (f.severity == "high" and best[f.rule].severity == "low"):
-            best[f.rule] = f
-    return list(best.values())
-
-
-def _reason(text: str) -> str:
-    return " ".join(text.split())[:MAX_REASON_CHARS] or "no reason given"
 
 
 def _flag(rule: str, severity: Severity, detail: str) -> SafetyFlag:
