@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from activities.alerting import AlertSender
 from activities.registry import implements
 from chimera.db import StateStore
 from chimera.db.budget import money
 from schemas.activity_table import Activities
+from schemas.alerts import budget_exhausted_alert
 from schemas.task import BudgetRequest, Reservation, SettleRequest
 
 
@@ -16,8 +20,11 @@ class BudgetActivities:
         estimates_usd: dict[str, float],
         default_estimate_usd: float,
         review_estimate_usd: float = 0.0,
+        *,
+        alerts: AlertSender | None = None,
     ) -> None:
         self._store = store
+        self._alerts = alerts or AlertSender(None, store)
         self._estimates = dict(estimates_usd)
         self._default = default_estimate_usd
         self._review = review_estimate_usd  # the Judge's model review, when one is configured
@@ -27,7 +34,24 @@ class BudgetActivities:
 
     @implements(Activities.reserve_budget)
     def reserve_budget(self, req: BudgetRequest) -> Reservation:
-        return self._store.reserve(req.ref, self.estimate(req.task_type), req.daily_budget_usd, req.timezone)
+        """Reserve the estimate, unless a stop covers the task (nothing more is spent) or a budget is used up
+        (alerted once per campaign, level and day)."""
+        halted = self._store.halted(req.ref)
+        if halted:
+            return Reservation(ok=False, reason=f"{halted}: nothing more is spent")
+        reservation = self._store.reserve(req.ref, self.estimate(req.task_type), req.daily_budget_usd, req.timezone)
+        if not reservation.ok and reservation.level:
+            alert = budget_exhausted_alert(
+                tenant_id=req.ref.tenant_id,
+                campaign_id=req.ref.campaign_id,
+                agent_id=req.ref.agent_id,
+                level=reservation.level,
+                day=reservation.day,
+                reason=reservation.reason,
+                raised_at=datetime.now(UTC).isoformat(),
+            )
+            self._alerts.send(alert)
+        return reservation
 
     @implements(Activities.settle_budget)
     def settle_budget(self, req: SettleRequest) -> Reservation:

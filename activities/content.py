@@ -13,7 +13,9 @@ from activities.registry import implements
 from activities.spend import CallLedger, tool_cost_lines
 from activities.state_keys import CONVERSATION, state_keys
 from chimera.db import StateStore
+from chimera.db.errors import CampaignHalted
 from chimera.mcp import CallContext, McpError, McpHost, McpToolError
+from chimera.mcp.account_binding import McpAccountRefused
 from chimera.mcp.toolset import ToolCatalog
 from chimera.models.base import CallRecord, ModelError, ModelProvider, ToolUseError
 from chimera.models.catalog import total_usage
@@ -60,6 +62,11 @@ REFUSALS = frozenset(
         "unauthorized",
         "forbidden",
         "invalid_request",
+        # The account itself (specs/accounts.md): fixed by an operator, not by trying the same post again.
+        "account_mismatch",
+        "invalid_account",
+        "no_credentials",
+        "credentials_invalid",
     }
 )
 MEMORY_SERVER = "memory"
@@ -83,8 +90,14 @@ class ContentActivities:
         answered = [r.key for r in read_set if r.key.startswith(CONVERSATION) and r.version > 0]
         if answered:  # another task (perhaps another campaign on the account) replied first: no model call
             raise failure(Failure.ALREADY_DONE, f"the mention already has a reply ({answered[0]})")
+        # The persona's handles: the host binds platform tools to the account the agent holds, and only if it
+        # is the one its persona names.
         context = CallContext(
-            tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
+            tenant_id=inp.ref.tenant_id,
+            actor="worker",
+            agent_id=inp.ref.agent_id,
+            task_id=inp.ref.task_id,
+            handles=dict(inp.persona.handles),
         )
         toolset = await self._tools.toolset(context)
         request = WriteRequest(
@@ -132,13 +145,12 @@ class ContentActivities:
 
     @implements(Activities.publish)
     async def publish(self, inp: PublishInput) -> PublishResult:
-        """Publish exactly once per idempotency key (the task id).
+        """Publish exactly once per idempotency key (the task id), from the account the task's agent holds on
+        the platform (the host binds it: specs/accounts.md).
 
         A retry after an attempt with an unknown outcome (a timeout, a killed worker) first looks the key up on
         the platform, and returns what an earlier attempt published instead of posting again.
         """
-        if await asyncio.to_thread(self._store.is_stopped, inp.ref.tenant_id, inp.ref.campaign_id):
-            raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is published")
         tools = PUBLISH_TOOLS.get(inp.platform)
         if tools is None:
             raise failure(Failure.PUBLISH_REFUSED, f"no publishing tool for platform {inp.platform}")
@@ -146,11 +158,20 @@ class ContentActivities:
             tenant_id=inp.ref.tenant_id, actor="worker", agent_id=inp.ref.agent_id, task_id=inp.ref.task_id
         )
         try:
-            published = await self._earlier_post(inp, tools, context) if activity.info().attempt > 1 else None
-            if published is None:
-                tool, args = _publish_call(inp, tools)
-                result = await self._mcp.call_tool(inp.platform, tool, args, context)
-                published = PublishResult.model_validate(result.data)
+            # The stop gate is held from the last check of the stops until the platform answered: a stop recorded
+            # meanwhile waits for this post, and no post goes out after a stop (chimera/db/stop_gate.py).
+            async with self._store.sending(inp.ref):
+                if await asyncio.to_thread(self._store.is_stopped, inp.ref.tenant_id, inp.ref.campaign_id):
+                    raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is published")
+                published = await self._earlier_post(inp, tools, context) if activity.info().attempt > 1 else None
+                if published is None:
+                    tool, args = _publish_call(inp, tools)
+                    result = await self._mcp.call_tool(inp.platform, tool, args, context)
+                    published = PublishResult.model_validate(result.data)
+        except CampaignHalted as exc:
+            raise failure(Failure.CAMPAIGN_STOPPED, f"{exc}: nothing more is published") from exc
+        except McpAccountRefused as exc:
+            raise failure(Failure.PUBLISH_REFUSED, f"{inp.platform}: {exc.message}") from exc
         except McpToolError as exc:
             if exc.code == "rate_limited":
                 raise retry_after(Failure.RATE_LIMITED, str(exc), exc.retry_after_seconds or 60.0) from exc

@@ -7,9 +7,11 @@ workflow, which then has `record_verdict` audit exactly the verdict it acts on.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from temporalio import activity
 
+from activities.alerting import AlertSender
 from activities.errors import failure, model_failure
 from activities.registry import implements
 from activities.spend import CallLedger
@@ -24,6 +26,7 @@ from chimera.safety.rules import SafetyRules, safety_score
 from chimera.safety.vision import VisionCheck, VisionReport
 from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
+from schemas.alerts import review_expired_alert
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, SafetyFlag, decide
 from schemas.review import ReviewRecord
 from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, TaskResult, VerdictRecord
@@ -43,8 +46,10 @@ class JudgeActivities:
         classifier: HarmClassifier | None = None,
         reviewer: ModelReviewer | None = None,
         vision: VisionCheck | None = None,
+        alerts: AlertSender | None = None,
     ) -> None:
         self._store = store
+        self._alerts = alerts or AlertSender(None, store)
         self._rules = rules
         self._similarity = similarity
         self._classifier = classifier  # workers always pass it (workers/roles.py); some unit tests do not
@@ -167,11 +172,22 @@ class JudgeActivities:
     @implements(Activities.record_review)
     def record_review(self, rec: ReviewRecord) -> None:
         self._store.record_review(rec)
+        if rec.state == "expired":
+            alert = review_expired_alert(
+                tenant_id=rec.tenant_id,
+                campaign_id=rec.campaign_id,
+                agent_id=rec.agent_id,
+                task_id=rec.task_id,
+                deadline=rec.deadline,
+                raised_at=datetime.now(UTC).isoformat(),
+            )
+            self._alerts.send(alert)
 
     @implements(Activities.commit_result)
     def commit_result(self, inp: CommitInput) -> CommitResult:
-        if self._store.is_stopped(inp.ref.tenant_id, inp.ref.campaign_id):
-            raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is committed")
+        halted = self._store.halted(inp.ref)
+        if halted:
+            raise failure(Failure.CAMPAIGN_STOPPED, f"{halted}: nothing more is committed")
         value = {
             "task_id": inp.ref.task_id,
             "task_key": inp.task_key,
@@ -193,6 +209,7 @@ class JudgeActivities:
         out = rec.outcome
         self._store.record_task(rec.ref, out.key, rec.task_type, rec.platform, out.status, out.attempt, out.confidence)
         self._store.record_outcome(rec.ref, rec.task_type, out.status, rec.human_decided)
+        self._alerts.check_agent(rec.ref.tenant_id, rec.ref.agent_id, rec.ref.campaign_id)
 
 
 def _attempt() -> int:

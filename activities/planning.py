@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio import activity
 
+from activities.alerting import AlertSender
 from activities.errors import failure, model_failure
 from activities.registry import implements
 from activities.spend import CallLedger
+from chimera.accounts import AccountTaken, InvalidAccount
+from chimera.accounts.directory import AccountDirectory
 from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost
 from chimera.mcp.host import arguments_hash
@@ -18,15 +22,22 @@ from chimera.mcp.shared_reads import SharedReads
 from chimera.models.base import ModelError, ModelProvider
 from chimera.models.structured import plan_problems
 from schemas.activity_table import Activities, Failure
+from schemas.alerts import stop_alert
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit
 from schemas.plan import Mention, Observation, TaskPlan, Trend
 from schemas.task import PlanRequest, TaskRef
 
-# Where each platform's sandbox server publishes what the planner reads.
-MENTION_RESOURCES = {"twitter": "twitter://mentions/unreplied", "instagram": "instagram://comments/unreplied"}
-TREND_RESOURCES = {"twitter": "twitter://trends/current", "instagram": "instagram://trends/current"}
+# Where each platform's server publishes what the planner reads, per account: `{account}` is the campaign's own.
+MENTION_RESOURCES = {
+    "twitter": "twitter://accounts/{account}/mentions/unreplied",
+    "instagram": "instagram://accounts/{account}/comments/unreplied",
+}
+TREND_RESOURCES = {
+    "twitter": "twitter://accounts/{account}/trends/current",
+    "instagram": "instagram://accounts/{account}/trends/current",
+}
 # News trends feed every campaign (Instagram has no trends API of its own): server, tool, arguments.
 NEWS_TRENDS = ("news", "trending_topics", {"limit": 5})
 
@@ -39,8 +50,12 @@ class PlannerActivities:
         model: ModelProvider,
         reads: SharedReads | None = None,
         plan_estimate_usd: float = 0.015,
+        accounts: AccountDirectory | None = None,
+        alerts: AlertSender | None = None,
     ) -> None:
         self._store = store
+        self._alerts = alerts or AlertSender(None, store)
+        self._accounts = accounts or AccountDirectory.of(store)
         self._mcp = mcp
         self._model = model
         # Campaigns of one tenant observing within seconds of each other share the platform reads.
@@ -50,21 +65,47 @@ class PlannerActivities:
 
     @implements(Activities.observe)
     async def observe(self, req: ObserveRequest) -> Observation:
-        """Read mentions and trends; a source that fails is reported, the others still count."""
+        """Read the campaign's own accounts' mentions and trends; a source that fails is reported, the others
+        still count. The host binds each read to the account the campaign's agent holds (specs/accounts.md)."""
         obs = Observation()
-        context = CallContext(tenant_id=req.tenant_id, actor="planner", task_id=req.campaign_id)
+        record = await asyncio.to_thread(self._store.get_campaign, req.tenant_id, req.campaign_id)
+        context = CallContext(
+            tenant_id=req.tenant_id,
+            actor="planner",
+            task_id=req.campaign_id,
+            agent_id=record.agent_id if record is not None else None,
+            handles=dict(req.handles),
+        )
         for platform in req.platforms:
-            mentions = await self._read(platform, MENTION_RESOURCES.get(platform), obs.errors, context)
+            account = await self._account(platform, context, obs.errors)
+            if account is None:
+                continue
+            mentions = await self._read(platform, MENTION_RESOURCES.get(platform), account, obs.errors, context)
             obs.mentions.extend(_parse_items(mentions, Mention, platform, "mention", obs.errors))
-            trends = await self._read(platform, TREND_RESOURCES.get(platform), obs.errors, context)
+            trends = await self._read(platform, TREND_RESOURCES.get(platform), account, obs.errors, context)
             obs.trends.extend(_parse_items(trends, Trend, platform, "trend", obs.errors))
         obs.trends.extend(await self._news_trends(context, obs.errors))
         return obs
 
-    async def _read(self, server: str, uri: str | None, errors: list[str], context: CallContext) -> Any:
-        if uri is None:
+    async def _account(self, server: str, context: CallContext, errors: list[str]) -> str | None:
+        try:
+            account = await self._mcp.account(server, context)
+        except McpError as exc:
+            activity.logger.warning("observe %s: %s", server, exc)
+            errors.append(str(exc))
+            return None
+        if account is None:
+            errors.append(f"{server}: its allowlist entry binds no account, so it has no per-account resources")
+        return account
+
+    async def _read(
+        self, server: str, template: str | None, account: str, errors: list[str], context: CallContext
+    ) -> Any:
+        if template is None:
             errors.append(f"{server}: no known resource to read")
             return []
+        # The key names the account: campaigns of one tenant share a read of one account, never of another's.
+        uri = template.replace("{account}", account)
         try:
             return await self._reads.get(
                 (context.tenant_id, server, uri), lambda: self._mcp.read_resource(server, uri, context)
@@ -115,6 +156,16 @@ class PlannerActivities:
 
     @implements(Activities.register_campaign)
     def register_campaign(self, spec: CampaignSpec) -> None:
+        """Claim the persona's platform accounts for its agent, then upsert the campaign. A handle another tenant
+        or agent holds refuses the registration (nothing is registered, so no mention is routed to it)."""
+        try:
+            self._accounts.claim(spec.tenant_id, spec.agent_id, spec.persona.handles)
+        except (AccountTaken, InvalidAccount) as exc:
+            kind = Failure.ACCOUNT_TAKEN if isinstance(exc, AccountTaken) else Failure.INVALID_ACCOUNT
+            self._store.append_audit(
+                spec.tenant_id, "system", "account.refused", f"campaign/{spec.campaign_id}", {"reason": str(exc)}
+            )
+            raise failure(kind, f"campaign not registered: {exc}") from exc
         self._store.ensure_campaign(spec)
 
     @implements(Activities.record_control)
@@ -125,6 +176,8 @@ class PlannerActivities:
             self._store.set_campaign_status(
                 entry.tenant_id, entry.campaign_id, entry.campaign_status, entry.actor, reason
             )
+            if entry.action == "emergency_stop":
+                self._alert_stop(entry, reason)
         elif entry.action == "budget":
             to_usd = entry.detail.get("to_usd")
             assert isinstance(to_usd, float | int)
@@ -135,6 +188,25 @@ class PlannerActivities:
             self._store.set_goals(entry.tenant_id, entry.campaign_id, goals, entry.actor)
         else:
             self._store.append_audit(entry.tenant_id, entry.actor, entry.action, entry.campaign_id, entry.detail)
+
+    def _alert_stop(self, entry: ControlAudit, reason: str) -> None:
+        """A campaign's own emergency stop alerts; one that a scope stop caused is in that stop's alert already."""
+        request_id = str(entry.detail.get("request_id", ""))
+        if request_id and any(
+            s.request_id == request_id for s in self._store.active_stops(entry.tenant_id, entry.agent_id)
+        ):
+            return
+        alert = stop_alert(
+            scope="campaign",
+            request_id=request_id or f"{entry.campaign_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
+            actor=entry.actor,
+            reason=reason,
+            raised_at=datetime.now(UTC).isoformat(),
+            tenant_id=entry.tenant_id,
+            agent_id=entry.agent_id,
+            campaign_id=entry.campaign_id,
+        )
+        self._alerts.send(alert)
 
 
 Item = TypeVar("Item", Mention, Trend)

@@ -67,9 +67,14 @@ class WorkerConcurrency(BaseModel):
 
 
 def default_mcp_servers() -> dict[str, McpServerConfig]:
+    # `account`: the host binds each social call to the platform account its agent holds (specs/accounts.md).
     return {
-        "twitter": _sandbox_server("mcp_servers.twitter", publish_tools=["post_tweet", "reply_to_mention"]),
-        "instagram": _sandbox_server("mcp_servers.instagram", publish_tools=["post", "reply_to_comment"]),
+        "twitter": _sandbox_server(
+            "mcp_servers.twitter", publish_tools=["post_tweet", "reply_to_mention"], bound_arguments=["account"]
+        ),
+        "instagram": _sandbox_server(
+            "mcp_servers.instagram", publish_tools=["post", "reply_to_comment"], bound_arguments=["account"]
+        ),
         "news": _sandbox_server("mcp_servers.news"),
         # Above the live backend's 60 s HTTP timeout: a host timeout mid-request could bill an image twice.
         "images": _sandbox_server("mcp_servers.images", timeout_seconds=90.0),
@@ -79,7 +84,10 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHIMERA_", env_file=".env", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: a validation error never echoes the environment it read (it holds secrets).
+    model_config = SettingsConfigDict(
+        env_prefix="CHIMERA_", env_file=".env", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     state_dir: Path = Field(Path(".chimera"), description="local state: SQLite files, sandbox data, logs")
     database_url: str | None = Field(
@@ -137,6 +145,37 @@ class Settings(BaseSettings):
     x_consumer_secret: SecretStr | None = Field(None, description="X app's consumer secret (signs X webhooks)")
     meta_app_secret: SecretStr | None = Field(None, description="Meta app secret (signs Instagram webhooks)")
     meta_verify_token: SecretStr | None = Field(None, description="the token Meta echoes when subscribing")
+    # --- secrets sources (chimera/secrets) ---
+    # Lookup order (specs/secrets.md): CHIMERA_SECRET_* environment variables, then files, then AWS.
+    secrets_dir: Path | None = Field(None, description="mounted secret files, one per key (a Kubernetes volume)")
+    aws_secrets_region: str | None = Field(None, description="AWS Secrets Manager region; set it to use AWS")
+    aws_secrets_prefix: str | None = Field(None, description='prefix of every AWS secret id, e.g. "chimera/"')
+    aws_secrets_endpoint_url: str | None = Field(None, description="AWS endpoint override (VPC endpoint, moto)")
+    secrets_cache_seconds: float = Field(300.0, ge=0, description="how long an AWS answer is reused")
+    # --- payload codec (chimera/codec) ---
+    # auto: encrypt when the key-ring secret exists; on: refuse to start without it (specs/codec.md).
+    payload_encryption: Literal["auto", "on", "off"] = "auto"
+    codec_keys_secret: str = Field("codec-keys", min_length=1, description="secret holding the codec key ring")
+    codec_server_host: str = Field("127.0.0.1", description="where the codec server for the Web UI listens")
+    codec_server_port: int = Field(8234, ge=1, le=65535)
+    codec_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="Web UI origins allowed to call the codec server",
+    )
+    # --- alerts (chimera/alerts) ---
+    # Where alerts go (specs/alerts.md), e.g. CHIMERA_NOTIFIERS as a JSON list of chimera.alerts.config.NotifierConfig
+    # objects. Validated when the notifiers are built (chimera.alerts.dispatch.notifiers_from), whose errors never
+    # echo the input (a webhook URL may hold a token).
+    notifiers: list[Any] = Field(default_factory=list, description="webhook and smtp notifiers (unique names)")
+    anomaly_factor: float = Field(3.0, gt=1, description="an agent's hour alerts at this multiple of its normal")
+    anomaly_min_spend_usd_per_hour: float = Field(1.0, ge=0, description="spend in an hour below this never alerts")
+    anomaly_min_rejections: int = Field(3, ge=1, description="fewer rejections in an hour never alert")
+    anomaly_history_days: int = Field(7, ge=1, le=90, description="how far back an agent's normal is measured")
+    anomaly_min_history_hours: int = Field(24, ge=1, description="an agent seen for less is not judged")
+    anomaly_min_active_hours: int = Field(6, ge=1, description="hours with spend needed for a spend normal")
+    anomaly_min_judged: int = Field(20, ge=1, description="judged drafts needed for a rejection normal")
+    # --- platform accounts (chimera/accounts) ---
+    # --- people and request signing (chimera/access) ---
 
     @model_validator(mode="after")
     def _versioning_pair(self) -> Settings:

@@ -6,6 +6,8 @@ TEMPORAL_NAMESPACE, TEMPORAL_PROFILE and its TOML profiles) over temporal.yaml o
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,8 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 
+from chimera.codec import EncryptedFailureConverter, codec_for
+from chimera.secrets.base import SecretSource
+from chimera.settings import Settings
 from schemas.activity_table import Activities
 from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions, TaskQueues
 from schemas.policy import JudgePolicy
@@ -94,9 +100,38 @@ def load_temporal_config(path: Path) -> TemporalConfig:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-async def connect(config: TemporalConfig, *, address: str | None = None) -> Client:
+def data_converter(settings: Settings, source: SecretSource | None = None) -> DataConverter:
+    """Pydantic payloads, encrypted by the payload codec when settings turn encryption on (specs/codec.md).
+
+    With encryption on, failure messages and stack traces are encrypted too (chimera/codec/failures.py)."""
+    codec = codec_for(settings, source)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=EncryptedFailureConverter,
+    )
+
+
+@functools.cache
+def process_data_converter() -> DataConverter:
+    """This process's data converter, from its settings and secrets, resolved once (connect()'s default)."""
+    return data_converter(Settings())
+
+
+async def connect(
+    config: TemporalConfig, *, address: str | None = None, converter: DataConverter | None = None
+) -> Client:
+    """A client for temporal.yaml's server; its workers inherit its data converter (process_data_converter()
+    unless `converter` is given)."""
     target, namespace, extra = config.connection()
-    return await Client.connect(address or target, namespace=namespace, data_converter=pydantic_data_converter, **extra)
+    return await Client.connect(
+        address or target,
+        namespace=namespace,
+        data_converter=converter or process_data_converter(),
+        **extra,
+    )
 
 
 DEFAULT_SEARCH_ATTRIBUTES: dict[str, Literal["Keyword", "Double", "Int"]] = {

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
+from schemas.access import Authorization, AuthorizeRequest
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
-from schemas.events import ControlAudit
+from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
 from schemas.plan import Observation, TaskPlan
 from schemas.policy import JudgeScores
 from schemas.review import ReviewRecord
@@ -60,6 +61,8 @@ class Failure(StrEnum):
     MODEL_MISCONFIGURED = "ModelMisconfigured"  # a key, model id or request the provider refuses: fix the setting
     MODEL_REFUSED = "ModelRefused"  # the model declined the task: the campaign re-plans instead
     BUDGET_EXHAUSTED = "BudgetExhausted"  # no budget left today for this step
+    ACCOUNT_TAKEN = "AccountTaken"  # a persona's handle is another tenant's or agent's account (specs/accounts.md)
+    INVALID_ACCOUNT = "InvalidAccount"  # a persona's handle names no account
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,13 @@ def _never(*failures: Failure) -> frozenset[Failure]:
 class Activities:
     """The table, in the order a campaign and a task use them."""
 
-    register_campaign = ActivityDef("register_campaign", "planner", CampaignSpec, type(None))
+    register_campaign = ActivityDef(
+        "register_campaign", "planner", CampaignSpec, type(None), _never(Failure.ACCOUNT_TAKEN, Failure.INVALID_ACCOUNT)
+    )
+    # Every change a person sends is checked here before a workflow applies it (chimera/access).
+    authorize = ActivityDef("authorize", "planner", AuthorizeRequest, Authorization)
+    record_scope_stop = ActivityDef("record_scope_stop", "planner", StopRecord, StopRecorded)
+    find_in_scope = ActivityDef("find_in_scope", "planner", ScopeStop, ScopeMembers)
     observe = ActivityDef("observe", "planner", ObserveRequest, Observation)
     plan = ActivityDef(
         "plan",

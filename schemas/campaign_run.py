@@ -87,6 +87,7 @@ class ObserveRequest(BaseModel):
     tenant_id: str
     campaign_id: str
     platforms: list[str]
+    handles: dict[str, str] = Field(default_factory=dict, description="the persona's handles: platform -> handle")
 
 
 def task_id_for(tenant_id: str, campaign_id: str, key: str) -> str:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from schemas.access import Action, Signed
+from schemas.campaign import SLUG
+from schemas.options import RuntimeOptions
 from schemas.plan import Mention
 from schemas.task import TaskOutcome
 
 CampaignState = Literal["running", "paused", "stopped", "completed"]
 
 
-class ControlRequest(BaseModel):
-    """pause, resume: who asked and why."""
+class ControlRequest(Signed):
+    """pause, resume: who asked and why. `actor` is who the sender says they are; the workflow records the
+    identity the signature proves instead."""
 
     request_id: str = Field(min_length=1)
     actor: str = Field(min_length=1)
@@ -22,6 +26,89 @@ class ControlRequest(BaseModel):
 
 class EmergencyStop(ControlRequest):
     reason: str = Field(min_length=1)
+
+
+StopScope = Literal["agent", "tenant", "fleet"]
+
+
+class ScopeStop(EmergencyStop):
+    """Stop every campaign and task of an agent, a tenant or the whole fleet (or, with `lift`, allow them
+    again). Signed once; the same signed request reaches every campaign in the scope, and each checks it."""
+
+    scope: StopScope
+    tenant_id: str | None = Field(None, pattern=SLUG)
+    agent_id: str | None = Field(None, pattern=SLUG)
+    lift: bool = False
+
+    @model_validator(mode="after")
+    def _scope_names(self) -> ScopeStop:
+        if self.scope == "fleet" and (self.tenant_id or self.agent_id):
+            raise ValueError("a fleet stop names no tenant or agent")
+        if self.scope == "tenant" and (not self.tenant_id or self.agent_id):
+            raise ValueError("a tenant stop names the tenant (and no agent)")
+        if self.scope == "agent" and not (self.tenant_id and self.agent_id):
+            raise ValueError("an agent stop names the tenant and the agent")
+        return self
+
+    @property
+    def action(self) -> Action:
+        return "stop.lift" if self.lift else STOP_ACTIONS[self.scope]
+
+    @property
+    def target(self) -> str:
+        return scope_target(self.scope, self.tenant_id, self.agent_id)
+
+    def covers(self, tenant_id: str, agent_id: str) -> bool:
+        if self.scope == "fleet":
+            return True
+        if self.scope == "tenant":
+            return self.tenant_id == tenant_id
+        return (self.tenant_id, self.agent_id) == (tenant_id, agent_id)
+
+
+STOP_ACTIONS: dict[StopScope, Action] = {"agent": "agent.stop", "tenant": "tenant.stop", "fleet": "fleet.stop"}
+
+
+def scope_target(scope: StopScope, tenant_id: str | None, agent_id: str | None) -> str:
+    """How a scope is named in signatures, audit subjects and workflow ids: fleet, tenant:acme, agent:acme/mira."""
+    return {"fleet": "fleet", "tenant": f"tenant:{tenant_id}"}.get(scope, f"agent:{tenant_id}/{agent_id}")
+
+
+class ScopeStopResult(BaseModel):
+    """What a scope stop (or lift) did: refused with the reason, or how many campaigns and tasks it reached."""
+
+    accepted: bool
+    message: str
+    actor: str
+    campaigns: list[str] = Field(default_factory=list, description="workflow ids of the campaigns signalled")
+    tasks: list[str] = Field(default_factory=list, description="workflow ids of the running tasks signalled")
+    in_flight_finished: bool = Field(True, description="sends under way when the stop was recorded had finished")
+
+
+class ScopeStopInput(BaseModel):
+    """ScopeStopWorkflow's input: the signed request, and temporal.yaml's runtime options."""
+
+    stop: ScopeStop
+    runtime: RuntimeOptions
+
+
+class ScopeMembers(BaseModel):
+    """The running workflows a scope stop reaches."""
+
+    campaigns: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=list)
+
+
+class StopRecord(BaseModel):
+    """The `record_scope_stop` activity's input: the verified stop (or lift) and who it is from."""
+
+    stop: ScopeStop
+    actor: str
+
+
+class StopRecorded(BaseModel):
+    in_flight_finished: bool = True
+    lifted: int = 0
 
 
 class BudgetChange(ControlRequest):

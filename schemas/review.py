@@ -6,14 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from schemas.access import Action, Signed
 from schemas.plan import Mention
 from schemas.policy import Verdict
+from schemas.task import TaskStatus
 
 ReviewAction = Literal["approve", "edit", "reject"]
 ReviewState = Literal["none", "pending", "approved", "edited", "rejected", "expired", "cancelled"]
+# A task's TaskStatus when it ended itself; Temporal's close status when it was ended from outside.
+OutcomeStatus = TaskStatus | Literal["terminated", "timed_out"]
 
 
-class ReviewDecision(BaseModel):
+class ReviewDecision(Signed):
     request_id: str = Field(min_length=1, description="chosen by the sender; the ack carries it back")
     action: ReviewAction
     reviewer: str = Field(min_length=1)
@@ -30,6 +34,18 @@ class ReviewDecision(BaseModel):
         if self.override and (self.action != "edit" or not self.reason.strip()):
             raise ValueError("an override is for an edit, and needs a reason")
         return self
+
+    @property
+    def access_action(self) -> Action:
+        """What the decision needs authority for: overriding a Judge block is an administrator's."""
+        return "judge.override" if self.override else REVIEW_ACTIONS[self.action]
+
+
+REVIEW_ACTIONS: dict[ReviewAction, Action] = {
+    "approve": "review.approve",
+    "edit": "review.edit",
+    "reject": "review.reject",
+}
 
 
 class Ack(BaseModel):
@@ -80,3 +96,10 @@ class ReviewView(BaseModel):
     reason: str | None = None
     media_ids: list[str] = Field(default_factory=list, description="images the post attaches (media store ids)")
     tools_used: list[str] = Field(default_factory=list, description="server.tool of each tool call, in order")
+    # How the task ended (None while it runs): published with its post, or why not (the reason says who
+    # rejected it and why, the expiry, the stop, the publish refusal or the failure).
+    outcome_status: OutcomeStatus | None = None
+    outcome_reason: str | None = None
+    post_id: str | None = None
+    post_url: str | None = None
+    note: str | None = Field(None, description="what this view could not read (e.g. no worker: from the result)")

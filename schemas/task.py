@@ -109,6 +109,7 @@ class TaskOutcome(BaseModel):
     confidence: float | None = None
     decision: str | None = None
     post_id: str | None = None
+    url: str | None = Field(None, description="the published post's link (PublishResult.url)")
     text: str | None = None
     cost_usd: float = 0.0
     spend_day: str = ""
@@ -174,6 +175,7 @@ class Reservation(BaseModel):
     reason: str = ""
     day: str = Field("", description="the budget day, in the campaign's time zone (YYYY-MM-DD)")
     spent_today_usd: float = Field(0.0, description="spent plus reserved that day, after this reservation")
+    level: str = Field("", description="refused: the budget that would be exceeded (campaign, agent, tenant)")
 
 
 class SettleRequest(BaseModel):

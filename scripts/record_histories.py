@@ -38,6 +38,10 @@ from schemas.events import (  # noqa: E402
     EmergencyStop,
     GoalsChange,
     MentionDelivery,
+    ScopeMembers,
+    ScopeStop,
+    ScopeStopInput,
+    ScopeStopResult,
 )
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
 from schemas.plan import Mention  # noqa: E402
@@ -45,10 +49,12 @@ from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
 from tests.helpers import scripted  # noqa: E402
 from tests.helpers.dev_server import server_binary, start_dev_server  # noqa: E402
+from tests.helpers.identity import ADMIN, signed  # noqa: E402
 from tests.helpers.polling import eventually  # noqa: E402
 from tests.helpers.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
 from workflows.campaign import CampaignWorkflow  # noqa: E402
 from workflows.content_task import ContentTaskWorkflow  # noqa: E402
+from workflows.scope_stop import ScopeStopWorkflow, scope_stop_workflow_id  # noqa: E402
 
 OUT = ROOT / "tests" / "replay" / "histories"
 SCENARIO_TIMEOUT = 90.0  # seconds of real time; every scenario takes a few
@@ -100,7 +106,10 @@ class Session:
 async def session(client: Client, name: str, script: Script) -> AsyncIterator[Session]:
     s = Session(client, name, script)
     async with Worker(
-        client, task_queue=s.queue, workflows=[CampaignWorkflow, ContentTaskWorkflow], activities=script.activities()
+        client,
+        task_queue=s.queue,
+        workflows=[CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow],
+        activities=script.activities(),
     ):
         async with asyncio.timeout(SCENARIO_TIMEOUT):
             yield s
@@ -151,7 +160,8 @@ async def accepted(handle: WorkflowHandle[Any, Any], query: Any, request_id: str
 async def stop(handle: WorkflowHandle[Any, Any], reason: str) -> None:
     """End a campaign that only hosted a content-task scenario."""
     await handle.signal(
-        CampaignWorkflow.emergency_stop, EmergencyStop(request_id="end", actor="recorder", reason=reason)
+        CampaignWorkflow.emergency_stop,
+        signed(EmergencyStop(request_id="end", actor="recorder", reason=reason), handle, "emergency_stop"),
     )
     await handle.result()
 
@@ -188,12 +198,23 @@ async def campaign_pause_resume(client: Client) -> None:
     async with session(client, "pause-resume", script) as s:
         handle = await s.start(spec, max_cycles=2)
         await published(handle, 1)
-        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
-        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p2", actor="maya"))  # refused
+        # Unsigned: refused as unauthenticated, and nothing changes (recorded: the refusal is a history too).
+        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p0", actor="maya"))
+        refused = await eventually(lambda: handle.query(CampaignWorkflow.ack, AckQuery(request_id="p0")))
+        assert not refused.accepted and refused.message.startswith("unauthenticated"), refused
+        await handle.signal(
+            CampaignWorkflow.pause,
+            signed(ControlRequest(request_id="p1", actor="maya", reason="check"), handle, "pause"),
+        )
+        await handle.signal(
+            CampaignWorkflow.pause, signed(ControlRequest(request_id="p2", actor="maya"), handle, "pause")
+        )  # refused
         await accepted(handle, CampaignWorkflow.ack, "p1")
         await asyncio.sleep(3)  # past the next cycle: nothing may start while paused
         assert (await status(handle)).cycle == 1
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r1", actor="maya"), handle, "resume")
+        )
         final: CampaignStatus = await handle.result()
         assert final.cycle == 2 and final.tasks_by_state == {"published": 2}, final
         await save(handle, "campaign_paused_and_resumed")
@@ -206,10 +227,12 @@ async def campaign_goals(client: Client) -> None:
         handle = await s.start(spec, max_cycles=2)
         await published(handle, 1)
         await handle.signal(
-            CampaignWorkflow.set_budget, BudgetChange(request_id="b1", actor="maya", daily_budget_usd=9.5)
+            CampaignWorkflow.set_budget,
+            signed(BudgetChange(request_id="b1", actor="maya", daily_budget_usd=9.5), handle, "set_budget"),
         )
         await handle.signal(
-            CampaignWorkflow.set_goals, GoalsChange(request_id="g1", actor="maya", goals=["Launch the denim drop"])
+            CampaignWorkflow.set_goals,
+            signed(GoalsChange(request_id="g1", actor="maya", goals=["Launch the denim drop"]), handle, "set_goals"),
         )
         final: CampaignStatus = await handle.result()  # the new goals start cycle 2 at once
         assert final.cycle == 2 and final.goals == ["Launch the denim drop"], final
@@ -224,7 +247,8 @@ async def campaign_emergency_stop(client: Client) -> None:
         child = s.task(spec, "c1-tw")
         await pending_review(child)
         await handle.signal(
-            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="legal hold")
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s1", actor="ops", reason="legal hold"), handle, "emergency_stop"),
         )
         final: CampaignStatus = await handle.result()
         outcome = TaskOutcome.model_validate(await child.result())
@@ -263,6 +287,32 @@ async def campaign_continue_as_new(client: Client) -> None:
         await save(client.get_workflow_handle(handle.id, run_id=second), "campaign_continued_as_new_run2")
 
 
+async def fleet_stop(client: Client) -> None:
+    """A fleet administrator stops the fleet: ScopeStopWorkflow authorizes it, records it, and forwards the signed
+    request to the running campaign, which checks it again and stops with its task."""
+    spec = scripted.spec(campaign_id="fleet-stop")
+    script = Script(plans=[[post("tw")]], default_scores=MEDIUM)
+    async with session(client, "fleet-stop", script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        child = s.task(spec, "c1-tw")
+        await pending_review(child)
+        script.scope_members = ScopeMembers(campaigns=[handle.id], tasks=[child.id])
+        request = ScopeStop(request_id="fleet-1", actor="ops", scope="fleet", reason="platform outage")
+        request = ADMIN.sign(request, request.action, request.target)
+        stopper = await client.start_workflow(
+            ScopeStopWorkflow.run,
+            ScopeStopInput(stop=request, runtime=runtime(s.queue)),
+            id=scope_stop_workflow_id(request),
+            task_queue=s.queue,
+        )
+        result: ScopeStopResult = await stopper.result()
+        final: CampaignStatus = await handle.result()
+        assert result.accepted and final.state == "stopped", (result, final)
+        await child.result()
+        await save(stopper, "scope_stop_fleet")
+        await save(handle, "campaign_stopped_by_fleet_stop")
+
+
 # --- content task scenarios (each hosted by a live campaign, so its updates are received) ----
 
 
@@ -277,7 +327,7 @@ async def review_scenario(
         child = s.task(spec, f"c1-{task_key}")
         await pending_review(child)
         if decision is not None:
-            await child.signal(ContentTaskWorkflow.decide, decision)
+            await child.signal(ContentTaskWorkflow.decide, signed(decision, child))
             await accepted(child, ContentTaskWorkflow.ack, decision.request_id)
         outcome = TaskOutcome.model_validate(await child.result())
 
@@ -299,7 +349,8 @@ async def edit_blocked_then_edited(client: Client) -> None:
         child = s.task(spec, "c1-rp")
         await pending_review(child)
         await child.signal(
-            ContentTaskWorkflow.decide, ReviewDecision(request_id="rv-1", action="edit", reviewer="lena", text=bad)
+            ContentTaskWorkflow.decide,
+            signed(ReviewDecision(request_id="rv-1", action="edit", reviewer="lena", text=bad), child),
         )
 
         async def refused() -> bool:
@@ -308,7 +359,7 @@ async def edit_blocked_then_edited(client: Client) -> None:
 
         await eventually(refused)
         edit = ReviewDecision(request_id="rv-2", action="edit", reviewer="lena", text="Thank you! More tips Sunday.")
-        await child.signal(ContentTaskWorkflow.decide, edit)
+        await child.signal(ContentTaskWorkflow.decide, signed(edit, child))
         outcome = TaskOutcome.model_validate(await child.result())
 
         async def campaign_saw_it() -> bool:
@@ -326,6 +377,7 @@ SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
     campaign_goals,
     campaign_emergency_stop,
     campaign_pushed_mention,
+    fleet_stop,
     lambda c: review_scenario(
         c, "escalated-approved", "tw", ReviewDecision(request_id="rv-approve", action="approve", reviewer="lena")
     ),

@@ -22,3 +22,13 @@ def test_server_path() -> str:
 @pytest.fixture(scope="session")
 def dev_server_path() -> str:
     return _binary("temporal")
+
+
+@pytest.fixture
+def signed_in_as_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control functions sign as the scripted directory's administrator (tests/helpers/identity.py): for tests
+    whose workers run the scripted `authorize` activity."""
+    from tests.helpers.identity import admin_env
+
+    for name, value in admin_env().items():
+        monkeypatch.setenv(name, value)

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.access import AccessActivities
 from activities.budget import BudgetActivities
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
@@ -28,6 +29,7 @@ from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.scope_stop import ScopeStopWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long to finish on Ctrl-C
 
@@ -35,6 +37,9 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long 
 # for weeks (continue-as-new) and must move to new builds; its changes stay replay-safe via patched().
 # A workflow type may say otherwise in its @workflow.defn (specs/deploy.md).
 DEFAULT_VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
+WORKFLOWS = [CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow]
 
 
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
@@ -58,14 +63,18 @@ def activity_classes(deps: Dependencies) -> list[object]:
     vision = VisionCheck(MediaStore(s.sandbox_dir), model=deps.model if live else None, rules=deps.rules)
     review_estimate = s.cost_estimates_usd.get("review", s.default_cost_estimate_usd) if reviewer else 0.0
     return [
+        AccessActivities(deps.store, deps.alerts),
         PlannerActivities(
             deps.store,
             deps.mcp,
             deps.model,
             SharedReads(s.observe_share_seconds),
             plan_estimate_usd=s.cost_estimates_usd.get("plan", s.default_cost_estimate_usd),
+            alerts=deps.alerts,
         ),
-        BudgetActivities(deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd, review_estimate),
+        BudgetActivities(
+            deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd, review_estimate, alerts=deps.alerts
+        ),
         ContentActivities(deps.store, deps.mcp, deps.model),
         JudgeActivities(
             deps.store,
@@ -74,6 +83,7 @@ def activity_classes(deps: Dependencies) -> list[object]:
             deps.classifier,
             reviewer=reviewer,
             vision=vision,
+            alerts=deps.alerts,
         ),
     ]
 
@@ -96,7 +106,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=getattr(queues, role),
-                workflows=[CampaignWorkflow, ContentTaskWorkflow] if role == "planner" else [],
+                workflows=WORKFLOWS if role == "planner" else [],
                 activities=by_role(role, instances),
                 activity_executor=executor,  # synchronous (database) activities run here
                 max_concurrent_activities=getattr(limits, role),

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.access import Action
     from schemas.activity_table import Activities
     from schemas.campaign_run import CampaignInput, CampaignProgress, ObserveRequest, TaskRecord, task_id_for
     from schemas.events import (
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         EmergencyStop,
         GoalsChange,
         MentionDelivery,
+        ScopeStop,
         TaskUpdate,
     )
     from schemas.plan import Observation, PlannedTask, TaskPlan
@@ -37,9 +40,11 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import campaign_inputs as build
 from workflows import campaign_views as views
+from workflows.access import SIGNED_REQUESTS, InOrder, authorize
 from workflows.calls import failure_message, run_activity
 from workflows.content_task import ContentTaskWorkflow
 
+R = TypeVar("R", bound=ControlRequest)
 MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
 # Runs from before this patch never upserted CampaignState/CampaignCycle; replaying them must issue no upsert.
 STATE_ATTRIBUTES_PATCH = "campaign-state-search-attributes"
@@ -56,6 +61,7 @@ class CampaignWorkflow:
         self.campaign = inp.carried or CampaignProgress(
             goals=list(inp.spec.goals), daily_budget_usd=inp.spec.daily_budget_usd
         )
+        self._requests = InOrder()  # requests being authorized, applied in the order they arrived
 
     # --- the run -----------------------------------------------------------------------
 
@@ -64,6 +70,10 @@ class CampaignWorkflow:
         if inp.carried is None:
             await run_activity(Activities.register_campaign, self.spec, inp.runtime, "register campaign")
         while not self._stopped():
+            # A request being authorized goes first (e.g. a pause sent with the start): nothing starts meanwhile.
+            await workflow.wait_condition(lambda: not self._requests.busy)
+            if self._stopped():
+                break
             self._publish_attributes()
             await self._flush_audit()
             if self.campaign.state == "paused":
@@ -80,6 +90,7 @@ class CampaignWorkflow:
             if workflow.info().is_continue_as_new_suggested() and not self._stopped():
                 await self._continue_as_new()
         await self._finish()
+        await workflow.wait_condition(workflow.all_handlers_finished)  # a request being authorized is answered
         return self.status()
 
     async def _start_cycle(self) -> None:
@@ -91,7 +102,12 @@ class CampaignWorkflow:
         try:
             observation = await run_activity(
                 Activities.observe,
-                ObserveRequest(tenant_id=spec.tenant_id, campaign_id=spec.campaign_id, platforms=list(spec.platforms)),
+                ObserveRequest(
+                    tenant_id=spec.tenant_id,
+                    campaign_id=spec.campaign_id,
+                    platforms=list(spec.platforms),
+                    handles=dict(spec.persona.handles),  # each campaign reads its own accounts' mentions
+                ),
                 self.inp.runtime,
                 f"cycle {c.cycle}: read mentions and trends",
             )
@@ -268,7 +284,7 @@ class CampaignWorkflow:
         """Persist the stop first (publishing checks it), then tell every live task."""
         req = self.campaign.stop_request
         assert req is not None
-        self._audit("emergency_stop", req.actor, {"reason": req.reason}, "stopped")
+        self._audit("emergency_stop", req.actor, {"reason": req.reason, "request_id": req.request_id}, "stopped")
         await self._flush_audit()
         for rec in self.campaign.tasks.values():
             if rec.status in ("running", "pending_review"):
@@ -285,6 +301,7 @@ class CampaignWorkflow:
         while self.campaign.inbox or self.campaign.audit_outbox:
             await self._handle_inbox()
             await self._flush_audit()
+        await workflow.wait_condition(workflow.all_handlers_finished)
         views.prune_for_handover(self.campaign)
         self.campaign.runs += 1
         self.campaign.published_attributes = None  # the next run states them again
@@ -292,10 +309,15 @@ class CampaignWorkflow:
 
     # --- signals and queries -----------------------------------------------------------
 
+    # Each change a person sends is authorized first (workflows/access.py): the handlers are async for that
+    # one activity call, and what they apply carries the verified actor.
+
     @workflow.signal
-    def pause(self, req: ControlRequest) -> None:
-        if self._refuse_if_stopped(req.request_id):
+    async def pause(self, req: ControlRequest) -> None:
+        checked = await self._verified(req, "campaign.pause")
+        if checked is None or self._refuse_if_stopped(req.request_id):
             return
+        req = checked
         if self.campaign.state == "paused":
             self._ack(req.request_id, False, f"already paused by {self.campaign.paused_by}")
             return
@@ -304,9 +326,11 @@ class CampaignWorkflow:
         self._ack(req.request_id, True, "campaign paused: no new task starts until resume")
 
     @workflow.signal
-    def resume(self, req: ControlRequest) -> None:
-        if self._refuse_if_stopped(req.request_id):
+    async def resume(self, req: ControlRequest) -> None:
+        checked = await self._verified(req, "campaign.resume")
+        if checked is None or self._refuse_if_stopped(req.request_id):
             return
+        req = checked
         if self.campaign.state != "paused":
             self._ack(req.request_id, False, "campaign is not paused")
             return
@@ -315,17 +339,21 @@ class CampaignWorkflow:
         self._ack(req.request_id, True, "campaign resumed")
 
     @workflow.signal
-    def set_budget(self, req: BudgetChange) -> None:
-        if self._refuse_if_stopped(req.request_id):
+    async def set_budget(self, req: BudgetChange) -> None:
+        checked = await self._verified(req, "campaign.budget")
+        if checked is None or self._refuse_if_stopped(req.request_id):
             return
+        req = checked
         old, self.campaign.daily_budget_usd = self.campaign.daily_budget_usd, req.daily_budget_usd
         self._audit("budget", req.actor, {"from_usd": old, "to_usd": req.daily_budget_usd})
         self._ack(req.request_id, True, f"daily budget set to ${req.daily_budget_usd:.2f} (was ${old:.2f})")
 
     @workflow.signal
-    def set_goals(self, req: GoalsChange) -> None:
-        if self._refuse_if_stopped(req.request_id):
+    async def set_goals(self, req: GoalsChange) -> None:
+        checked = await self._verified(req, "campaign.goals")
+        if checked is None or self._refuse_if_stopped(req.request_id):
             return
+        req = checked
         goals = [g.strip() for g in req.goals if g.strip()]
         if not goals:
             self._ack(req.request_id, False, "goals must not be blank")
@@ -335,12 +363,30 @@ class CampaignWorkflow:
         self._ack(req.request_id, True, f"{len(goals)} goal(s) set; re-planning now")
 
     @workflow.signal
-    def emergency_stop(self, req: EmergencyStop) -> None:
-        if self._refuse_if_stopped(req.request_id):
+    async def emergency_stop(self, req: EmergencyStop) -> None:
+        checked = await self._verified(req, "campaign.stop")
+        if checked is None or self._refuse_if_stopped(req.request_id):
             return
         c = self.campaign
-        c.state, c.stop_request = "stopped", req
+        c.state, c.stop_request = "stopped", checked
         self._ack(req.request_id, True, f"emergency stop accepted: {req.reason}")
+
+    @workflow.signal
+    async def scope_stop(self, req: ScopeStop) -> None:
+        """A stop of this campaign's agent, its tenant or the fleet (sent by ScopeStopWorkflow, signed by a person)."""
+        if self._refuse_if_stopped(req.request_id):
+            return
+        if req.lift or not req.covers(self.spec.tenant_id, self.spec.agent_id):
+            self._ack(req.request_id, False, f"{req.target} does not cover this campaign")
+            return
+        checked = await self._verified(req, req.action, target=req.target, tenant_id=req.tenant_id)
+        if checked is None or self._refuse_if_stopped(req.request_id):
+            return
+        c = self.campaign
+        reason = f"{req.target} stopped: {req.reason}"
+        c.state = "stopped"
+        c.stop_request = EmergencyStop(request_id=req.request_id, actor=checked.actor, reason=reason)
+        self._ack(req.request_id, True, f"stop accepted: {reason}")
 
     @workflow.signal
     def task_update(self, update: TaskUpdate) -> None:
@@ -375,6 +421,38 @@ class CampaignWorkflow:
         return self.campaign.acks.get(query.request_id)
 
     # --- helpers -------------------------------------------------------------------------
+
+    async def _verified(
+        self, req: R, action: Action, *, target: str | None = None, tenant_id: str | None = ""
+    ) -> R | None:
+        """The request with its verified actor, or None when refused (the ack says why) or already answered.
+        `target` defaults to this campaign; `tenant_id` to its tenant (None: the fleet)."""
+        if req.request_id in self.campaign.acks:
+            return None  # a re-sent signal: the first answer stands
+        if not workflow.patched(SIGNED_REQUESTS):
+            return req
+        spec = self.spec
+        ticket = self._requests.ticket()
+        try:
+            auth = await authorize(
+                req,
+                req.request_id,
+                action,
+                target=target or workflow.info().workflow_id,
+                tenant_id=spec.tenant_id if tenant_id == "" else tenant_id,
+                agent_id=spec.agent_id,
+                runtime=self.inp.runtime,
+            )
+            await self._requests.turn(ticket)
+        finally:
+            # The caller applies the request before it next awaits, so the next request sees it applied.
+            self._requests.done()
+        if req.request_id in self.campaign.acks:
+            return None  # answered while this one was being checked
+        if not auth.allowed:
+            self._ack(req.request_id, False, auth.reason)
+            return None
+        return req.model_copy(update={"actor": auth.actor})
 
     def _stopped(self) -> bool:
         # A method, not an inline comparison: signal handlers change the state between awaits.

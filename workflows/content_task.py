@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import search_attributes as sa
 from workflows import task_inputs as build
+from workflows.access import SIGNED_REQUESTS, InOrder, authorize
 from workflows.calls import failure_message, failure_type, run_activity, start_activity
 
 DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
@@ -52,6 +53,8 @@ class ContentTaskWorkflow:
         self._acks: dict[str, Ack] = {}
         self._stop: EmergencyStop | None = None
         self._judges_edits = False  # set in run (a patch): an edit is judged before it is accepted
+        self._requests = InOrder()  # decisions being authorized, applied in the order they arrived
+        self._final: TaskOutcome | None = None  # how the task ended, for the review query
 
     @workflow.run
     async def run(self, inp: ContentTaskInput) -> TaskOutcome:
@@ -67,8 +70,10 @@ class ContentTaskWorkflow:
             outcome = ended.outcome
         except ActivityError as err:
             outcome = self._failed(err)
+        self._final = outcome  # the review query shows it from now on (no command: replay-safe)
         outcome = await self._settle(outcome)
         await self._record_outcome(outcome)
+        await workflow.wait_condition(workflow.all_handlers_finished)  # a decision being authorized is answered
         return outcome
 
     # --- the steps, in order -------------------------------------------------------------
@@ -151,7 +156,7 @@ class ContentTaskWorkflow:
             self._inp.runtime,
             f"publish to {self._inp.task.platform}",
         )
-        return self._outcome("published", "", post_id=published.post_id, text=text)
+        return self._outcome("published", "", post_id=published.post_id, url=published.url, text=text)
 
     async def _settle(self, outcome: TaskOutcome) -> TaskOutcome:
         """Replace the reservation by the actual cost (nothing to settle when none was made)."""
@@ -252,10 +257,33 @@ class ContentTaskWorkflow:
         return True
 
     @workflow.signal
-    def decide(self, decision: ReviewDecision) -> None:
-        """A reviewer's approve, edit or reject. Refusals are recorded in the ack, not raised."""
+    async def decide(self, decision: ReviewDecision) -> None:
+        """A reviewer's approve, edit or reject, once the sender's signature and role are checked (the reviewer
+        recorded is the verified one). Refusals are recorded in the ack, not raised."""
         if decision.request_id in self._acks:
             return  # a re-sent signal: the first answer stands
+        if workflow.patched(SIGNED_REQUESTS):
+            ref = self._inp.ref
+            ticket = self._requests.ticket()
+            try:
+                auth = await authorize(
+                    decision,
+                    decision.request_id,
+                    decision.access_action,
+                    target=workflow.info().workflow_id,
+                    tenant_id=ref.tenant_id,
+                    agent_id=ref.agent_id,
+                    runtime=self._inp.runtime,
+                )
+                await self._requests.turn(ticket)  # the first decision received is the one that counts
+            finally:
+                self._requests.done()
+            if decision.request_id in self._acks:
+                return  # answered while this one was being checked
+            if not auth.allowed:
+                self._ack(decision.request_id, False, auth.reason)
+                return
+            decision = decision.model_copy(update={"reviewer": auth.actor})
         if self._stop is not None:
             self._ack(decision.request_id, False, f"campaign stopped: {self._stop.reason}")
         elif self._decision is not None:
@@ -279,7 +307,7 @@ class ContentTaskWorkflow:
 
     @workflow.query
     def review(self) -> ReviewView:
-        inp, result, decision = self._inp, self._result, self._decision
+        inp, result, decision, final = self._inp, self._result, self._decision, self._final
         return ReviewView(
             task_id=inp.ref.task_id,
             campaign_id=inp.ref.campaign_id,
@@ -295,6 +323,10 @@ class ContentTaskWorkflow:
             reason=decision.reason if decision else None,
             media_ids=result.media_ids if result else [],
             tools_used=[f"{c.server}.{c.tool}" for c in result.tool_calls] if result else [],
+            outcome_status=final.status if final else None,
+            outcome_reason=final.reason if final else None,
+            post_id=final.post_id if final else None,
+            post_url=final.url if final else None,
         )
 
     # --- helpers -------------------------------------------------------------------------
@@ -343,6 +375,7 @@ class ContentTaskWorkflow:
         reason: str,
         *,
         post_id: str | None = None,
+        url: str | None = None,
         text: str | None = None,
         reservation: Reservation | None = None,
         replan: bool = False,
@@ -356,6 +389,7 @@ class ContentTaskWorkflow:
             confidence=self._verdict.confidence if self._verdict else None,
             decision=self._verdict.decision if self._verdict else None,
             post_id=post_id,
+            url=url,
             text=text,
             spend_day=reservation.day if reservation else "",
             spent_today_usd=reservation.spent_today_usd if reservation else None,

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, mcp, persona, processes, review, sandbox
+from chimera.cli import campaign, codec, mcp, persona, processes, review, sandbox, stops, users
 from chimera.cli import evaluation as eval_commands
 from chimera.cli import models as models_commands
 from chimera.cli import ops as ops_commands
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(review.app, name="review")
 app.add_typer(persona.app, name="persona")
+app.add_typer(users.app, name="user")
 
 # --- top-level commands from other modules: one `<module>.register(app)` line each -------------
 processes.register(app)  # chimera dev | worker | ingress | demo (imported when they run)
@@ -37,6 +38,8 @@ mcp.register(app)  # chimera mcp list | approve | call
 sandbox.register(app)  # chimera sandbox mention
 models_commands.register(app)  # chimera models list | check
 eval_commands.register(app)  # chimera eval judge
+stops.register(app)  # chimera stop | resume agent|tenant|fleet
+codec.register(app)  # chimera codec keygen | rotate | activate | retire | serve
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from chimera.cli import render, usage
-from chimera.cli.render import ActorOption, AllFlag, JsonFlag, LimitOption, PageOption
+from chimera.cli.render import AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import campaigns
 from chimera.control.listing import PAGE_SIZE, Page
 from schemas.events import CampaignStatus
@@ -180,55 +180,50 @@ def print_status(st: CampaignStatus, summary: UsageSummary | None = None, proble
 def pause(
     ref: CampaignRef,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
-    actor: ActorOption = None,
 ) -> None:
     """Pause: no new task starts until resume (running tasks finish)."""
-    _signal(ref, "pause", actor, reason=reason)
+    _signal(ref, "pause", reason=reason)
 
 
 @app.command()
 def resume(
     ref: CampaignRef,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
-    actor: ActorOption = None,
 ) -> None:
     """Resume a paused campaign."""
-    _signal(ref, "resume", actor, reason=reason)
+    _signal(ref, "resume", reason=reason)
 
 
 @app.command()
 def budget(
     ref: CampaignRef,
     usd: Annotated[float, typer.Argument(metavar="USD", help="The new daily budget in US dollars (> 0).")],
-    actor: ActorOption = None,
 ) -> None:
     """Set the daily budget (applies to tasks not yet started)."""
-    _signal(ref, "set_budget", actor, daily_budget_usd=usd)
+    _signal(ref, "set_budget", daily_budget_usd=usd)
 
 
 @app.command()
 def goals(
     ref: CampaignRef,
     goal: Annotated[list[str], typer.Argument(metavar="GOAL...", help="The new goals, replacing the old ones.")],
-    actor: ActorOption = None,
 ) -> None:
     """Replace the goals; the campaign re-plans at once."""
-    _signal(ref, "set_goals", actor, goals=goal)
+    _signal(ref, "set_goals", goals=goal)
 
 
 @app.command()
 def stop(
     ref: CampaignRef,
     reason: Annotated[str, typer.Option("--reason", help="Why: required, it is recorded and shown.")],
-    actor: ActorOption = None,
 ) -> None:
     """Emergency stop: cancel every live task and end the campaign. It cannot be resumed."""
-    _signal(ref, "emergency_stop", actor, reason=reason)
+    _signal(ref, "emergency_stop", reason=reason)
 
 
-def _signal(ref: str, name: campaigns.CampaignSignal, actor: str | None, **fields: str | float | list[str]) -> None:
+def _signal(ref: str, name: campaigns.CampaignSignal, **fields: str | float | list[str]) -> None:
     # Validate before connecting: a malformed request is a usage error whatever the server's state.
     with render.reported_errors():
-        request = campaigns.campaign_request(name, actor, **fields)
+        request = campaigns.campaign_request(name, None, **fields)
     ack = render.run(lambda client, _: campaigns.send_campaign_signal(client, ref, name, request))
     render.report_ack(ack)

@@ -8,7 +8,6 @@ quarantines a server whose definitions changed, and every call is audited (on th
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -22,19 +21,19 @@ from chimera.cli import render
 from chimera.cli.ops import db_errors
 from chimera.cli.render import JsonFlag
 from chimera.settings import Settings
+from schemas.access import FLEET_SCOPE, Action
 
 if TYPE_CHECKING:  # the MCP SDK and the store load only when a command runs (CLI start-up stays fast)
+    from chimera.db import StateStore
     from chimera.mcp import McpHost, ServerStatus
 
 T = TypeVar("T")
 
 app = typer.Typer(help="MCP servers: list, approve, call a tool.", no_args_is_help=True)
 
-ActorOption = Annotated[str | None, typer.Option("--actor", help="Who is acting, for the audit log (default: $USER).")]
-
 
 @contextmanager
-def _host() -> Iterator[McpHost]:
+def _host() -> Iterator[tuple[McpHost, StateStore]]:
     from chimera.db import StateStore
     from chimera.mcp import McpHost
 
@@ -42,7 +41,7 @@ def _host() -> Iterator[McpHost]:
     settings.ensure_dirs()
     store = StateStore.from_settings(settings)
     try:
-        yield McpHost.from_settings(settings, store)
+        yield McpHost.from_settings(settings, store), store
     finally:
         store.close()
 
@@ -59,8 +58,18 @@ def _run(host: McpHost, work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(closing())
 
 
-def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser() or "operator"
+def _verified(store: StateStore, action: Action, change: str, tenant_id: str = FLEET_SCOPE) -> str:
+    """The signed-in user, if they hold `action` here; else the command fails (and the refusal is audited)."""
+    from chimera.access.credentials import NotSignedIn, load_credentials
+    from chimera.access.users import NotAllowed, check_authority
+
+    try:
+        creds = load_credentials(Settings())
+        return check_authority(store, creds, action, tenant_id, change).actor
+    except NotSignedIn as exc:
+        render.fail(str(exc), render.EXIT_USAGE)
+    except NotAllowed as exc:
+        render.fail(f"refused: {exc}")
 
 
 def _state(state: str) -> str:
@@ -75,7 +84,7 @@ async def _statuses(host: McpHost) -> list[ServerStatus]:
 @app.command("list")
 def list_servers(json_: JsonFlag = False) -> None:
     """Every allowlisted server: transport, state (approved, quarantined, unapproved, unavailable), tools."""
-    with db_errors(), _host() as host:
+    with db_errors(), _host() as (host, _store):
         statuses = _run(host, _statuses(host))
     if json_:
         render.emit_json(statuses)
@@ -100,14 +109,15 @@ def list_servers(json_: JsonFlag = False) -> None:
 @app.command("approve")
 def approve(
     name: Annotated[str, typer.Argument(help="The server, as named in the allowlist.")],
-    actor: ActorOption = None,
 ) -> None:
-    """Pin the tool definitions NAME offers now; lifts a quarantine. Refused if a tool shadows another server's."""
+    """Pin the tool definitions NAME offers now; lifts a quarantine. Refused if a tool shadows another server's.
+    A fleet administrator's (signed with your credentials; the audit records you)."""
     from chimera.mcp import McpError
 
-    with db_errors(), _host() as host:
+    with db_errors(), _host() as (host, store):
+        actor = _verified(store, "mcp.approve", f"approve {name}")
         try:
-            pin = _run(host, host.approve(name, _actor(actor)))
+            pin = _run(host, host.approve(name, actor))
         except McpError as exc:
             render.fail(str(exc))
     tools = ", ".join(sorted(str(t.get("name")) for t in pin.pinned_tools))
@@ -139,20 +149,21 @@ def call(
     allow_publish: Annotated[
         bool, typer.Option("--allow-publish", help="Allow a tool that publishes (it bypasses the Judge).")
     ] = False,
-    actor: ActorOption = None,
 ) -> None:
-    """Call TOOL on server NAME, checked and audited like a worker's call; prints the JSON result."""
+    """Call TOOL on server NAME, checked and audited like a worker's call; prints the JSON result. An
+    administrator's (of --tenant, or of the fleet)."""
     from chimera.mcp import CallContext, McpError
 
     arguments = _parse_args(arg or [])
-    with db_errors(), _host() as host:
+    with db_errors(), _host() as (host, store):
         try:
             config = host.config(name)
         except McpError as exc:
             render.fail(str(exc))
         if tool in config.publish_tools and not allow_publish:
             render.fail(f"{name}.{tool} publishes without the Judge; pass --allow-publish to do it anyway")
-        context = CallContext(actor=_actor(actor), **({"tenant_id": tenant} if tenant else {}))
+        actor = _verified(store, "mcp.call", f"call {name}.{tool}", tenant or FLEET_SCOPE)
+        context = CallContext(actor=actor, **({"tenant_id": tenant} if tenant else {}))
         try:
             result = _run(host, host.call_tool(name, tool, arguments, context))
         except McpError as exc:

@@ -145,7 +145,11 @@ def budget_show(
     if campaign is not None and tenant is None:
         render.fail("--campaign needs --tenant", render.EXIT_USAGE)
     with db_errors():
-        store, tenants = _tenants(tenant, auditor=tenant is None)
+        # The auditor may list the tenants (it reads the audit chain and the tenants only); their budgets are
+        # read as the application role, one tenant's transaction at a time.
+        lister, tenants = _tenants(tenant, auditor=tenant is None)
+        lister.close()
+        store = _store()
         try:
             lines = [line for t in tenants for line in store.budget_report(t, campaign)]
             limits = {t: store.budget_limits(t) for t in tenants}
@@ -209,19 +213,25 @@ def budget_set(
     agent: Annotated[str | None, typer.Option("--agent", help="Set this agent's limit, not the tenant's.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the limit instead (USD is ignored).")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")] = "",
-    actor: render.ActorOption = None,
 ) -> None:
-    """Set the daily limit of a tenant, or of one of its agents (a campaign's is `chimera campaign budget`)."""
-    import getpass
+    """Set the daily limit of a tenant, or of one of its agents (a campaign's is `chimera campaign budget`).
+    An administrator's (of the tenant, or of the fleet): signed with your credentials, the audit records you."""
+    from chimera.access.credentials import NotSignedIn, load_credentials
+    from chimera.access.users import NotAllowed, check_authority
 
     if usd < 0:
         render.fail(f"a daily budget cannot be negative ({usd})", render.EXIT_USAGE)
-    who = actor or getpass.getuser()
     scope, scope_id = ("agent", agent) if agent else ("tenant", tenant)
     with db_errors():
         store = _store()
         try:
+            change = f"{scope} {scope_id} budget {'cleared' if clear else usd}"
+            who = check_authority(store, load_credentials(Settings()), "tenant.budget", tenant, change).actor
             store.set_budget(tenant, scope, scope_id, None if clear else usd, actor=who, reason=reason)
+        except NotSignedIn as exc:
+            render.fail(str(exc), render.EXIT_USAGE)
+        except NotAllowed as exc:
+            render.fail(f"refused: {exc}")
         finally:
             store.close()
     what = f"agent {agent} of tenant {tenant}" if agent else f"tenant {tenant}"

@@ -24,10 +24,12 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
+from chimera.codec.errors import CodecError
 from chimera.control.connection import open_client
-from chimera.control.errors import ControlError, InvalidRequest, NotConfirmed, NotFound, Unreachable
+from chimera.control.errors import ControlError, InvalidRequest, NotConfirmed, NotFound, NotSignedIn, Unreachable
 from chimera.control.listing import Page
 from chimera.file_issues import FileIssue
+from chimera.secrets.base import SecretsError
 from chimera.settings import Settings
 from chimera.temporal_config import ConfigError, TemporalConfig, load_temporal_config
 from schemas.policy import Verdict
@@ -43,15 +45,6 @@ EXIT_UNREACHABLE = 5
 
 # Shared option types, so every command spells them the same way.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--actor",
-        envvar="CHIMERA_ACTOR",
-        show_default="$CHIMERA_ACTOR, else the OS user",
-        help="Who is asking, for the audit log.",
-    ),
-]
 
 
 # Listings (campaign list, review list): pages, filters and `--check`.
@@ -131,6 +124,8 @@ def reported_errors(config: TemporalConfig | None = None) -> Iterator[None]:
         fail(str(exc), EXIT_NOT_FOUND)
     except NotConfirmed as exc:
         fail(str(exc), EXIT_NOT_CONFIRMED)
+    except NotSignedIn as exc:
+        fail(str(exc), EXIT_USAGE)
     except ControlError as exc:  # Refused, CampaignExists and the rest
         fail(str(exc), EXIT_FAILED)
     except RPCError as exc:
@@ -138,6 +133,8 @@ def reported_errors(config: TemporalConfig | None = None) -> Iterator[None]:
             address = config.connection()[0] if config else "the configured address"
             fail(f"cannot reach Temporal at {address}: is `chimera dev` running?", EXIT_UNREACHABLE)
         fail(f"Temporal refused the request: {exc.message}", EXIT_FAILED)
+    except (CodecError, SecretsError) as exc:  # a key ring or a secret the client needs is missing or bad
+        fail(str(exc), EXIT_FAILED)
     except TemporalError as exc:  # e.g. a query handler that failed: a message, not a traceback
         fail(f"Temporal: {exc}", EXIT_FAILED)
 

@@ -10,8 +10,10 @@ from rich.panel import Panel
 
 from chimera.cli import render
 from chimera.cli.render import AllFlag, JsonFlag, LimitOption, PageOption
+from chimera.cli.review_batch import decide_many
 from chimera.control import reviews
 from chimera.control.listing import PAGE_SIZE, Page
+from chimera.control.review_batch import ReviewFilter
 from schemas.policy import Verdict
 from schemas.review import ReviewAction, ReviewView
 
@@ -19,16 +21,6 @@ app = typer.Typer(help="See and decide the drafts waiting for a human.", no_args
 
 TaskArg = Annotated[
     str, typer.Argument(metavar="TASK", help="The task id, as `chimera review list` shows it.", show_default=False)
-]
-ReviewerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reviewer",
-        "--actor",
-        envvar="CHIMERA_ACTOR",
-        show_default="$CHIMERA_ACTOR, else the OS user",
-        help="Who decides, for the audit log.",
-    ),
 ]
 
 
@@ -116,7 +108,10 @@ def print_review(view: ReviewView) -> None:
     ]
     if view.reviewer:
         head.append(f"Decided by {escape(view.reviewer)}" + (f": {escape(view.reason)}" if view.reason else ""))
+    head.extend(outcome_lines(view))
     console.print(Panel("\n".join(head), title="review", expand=False))
+    if view.note:
+        console.print(f"[dim]{escape(view.note)}[/]", soft_wrap=True)
     if view.mention:
         m = view.mention
         console.print(Panel(escape(m.text), title=f"in answer to @{escape(m.author)} on {m.platform}", expand=False))
@@ -141,6 +136,17 @@ def print_review(view: ReviewView) -> None:
         *feedback_lines(verdict),
     ]
     console.print(Panel("\n".join(lines), title="why it needs a human", expand=False))
+
+
+def outcome_lines(view: ReviewView) -> list[str]:
+    """How the task ended: the post and its link, or why it was not published (none while it runs)."""
+    if view.outcome_status is None:
+        return []
+    if view.outcome_status == "published":
+        link = f" · {escape(view.post_url)}" if view.post_url else ""
+        return [f"Published: post {escape(view.post_id or '?')}{link}"]
+    why = f": {escape(view.outcome_reason)}" if view.outcome_reason else ""
+    return [f"Not published: {render.styled(view.outcome_status)}{why}"]
 
 
 def feedback_lines(verdict: Verdict) -> list[str]:
@@ -173,24 +179,106 @@ def _moved(before: float, after: float) -> str:
     return f"{before:.2f} -> {after:.2f}" if before != after else f"{after:.2f} (unchanged)"
 
 
+TasksArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="TASK",
+        help="Task ids, as `chimera review list` shows them; or select with the filters instead.",
+        show_default=False,
+    ),
+]
+FILTERS = "Select from the pending queue"
+TenantFilter = Annotated[
+    str | None, typer.Option("--tenant", help="Only this tenant's reviews.", rich_help_panel=FILTERS)
+]
+CampaignFilter = Annotated[
+    str | None,
+    typer.Option("--campaign", metavar="ID", help="CAMPAIGN or TENANT/CAMPAIGN.", rich_help_panel=FILTERS),
+]
+PlatformFilter = Annotated[
+    str | None, typer.Option("--platform", help="twitter or instagram.", rich_help_panel=FILTERS)
+]
+TaskTypeFilter = Annotated[str | None, typer.Option("--task-type", help="post or reply.", rich_help_panel=FILTERS)]
+MinConfidence = Annotated[
+    float | None,
+    typer.Option("--min-confidence", min=0.0, max=1.0, help="Confidence at least this.", rich_help_panel=FILTERS),
+]
+MaxConfidence = Annotated[
+    float | None,
+    typer.Option("--max-confidence", min=0.0, max=1.0, help="Confidence at most this.", rich_help_panel=FILTERS),
+]
+YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Decide several reviews without asking to confirm.")]
+DryRunFlag = Annotated[bool, typer.Option("--dry-run", help="Only list what would be decided; send nothing.")]
+
+
 @app.command()
 def approve(
-    task: TaskArg,
+    tasks: TasksArg = None,
     reason: Annotated[str, typer.Option("--reason", help="Optional note for the audit log.")] = "",
-    reviewer: ReviewerOption = None,
+    tenant: TenantFilter = None,
+    campaign: CampaignFilter = None,
+    platform: PlatformFilter = None,
+    task_type: TaskTypeFilter = None,
+    min_confidence: MinConfidence = None,
+    max_confidence: MaxConfidence = None,
+    yes: YesFlag = False,
+    dry_run: DryRunFlag = False,
+    json_: JsonFlag = False,
 ) -> None:
-    """Approve the draft as written: it is published."""
-    _decide(task, "approve", reviewer, reason)
+    """Approve drafts as written: they are published. One TASK, several, or every pending review the filters
+    select (shown first, and confirmed unless --yes)."""
+    where = ReviewFilter(
+        tenant=tenant,
+        campaign=campaign,
+        platform=platform,
+        task_type=task_type,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+    )
+    _decide_selected("approve", tasks or [], where, None, reason, yes, dry_run, json_)
 
 
 @app.command()
 def reject(
-    task: TaskArg,
     reason: Annotated[str, typer.Option("--reason", help="Why: required; the planner re-plans with it.")],
-    reviewer: ReviewerOption = None,
+    tasks: TasksArg = None,
+    tenant: TenantFilter = None,
+    campaign: CampaignFilter = None,
+    platform: PlatformFilter = None,
+    task_type: TaskTypeFilter = None,
+    min_confidence: MinConfidence = None,
+    max_confidence: MaxConfidence = None,
+    yes: YesFlag = False,
+    dry_run: DryRunFlag = False,
+    json_: JsonFlag = False,
 ) -> None:
-    """Reject the draft: it is never published and the task is re-planned with the reason."""
-    _decide(task, "reject", reviewer, reason)
+    """Reject drafts: they are never published and each task is re-planned with the reason. One TASK, several,
+    or every pending review the filters select (shown first, and confirmed unless --yes)."""
+    where = ReviewFilter(
+        tenant=tenant,
+        campaign=campaign,
+        platform=platform,
+        task_type=task_type,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+    )
+    _decide_selected("reject", tasks or [], where, None, reason, yes, dry_run, json_)
+
+
+def _decide_selected(
+    action: ReviewAction,
+    tasks: list[str],
+    where: ReviewFilter,
+    reviewer: str | None,
+    reason: str,
+    yes: bool,
+    dry_run: bool,
+    json_: bool,
+) -> None:
+    if len(tasks) == 1 and where.is_empty() and not (dry_run or json_):
+        _decide(tasks[0], action, reviewer, reason)  # the one-review form: as before, nothing to confirm
+        return
+    decide_many(action, tasks, where, reviewer, reason, yes=yes, dry_run=dry_run, json_=json_)
 
 
 @app.command()
@@ -201,11 +289,10 @@ def edit(
     override: Annotated[
         bool, typer.Option("--override", help="Publish despite a high-risk flag on the edit (audited; needs --reason).")
     ] = False,
-    reviewer: ReviewerOption = None,
 ) -> None:
     """Publish your own text instead of the draft. The Judge checks it first: a high-risk flag blocks it and
     says why, unless you --override with a --reason."""
-    _decide(task, "edit", reviewer, reason, text, override)
+    _decide(task, "edit", None, reason, text, override)
 
 
 def _decide(

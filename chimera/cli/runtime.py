@@ -12,6 +12,8 @@ from typing import Literal
 from rich.console import Console
 from temporalio.client import Client
 
+from chimera.access.credentials import LOCAL_ADMIN, local_admin_path
+from chimera.access.users import ensure_local_admin
 from chimera.devserver import DevServer, dev_server
 from chimera.mcp import McpError
 from chimera.settings import Settings
@@ -49,6 +51,7 @@ async def embedded(ui: bool = True, rehearsal: bool = False) -> AsyncIterator[Ru
         deps = Dependencies.build(settings)
         try:
             await approve_on_first_use(deps)
+            await asyncio.to_thread(ensure_local_admin, settings, deps.store)  # the quick start needs no account
             yield Runtime(settings=settings, config=config, server=server, client=client, deps=deps)
         finally:
             await deps.aclose()
@@ -84,6 +87,8 @@ async def _dev(ui: bool) -> None:
         if rt.server.ui_url:
             console.print(f'[bold]Web UI[/]    {rt.server.ui_url}  (filter: ReviewState="pending")')
         console.print(f"[bold]State[/]     {rt.settings.state_dir.resolve()}")
+        admin = local_admin_path(rt.settings)
+        console.print(f"[bold]Signed in[/] as {LOCAL_ADMIN} (fleet administrator): {admin.resolve()}")
         console.print(f"[bold]Workers[/]   {', '.join(ROLES)} on {', '.join(_queues(rt.config))}")
         async with ingress_beside(rt) as url:
             if url:

@@ -19,6 +19,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from chimera.access.credentials import UserCredentials
 from chimera.control import listing
 from chimera.control.connection import (
     SLUG,
@@ -44,9 +45,10 @@ from chimera.control.listing import (
     list_page,
     no_worker_message,
 )
-from chimera.control.signals import Recipient, build_request, default_actor, signal_and_wait
+from chimera.control.signals import Recipient, build_request, default_actor, signal_and_wait, signed_in
 from chimera.durations import format_duration
 from chimera.temporal_config import TemporalConfig
+from schemas.access import Action
 from schemas.campaign import CampaignSpec, campaign_workflow_id
 from schemas.campaign_run import CampaignInput
 from schemas.events import BudgetChange, CampaignState, CampaignStatus, ControlRequest, EmergencyStop, GoalsChange
@@ -400,17 +402,39 @@ async def change_campaign(
     *,
     actor: str | None = None,
     ack_timeout: float | None = None,
+    credentials: UserCredentials | None = None,
     **fields: Any,
 ) -> Ack:
-    """Validate a change (`fields` of its request), signal the campaign and wait for its ack."""
+    """Validate a change (`fields` of its request), sign it, signal the campaign and wait for its ack."""
     request = campaign_request(signal_name, actor, **fields)  # before any RPC: nothing half-sent
-    return await send_campaign_signal(client, ref, signal_name, request, ack_timeout=ack_timeout)
+    return await send_campaign_signal(
+        client, ref, signal_name, request, ack_timeout=ack_timeout, credentials=credentials
+    )
+
+
+# The authority each signal needs (schemas/access.py ROLE_ACTIONS).
+SIGNAL_ACTIONS: dict[CampaignSignal, Action] = {
+    "pause": "campaign.pause",
+    "resume": "campaign.resume",
+    "set_budget": "campaign.budget",
+    "set_goals": "campaign.goals",
+    "emergency_stop": "campaign.stop",
+}
 
 
 async def send_campaign_signal(
-    client: Client, ref: str, signal_name: CampaignSignal, request: ControlRequest, *, ack_timeout: float | None = None
+    client: Client,
+    ref: str,
+    signal_name: CampaignSignal,
+    request: ControlRequest,
+    *,
+    ack_timeout: float | None = None,
+    credentials: UserCredentials | None = None,
 ) -> Ack:
-    """Signal a campaign and wait for its ack (accepted or refused with the workflow's reason)."""
+    """Sign the request as the user (`credentials`, default: the CLI's, chimera/access/credentials.py), signal
+    the campaign and wait for its ack (accepted, or refused with the workflow's reason)."""
+    creds = credentials or signed_in()
     handle, desc = await resolve_campaign(client, ref)
+    request = creds.sign(request, SIGNAL_ACTIONS[signal_name], desc.id)
     to = Recipient(handle, desc, f"campaign {campaign_name(desc)}", lambda d: _campaign_ended(handle, d))
     return await signal_and_wait(to, signal_name, request, CampaignWorkflow.ack, ack_timeout)

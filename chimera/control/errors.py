@@ -29,3 +29,7 @@ class InvalidRequest(ControlError, ValueError):
 
 class Unreachable(ControlError):
     """The Temporal server cannot be reached."""
+
+
+class NotSignedIn(ControlError):
+    """No user credentials to sign the request with (the message says where the CLI looked)."""

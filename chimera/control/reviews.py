@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import get_args
 
 from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 
+from chimera.access.credentials import UserCredentials
 from chimera.control import listing
 from chimera.control.connection import (
     answer,
@@ -32,7 +40,10 @@ from chimera.control.listing import (
     idle_task_queues,
     no_worker_message,
 )
-from chimera.control.signals import Recipient, build_request, default_actor, signal_and_wait
+from chimera.control.review_outcome import ended_view, with_outcome
+from chimera.control.signals import Recipient, build_request, default_actor, signal_and_wait, signed_in
+from schemas.campaign import Platform
+from schemas.plan import TaskType
 from schemas.review import Ack, ReviewAction, ReviewDecision, ReviewView
 from schemas.task import TaskOutcome
 from workflows import search_attributes as sa
@@ -88,8 +99,17 @@ class _Cursor(BaseModel):
     task_id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,250}$")  # it goes into a query: no quotes
 
 
-def pending_query(tenant: str | None = None, campaign: str | None = None) -> str:
-    """The visibility query of `review list`; `campaign` is a campaign id or TENANT/CAMPAIGN."""
+def pending_query(
+    tenant: str | None = None,
+    campaign: str | None = None,
+    *,
+    platform: str | None = None,
+    task_type: str | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+) -> str:
+    """The visibility query of the pending reviews; `campaign` is a campaign id or TENANT/CAMPAIGN, the
+    confidence range is inclusive. Every value is checked before it goes into the query (`InvalidRequest`)."""
     query = "WorkflowType = 'ContentTaskWorkflow' AND ReviewState = 'pending' AND ExecutionStatus = 'Running'"
     if campaign and "/" in campaign:
         campaign_tenant, _, campaign = campaign.partition("/")
@@ -98,7 +118,25 @@ def pending_query(tenant: str | None = None, campaign: str | None = None) -> str
         query += f" AND TenantId = '{slug(tenant, 'tenant')}'"
     if campaign:
         query += f" AND CampaignId = '{slug(campaign, 'campaign')}'"
+    if platform:
+        query += f" AND Platform = '{_one_of(platform, get_args(Platform), 'platform')}'"
+    if task_type:
+        query += f" AND TaskType = '{_one_of(task_type, get_args(TaskType), 'task type')}'"
+    for bound, op, name in ((min_confidence, ">=", "minimum"), (max_confidence, "<=", "maximum")):
+        if bound is not None:
+            if not 0.0 <= bound <= 1.0:
+                raise InvalidRequest(f"the {name} confidence {bound:g} is not within 0-1")
+            query += f" AND Confidence {op} {float(bound)!r}"
+    if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
+        raise InvalidRequest(f"the confidence range {min_confidence:g}-{max_confidence:g} is empty (min > max)")
     return query
+
+
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    value = value.strip()
+    if value not in allowed:
+        raise InvalidRequest(f"unknown {what} '{value}'; one of: {', '.join(allowed)}")
+    return value
 
 
 async def list_reviews(
@@ -122,7 +160,7 @@ async def list_reviews(
     base = pending_query(tenant, campaign)
     cursor = decode_token(REVIEW_TOKEN, page, "review list", _Cursor.model_validate_json) if page else None
     if limit is None:
-        rows = sorted((_review_row(e) for e in await list_executions(client, base)), key=_order)
+        rows = sorted((review_row(e) for e in await list_executions(client, base)), key=queue_order)
         total, more = len(rows), False
     else:
         (rows, more), total = await asyncio.gather(_lowest(client, base, cursor, limit), count(client, base))
@@ -137,7 +175,8 @@ async def list_reviews(
     return Page[ReviewRow](rows=rows, offset=offset, next_page=next_page, total=total, order=REVIEW_ORDER)
 
 
-def _review_row(execution: WorkflowExecution) -> ReviewRow:
+def review_row(execution: WorkflowExecution) -> ReviewRow:
+    """A row from the search attributes of a task's visibility row or description."""
     attrs = execution.typed_search_attributes
     confidence = attrs.get(sa.CONFIDENCE)
     return ReviewRow(
@@ -154,7 +193,8 @@ def _review_row(execution: WorkflowExecution) -> ReviewRow:
     )
 
 
-def _order(row: ReviewRow) -> tuple[bool, float, str]:
+def queue_order(row: ReviewRow) -> tuple[bool, float, str]:
+    """The queue's order: drafts without a recorded confidence first, then lowest confidence, then task id."""
     return (row.confidence is not None, row.confidence or 0.0, row.task_id)
 
 
@@ -164,7 +204,7 @@ async def _lowest(client: Client, base: str, cursor: _Cursor | None, need: int) 
     if cursor is None or cursor.confidence is None:  # drafts without a confidence first (none, normally)
         after = f" AND WorkflowId > '{cursor.task_id}'" if cursor else ""
         unscored = await list_executions(client, f"{base} AND Confidence IS NULL{after}")
-        rows = sorted((_review_row(e) for e in unscored), key=_order)
+        rows = sorted((review_row(e) for e in unscored), key=queue_order)
         if len(rows) > need:
             return rows[:need], True
         scored, lo = f"{base} AND Confidence IS NOT NULL", 0.0
@@ -176,7 +216,7 @@ async def _lowest(client: Client, base: str, cursor: _Cursor | None, need: int) 
     if want == 0 or remaining == 0:
         return rows, remaining > 0
     window = await _window(client, scored, remaining, want, lo)
-    found = sorted((_review_row(e) for e in await list_executions(client, window)), key=_order)[:want]
+    found = sorted((review_row(e) for e in await list_executions(client, window)), key=queue_order)[:want]
     return rows + found, remaining > len(found)
 
 
@@ -235,8 +275,17 @@ async def _task(client: Client, task_id: str) -> tuple[TaskHandle, WorkflowExecu
 
 
 async def show_review(client: Client, task_id: str) -> ReviewView:
-    handle, _ = await _task(client, task_id)
-    return await answer(lambda timeout: handle.query(ContentTaskWorkflow.review, rpc_timeout=timeout), task_id)
+    """The task's `review` query; for an ended task also how it ended (the post, or why not), from its result
+    when no worker can replay it to answer."""
+    handle, desc = await _task(client, task_id)
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        return await answer(lambda timeout: handle.query(ContentTaskWorkflow.review, rpc_timeout=timeout), task_id)
+    view = None
+    if desc.task_queue not in await idle_task_queues(client, {desc.task_queue}):  # else the query only times out
+        view = await or_none(handle.query(ContentTaskWorkflow.review, rpc_timeout=query_timeout()))
+    if view is None:
+        return await ended_view(client, handle, desc)
+    return await with_outcome(view, handle, desc)
 
 
 def review_decision(
@@ -263,16 +312,26 @@ async def decide_review(
     text: str | None = None,
     *,
     ack_timeout: float | None = None,
+    credentials: UserCredentials | None = None,
 ) -> Ack:
-    """Approve, edit or reject a pending review; a refusal (already decided, campaign stopped) is a refused Ack."""
+    """Approve, edit or reject a pending review; a refusal (already decided, campaign stopped, not allowed) is
+    a refused Ack."""
     decision = review_decision(action, reviewer, reason, text)  # before any RPC: nothing half-sent
-    return await send_review_decision(client, task_id, decision, ack_timeout=ack_timeout)
+    return await send_review_decision(client, task_id, decision, ack_timeout=ack_timeout, credentials=credentials)
 
 
 async def send_review_decision(
-    client: Client, task_id: str, decision: ReviewDecision, *, ack_timeout: float | None = None
+    client: Client,
+    task_id: str,
+    decision: ReviewDecision,
+    *,
+    ack_timeout: float | None = None,
+    credentials: UserCredentials | None = None,
 ) -> Ack:
+    """Sign the decision as the user (default: the CLI's credentials), send it and wait for the task's ack."""
+    creds = credentials or signed_in()
     handle, desc = await _task(client, task_id)
+    decision = creds.sign(decision, decision.access_action, desc.id)
     to = Recipient(handle, desc, f"task {desc.id}", lambda d: _task_ended(handle, d))
     return await signal_and_wait(to, ContentTaskWorkflow.decide, decision, ContentTaskWorkflow.ack, ack_timeout)
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from chimera.access.credentials import UserCredentials
 from chimera.control.connection import NO_ANSWER, WORKER_HINT, query_timeout
-from chimera.control.errors import InvalidRequest, NotConfirmed, Refused
+from chimera.control.errors import InvalidRequest, NotConfirmed, NotSignedIn, Refused
 from schemas.review import Ack, AckQuery
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,8 +30,31 @@ ACK_TIMEOUT = 15.0  # seconds to wait for a workflow to acknowledge a signal
 ACK_POLL_INTERVAL = 0.2
 
 
+def signed_in() -> UserCredentials:
+    """The CLI user's credentials; `NotSignedIn` (a ControlError) says where it looked."""
+    from chimera.access.credentials import NotSignedIn as NoCredentials
+    from chimera.access.credentials import load_credentials
+    from chimera.settings import Settings
+
+    try:
+        return load_credentials(Settings())
+    except NoCredentials as exc:
+        raise NotSignedIn(str(exc)) from None
+
+
 def default_actor() -> str:
-    """Who is asking, for the audit log: $CHIMERA_ACTOR, else the OS user."""
+    """Who the request says it is from: the signed-in user, else $CHIMERA_ACTOR, else the OS user. The workflow
+    records the identity the signature proves, whatever this says."""
+    from chimera.access.credentials import NotSignedIn as NoCredentials
+    from chimera.access.credentials import find_credentials
+    from chimera.settings import Settings
+
+    try:
+        creds = find_credentials(Settings())
+    except NoCredentials:
+        creds = None
+    if creds is not None:
+        return creds.user
     actor = os.environ.get("CHIMERA_ACTOR", "").strip()
     if actor:
         return actor
@@ -73,7 +97,7 @@ class Recipient:
 
 async def signal_and_wait(
     to: Recipient,
-    signal: str | Callable[..., None],
+    signal: str | Callable[..., None] | Callable[..., Awaitable[None]],
     request: Request,
     ack_query: Callable[[Any, AckQuery], Ack | None],
     within: float | None = None,

@@ -180,6 +180,7 @@ def reserve(
                 ),
                 day=day.isoformat(),
                 spent_today_usd=float(campaign_committed),
+                level=level,
             )
     committed = campaign_committed
     if row is None:

@@ -1,16 +1,23 @@
-"""Tenants, agents and campaigns; every control change is written to the audit chain."""
+"""Tenants, agents and campaigns; every control change is written to the audit chain.
+
+Also the agents' platform account claims (`claim_accounts`, `accounts_of`; chimera/accounts, specs/accounts.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, get_args
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from chimera.accounts.claims import AccountTaken, PlatformAccount
+from chimera.accounts.names import account_name, platform_name
 from chimera.db import audit
-from chimera.db.engine import advisory_lock
+from chimera.db.engine import advisory_lock, upsert
 from chimera.db.errors import UnknownAgent, UnknownCampaign
-from chimera.db.models import Agent, Campaign
+from chimera.db.models import Agent, Campaign, PlatformAccountClaim
 from chimera.db.records import CampaignRecord
 from schemas.campaign import CampaignSpec
 from schemas.events import CampaignState
@@ -144,3 +151,90 @@ def change(
         detail={"from": previous, "to": value, "reason": reason},
         now=now,
     )
+
+
+# ---- platform accounts -------------------------------------------------------------------------
+
+
+def _account(row: PlatformAccountClaim) -> PlatformAccount:
+    return PlatformAccount(
+        tenant_id=row.tenant_id,
+        agent_id=row.agent_id,
+        platform=row.platform,
+        handle=row.handle,
+        claimed_at=row.claimed_at,
+    )
+
+
+def accounts_of(session: Session, tenant_id: str, agent_id: str | None = None) -> list[PlatformAccount]:
+    """The tenant's claims (an agent's only, when given), by platform and handle."""
+    query = select(PlatformAccountClaim).where(PlatformAccountClaim.tenant_id == tenant_id)
+    if agent_id is not None:
+        query = query.where(PlatformAccountClaim.agent_id == agent_id)
+    rows = session.execute(query.order_by(PlatformAccountClaim.platform, PlatformAccountClaim.handle)).scalars()
+    return [_account(row) for row in rows]
+
+
+def claim_accounts(
+    session: Session, tenant_id: str, agent_id: str, handles: Mapping[str, str], now: datetime
+) -> list[PlatformAccount]:
+    """Give the agent the accounts its persona names (platform -> handle), or raise AccountTaken and claim none.
+
+    Idempotent. A handle another tenant, or another agent of this tenant, holds is refused. An agent holds one
+    account per platform, so a persona whose handle changed gives up its old account (audited as released)."""
+    wanted = {platform_name(p): account_name(h) for p, h in sorted(handles.items()) if h.strip()}
+    advisory_lock(session, [f"account:{p}:{h}" for p, h in wanted.items()])
+    audit.ensure_tenant(session, tenant_id, now)
+    claimed: list[PlatformAccount] = []
+    changes: list[tuple[str, PlatformAccount]] = []
+    for platform, handle in wanted.items():
+        row = _holder(session, platform, handle)
+        if row is None:
+            for old in session.execute(
+                select(PlatformAccountClaim).where(
+                    PlatformAccountClaim.tenant_id == tenant_id,
+                    PlatformAccountClaim.agent_id == agent_id,
+                    PlatformAccountClaim.platform == platform,
+                )
+            ).scalars():
+                changes.append(("account.released", _account(old)))
+                session.delete(old)
+            session.flush()
+            values = {"platform": platform, "handle": handle, "tenant_id": tenant_id, "agent_id": agent_id}
+            # DO NOTHING on a conflict: under row security another tenant's row is invisible, not unwritable.
+            upsert(session, PlatformAccountClaim, {**values, "claimed_at": now}, ["platform", "handle"])
+            row = _holder(session, platform, handle)
+            if row is not None and row.tenant_id == tenant_id and row.agent_id == agent_id:
+                changes.append(("account.claimed", _account(row)))
+        _check_holder(row, tenant_id, agent_id, platform, handle)
+        assert row is not None
+        claimed.append(_account(row))
+    for action, account in changes:  # last: the audit chain's lock comes after every other
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor="system",
+            action=action,
+            subject=f"account/{account.platform}/{account.handle}",
+            detail={"agent_id": account.agent_id},
+            now=now,
+        )
+    return claimed
+
+
+def _holder(session: Session, platform: str, handle: str) -> PlatformAccountClaim | None:
+    # populate_existing: the row as the database has it now, not as this session last saw it.
+    return session.get(PlatformAccountClaim, (platform, handle), populate_existing=True)
+
+
+def _check_holder(row: PlatformAccountClaim | None, tenant_id: str, agent_id: str, platform: str, handle: str) -> None:
+    if row is None or row.tenant_id != tenant_id:  # invisible (row security) or, on SQLite, another tenant's
+        raise AccountTaken(
+            f"{platform} account @{handle} is already claimed by another tenant: a handle belongs to one agent of "
+            "one tenant, so this campaign cannot be registered with it"
+        )
+    if row.agent_id != agent_id:
+        raise AccountTaken(
+            f"{platform} account @{handle} is already claimed by agent '{row.agent_id}' of tenant '{tenant_id}', "
+            f"not by agent '{agent_id}': give this persona its own handle"
+        )

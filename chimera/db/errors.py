@@ -85,3 +85,7 @@ class SchemaNotReady(StoreError):
 
 class TenantRequired(StoreError, ValueError):
     """A tenant-scoped operation was called without a tenant id."""
+
+
+class CampaignHalted(StoreError):
+    """A stop of the campaign's agent, tenant or the fleet is in force: nothing is sent."""

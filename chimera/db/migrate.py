@@ -78,7 +78,12 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, 
             if conn.dialect.name == "postgresql" and after is not None:
                 # Re-assert the grants (idempotent): roles created after an earlier upgrade get theirs too.
                 existing = set(inspect(conn).get_table_names())
-                tables = {**roles.TENANT_TABLES, **roles.SHARED_TABLES, **roles.PLATFORM_TABLES}
+                tables = {
+                    **roles.TENANT_TABLES,
+                    **roles.SHARED_TABLES,
+                    **roles.PLATFORM_TABLES,
+                    **roles.LATER_PLATFORM_TABLES,
+                }
                 roles.grant(conn, {t: c for t, c in tables.items() if t in existing})
     return before, after
 

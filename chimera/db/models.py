@@ -422,3 +422,42 @@ class MentionRoute(Base):
     campaign_tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)
     campaign_created_at: Mapped[datetime] = mapped_column(UTCDateTime(), doc="routing prefers the oldest")
+
+
+class AlertDelivery(Base):
+    """An alert one notifier delivered (chimera/db/alerts.py): a retried dispatch does not send it again.
+
+    Deployment-wide (a fleet stop has no tenant), so platform scope like webhook_deliveries (revision 0009)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_sent", "sent_at"),)
+
+    alert_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    notifier: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    alert_tenant_id: Mapped[str | None] = mapped_column(ID, doc="the alert's tenant, if any (not a row owner)")
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# An agent's recent spend, read by the anomaly check (chimera/db/alerts.py agent_rates; revision 0009).
+Index("ix_model_calls_agent_time", ModelCall.tenant_id, ModelCall.agent_id, ModelCall.created_at)
+
+
+class PlatformAccountClaim(Base):
+    """A platform account (a persona's handle) held by one agent of one tenant (chimera/accounts; revision 0011).
+
+    The primary key is the account itself, so across all tenants a handle has one holder (row security hides
+    other tenants' claims, never the key's uniqueness); an agent holds one account per platform."""
+
+    __tablename__ = "platform_accounts"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        UniqueConstraint("tenant_id", "agent_id", "platform", name="uq_platform_accounts_agent"),
+    )
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(64), primary_key=True, doc="lowercase, without a leading @")
+    tenant_id: Mapped[str] = mapped_column(ID)
+    agent_id: Mapped[str] = mapped_column(ID)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,12 +9,16 @@ returned is an ORM object. Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from chimera.access.authorize import KeyHolder
 from chimera.db import (
     audit,
     budget,
@@ -27,10 +31,12 @@ from chimera.db import (
     reviews,
     routes,
     state,
+    stop_gate,
     tasks,
+    users,
 )
 from chimera.db.engine import Database
-from chimera.db.errors import UnknownCampaign
+from chimera.db.errors import CampaignHalted, UnknownCampaign
 from chimera.db.models import Campaign, Tenant
 from chimera.db.records import (
     AuditCheck,
@@ -46,6 +52,7 @@ from chimera.db.records import (
     UsageSummary,
 )
 from chimera.settings import Settings
+from schemas.access import Role
 from schemas.campaign import CampaignSpec
 from schemas.models import CostLine
 from schemas.policy import BandCalibration, Verdict
@@ -77,6 +84,11 @@ class StateStore:
     @property
     def dialect(self) -> str:
         return self._db.dialect
+
+    @property
+    def database(self) -> Database:
+        """The engine and its transactions, for stores of other concerns (alert deliveries, rates)."""
+        return self._db
 
     def close(self) -> None:
         self._db.dispose()
@@ -133,10 +145,22 @@ class StateStore:
     def set_campaign_status(self, tenant_id: str, campaign_id: str, status: str, actor: str, reason: str) -> None:
         if status not in campaigns.CAMPAIGN_STATES:
             raise ValueError(f"unknown campaign status {status!r}; expected one of {sorted(campaigns.CAMPAIGN_STATES)}")
-        with self._db.transaction(tenant_id, write=True) as s:
+        # A stop waits for the campaign's sends in flight (the stop gate): nothing is sent after it is recorded.
+        gate = stop_gate.held_exclusive(self._db) if status == "stopped" else contextlib.nullcontext(None)
+        with gate as lock, self._db.transaction(tenant_id, write=True) as s:
+            if lock is not None:
+                lock(s)
             campaigns.change(
                 s, tenant_id, campaign_id, field="status", value=status, actor=actor, reason=reason, now=self._now()
             )
+
+    def halted(self, ref: TaskRef) -> str | None:
+        """Why nothing more may be spent, committed or sent for `ref`: its campaign, agent, tenant or the fleet
+        was stopped; None while it may run."""
+        if self.is_stopped(ref.tenant_id, ref.campaign_id):
+            return f"campaign {ref.tenant_id}/{ref.campaign_id} was stopped"
+        stops = self.active_stops(ref.tenant_id, ref.agent_id)
+        return stops[0].describe() if stops else None
 
     def set_daily_budget(
         self, tenant_id: str, campaign_id: str, daily_budget_usd: float, actor: str, reason: str = ""
@@ -478,6 +502,113 @@ class StateStore:
         """Posterior mean of a Beta(8, 2) prior updated with published (success) and rejected (failure)."""
         with self._db.transaction(tenant_id, write=False) as s:
             return outcomes.success_rate(s, tenant_id, agent_id, task_type)
+
+    # ---- people and stops (platform scope: chimera/db/users.py) -------------------------------
+
+    def add_user(self, name: str, tenant_id: str, role: Role, key_id: str, public_key: str, by: str) -> None:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            users.add_user(s, name, tenant_id, role, key_id, public_key, by, self._now())
+            audit.append(
+                s,
+                tenant_id=mcp.PLATFORM_TENANT,
+                actor=by,
+                action="user_add",
+                subject=name,
+                detail={"tenant_id": tenant_id, "role": role, "key_id": key_id},
+                now=self._now(),
+            )
+
+    def list_users(self, tenant_id: str | None = None) -> list[users.UserRecord]:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return users.list_users(s, tenant_id)
+
+    def get_user(self, name: str) -> users.UserRecord:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return users.get_user(s, name)
+
+    def revoke_user(self, name: str, by: str) -> None:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            users.revoke_user(s, name, by, self._now())
+            audit.append(
+                s,
+                tenant_id=mcp.PLATFORM_TENANT,
+                actor=by,
+                action="user_revoke",
+                subject=name,
+                detail={},
+                now=self._now(),
+            )
+
+    def rotate_key(self, name: str, key_id: str, public_key: str, by: str) -> None:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            users.rotate_key(s, name, key_id, public_key, self._now())
+            audit.append(
+                s,
+                tenant_id=mcp.PLATFORM_TENANT,
+                actor=by,
+                action="user_rotate",
+                subject=name,
+                detail={"key_id": key_id},
+                now=self._now(),
+            )
+
+    def key_holder(self, key_id: str) -> KeyHolder | None:
+        """chimera.access.authorize.Directory"""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return users.key_holder(s, key_id)
+
+    def use(self, request_id: str, recipient: str, attempt_key: str, user: str, at: datetime) -> bool:
+        """chimera.access.authorize.Nonces"""
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            return users.use_nonce(s, request_id, recipient, attempt_key, user, at)
+
+    def record_scope_stop(self, stop: users.ScopeStop) -> tuple[users.ScopeStop, bool]:
+        """Record a stop once waiting for sends in flight (the stop gate); (the stop, whether they all finished)."""
+        with stop_gate.held_exclusive(self._db) as lock, self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            quiet = lock(s)
+            recorded = users.record_stop(s, stop)
+            audit.append(
+                s,
+                tenant_id=mcp.PLATFORM_TENANT,
+                actor=stop.stopped_by,
+                action=f"{stop.scope}_stop",
+                subject=_scope_name(stop.scope, stop.tenant_id, stop.agent_id),
+                detail={"reason": stop.reason, "request_id": stop.request_id, "in_flight_finished": quiet},
+                now=self._now(),
+            )
+            return recorded, quiet
+
+    def lift_scope_stop(self, scope: str, tenant_id: str | None, agent_id: str | None, by: str, reason: str) -> int:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
+            lifted = users.lift_stops(s, scope, tenant_id, agent_id, by, reason, self._now())
+            audit.append(
+                s,
+                tenant_id=mcp.PLATFORM_TENANT,
+                actor=by,
+                action=f"{scope}_stop_lifted",
+                subject=_scope_name(scope, tenant_id, agent_id),
+                detail={"reason": reason, "lifted": lifted},
+                now=self._now(),
+            )
+            return lifted
+
+    def active_stops(self, tenant_id: str | None = None, agent_id: str | None = None) -> list[users.ScopeStop]:
+        with self._db.transaction(mcp.PLATFORM_TENANT, write=False) as s:
+            return users.active_stops(s, tenant_id, agent_id)
+
+    def sending(self, ref: TaskRef) -> AbstractAsyncContextManager[None]:
+        """Hold the stop gate while a post or payment goes out; raises CampaignHalted if a stop covers `ref`."""
+
+        def check(s: Session) -> None:
+            stops = users.active_stops(s, ref.tenant_id, ref.agent_id)
+            if stops:
+                raise CampaignHalted(stops[0].describe())
+
+        return stop_gate.held_shared(self._db, check)
+
+
+def _scope_name(scope: str, tenant_id: str | None, agent_id: str | None) -> str:
+    return {"fleet": "fleet", "tenant": f"tenant:{tenant_id}"}.get(scope, f"agent:{tenant_id}/{agent_id}")
 
 
 def _feedback_detail(verdict: Verdict) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The platform side of a webhook, for the sandbox: what X or Meta would send when a mention arrives.
 
-`push_mention` adds the mention to the sandbox platform's SQLite (so polling sees it too, and the reply has a
-mention to answer), then delivers the same signed webhook the real platform would to the ingress. The sandbox
-names the receiving account by its handle (the ingress routes a handle it is given as the account id), so it
-needs no configuration. `chimera sandbox mention` and benchmarks/reply_latency.py both use this.
+`push_mention` adds the mention to the receiving account's sandbox SQLite (so polling sees it too, and the reply
+has a mention to answer; each account has its own, mcp_servers.social.accounts), then delivers the same signed
+webhook the real platform would to the ingress. The sandbox names the receiving account by its handle (the
+ingress routes a handle it is given as the account id), so it needs no configuration. `chimera sandbox mention`
+and benchmarks/reply_latency.py both use this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx2 as httpx
 
+from chimera.accounts.names import account_name
 from chimera.ingress import signatures
 from chimera.ingress.credentials import WebhookSecrets
 from chimera.settings import Settings
@@ -126,8 +128,9 @@ async def push_mention(
     base_url: str,
     secrets: WebhookSecrets,
 ) -> PushedReport:
-    """Add the mention to the sandbox, then deliver its webhook to the ingress."""
-    mention = sandbox.add_mention(author, text)
+    """Add the mention to the receiving account's sandbox (`account`, a handle), then deliver its webhook."""
+    name = account_name(account)
+    mention = (sandbox if sandbox.account == name else sandbox.for_account(name)).add_mention(author, text)
     report = await deliver(http, base_url, sandbox.platform, account, mention, secrets)
     return PushedReport(mention=mention, account=account, delivery=report)
 

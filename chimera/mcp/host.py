@@ -12,6 +12,9 @@ What a security reviewer checks, and where it happens:
 - A result larger than `inline_result_bytes` is kept in the state store and referenced by key, so it never
   enters workflow history.
 - Every call has a timeout and is audited: server, tool, arguments hash, duration, outcome.
+- A server that binds `account` (the social servers) acts, for a tenant's call, only for the platform account
+  the call's agent holds (its claim, chimera.accounts): the host sets the tool argument and checks the resource
+  URI, and refuses a call that names any other account (chimera.mcp.account_binding, specs/accounts.md).
 
 Sessions are kept open and reused (chimera.mcp.pool), so a call costs a request, not a process; every
 operation still lists the tools first and checks them against the pin (`_run`), so a server that changes
@@ -27,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO, TypeVar
 
@@ -35,7 +39,9 @@ from mcp.client.session import ClientSession
 from mcp.types import CallToolResult, TextResourceContents
 from pydantic import BaseModel, ConfigDict, Field
 
+from chimera.accounts import AccountError, AccountLookup, InvalidAccount
 from chimera.db.mcp import PLATFORM_TENANT, PinRecord
+from chimera.mcp.account_binding import ACCOUNT, McpAccountRefused, bind_arguments, bind_uri
 from chimera.mcp.definitions import ToolInfo, as_json, changes, definitions_hash, shadowed
 from chimera.mcp.errors import (
     McpArgumentsInvalid,
@@ -52,6 +58,7 @@ from chimera.mcp.pool import SessionPool
 from chimera.mcp.results import check_size, parse_json, schema_problem, single_text, tool_error
 from chimera.mcp.sessions import innermost, map_error, offered_tools
 from chimera.settings import McpServerConfig, Settings
+from schemas.alerts import Alert, mcp_quarantined_alert
 
 T = TypeVar("T")
 PinState = Literal["approved", "quarantined", "unapproved", "unavailable"]
@@ -66,6 +73,9 @@ class CallContext(BaseModel):
     actor: str = "operator"
     agent_id: str | None = None
     task_id: str | None = None
+    handles: dict[str, str] = Field(
+        default_factory=dict, description="the persona's handles (platform -> handle): its claims must hold them"
+    )
 
 
 class ToolResult(BaseModel):
@@ -80,6 +90,9 @@ class ToolResult(BaseModel):
 @dataclass
 class _Audit:
     result: ToolResult | None = None
+    account: str | None = None  # the platform account the call was bound to
+    target: str | None = None  # what was called, once bound (a resource's concrete URI)
+    arguments: dict[str, Any] | None = None  # the arguments sent, once bound
 
 
 class ServerStatus(BaseModel):
@@ -129,7 +142,13 @@ class McpHost:
         inline_result_bytes: int = 8 * 1024,
         errlog: TextIO | None = None,
         pool: SessionPool | None = None,
+        accounts: AccountLookup | None = None,
+        alert: Callable[[Alert], Awaitable[None]] | None = None,
     ) -> None:
+        """`accounts` finds a call's platform account (default: the claims in `registry`, when it is the
+        StateStore); without one, tenants' calls to servers that bind `account` are refused. `alert` is told
+        when a server is quarantined (chimera/alerts)."""
+        self._alert = alert
         self._servers = dict(servers)
         self._sandbox_dir = sandbox_dir
         self._registry = registry
@@ -138,10 +157,14 @@ class McpHost:
         self._inline_result_bytes = inline_result_bytes
         self._errlog = errlog  # where children's stderr goes; None means our stderr at call time
         self._pool = pool or SessionPool()
+        self._accounts = accounts if accounts is not None else _claims_of(registry)
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: McpRegistry) -> McpHost:
+    def from_settings(
+        cls, settings: Settings, registry: McpRegistry, *, alert: Callable[[Alert], Awaitable[None]] | None = None
+    ) -> McpHost:
         return cls(
+            alert=alert,
             servers=settings.mcp_servers,
             sandbox_dir=settings.sandbox_dir,
             registry=registry,
@@ -218,6 +241,13 @@ class McpHost:
         if digest != pin.pinned_hash:
             diff = changes(pin.pinned_tools, as_json(offered))
             await asyncio.to_thread(self._registry.quarantine_mcp_server, server, digest, as_json(offered), diff)
+            if self._alert is not None:
+                raised = datetime.now(UTC).isoformat()
+                await self._alert(
+                    mcp_quarantined_alert(
+                        server=server, offered_hash=digest, pinned_hash=pin.pinned_hash, raised_at=raised
+                    )
+                )
             summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in diff.items() if v) or "definitions reordered"
             raise McpQuarantined(
                 server,
@@ -240,18 +270,43 @@ class McpHost:
         """Call a tool; its result must be one JSON object. A failed call raises McpToolError."""
         ctx = context or CallContext()
         async with self._audited(ctx, "mcp_call", server, tool, arguments) as audit:
+            account = await self.account(server, ctx)
+            if account is not None:
+                arguments = bind_arguments(server, arguments, account)
+                audit.account, audit.arguments = account, arguments
             audit.result = await self._call_tool(server, tool, arguments, ctx)
             return audit.result
 
     async def read_resource(self, server: str, uri: str, context: CallContext | None = None) -> Any:
-        """Read a resource whose content is JSON text; returns the parsed JSON value."""
-        async with self._audited(context or CallContext(), "mcp_read", server, uri, {}):
+        """Read a resource whose content is JSON text; returns the parsed JSON value. On a server that binds
+        `account`, `{account}` in the URI becomes the call's account, and only that account's URIs are read."""
+        ctx = context or CallContext()
+        async with self._audited(ctx, "mcp_read", server, uri, {}) as audit:
+            account = await self.account(server, ctx)
+            uri = bind_uri(server, uri, account, bound=ACCOUNT in self.config(server).bound_arguments)
+            audit.account, audit.target = account, uri
             result, _ = await self._run(server, lambda session, _tools: session.read_resource(uri))
             if len(result.contents) != 1 or not isinstance(result.contents[0], TextResourceContents):
                 raise McpResultInvalid(server, f"resource {uri} must have exactly one text content")
             text = result.contents[0].text
             check_size(server, text, self._max_result_bytes)
             return parse_json(server, text)
+
+    async def account(self, server: str, context: CallContext) -> str | None:
+        """The platform account a call to `server` acts for: the one the context's agent holds on the platform
+        the server is named for (McpAccountRefused when it holds none that fits). None when the server binds
+        no account, or for the operator (the platform scope), who names it or gets the server's default."""
+        if ACCOUNT not in self.config(server).bound_arguments or context.tenant_id == PLATFORM_TENANT:
+            return None
+        if self._accounts is None:
+            raise McpAccountRefused(server, "no account claims to bind the call to: the host has no account lookup")
+        lookup = self._accounts
+        try:
+            return await asyncio.to_thread(
+                lookup.account_for, context.tenant_id, context.agent_id, server, context.handles.get(server)
+            )
+        except (AccountError, InvalidAccount) as exc:
+            raise McpAccountRefused(server, str(exc)) from None
 
     async def _call_tool(self, server: str, tool: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         async def op(session: ClientSession, tools: dict[str, ToolInfo]) -> CallToolResult:
@@ -304,13 +359,15 @@ class McpHost:
         finally:
             detail: dict[str, Any] = {
                 "server": server,
-                "tool" if action == "mcp_call" else "uri": target,
-                "args_sha256": arguments_hash(arguments),
+                "tool" if action == "mcp_call" else "uri": record.target or target,
+                "args_sha256": arguments_hash(arguments if record.arguments is None else record.arguments),
                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
                 "outcome": outcome,
             }
             if ctx.task_id:
                 detail["task_id"] = ctx.task_id
+            if record.account is not None:
+                detail["account"] = record.account
             if record.result is not None:
                 detail["result_bytes"] = record.result.size_bytes
                 if record.result.ref:
@@ -390,3 +447,11 @@ class McpHost:
 
 async def _nothing(_session: ClientSession, _tools: dict[str, ToolInfo]) -> None:
     """An operation that only opens (and verifies) a session, for the tools it lists."""
+
+
+def _claims_of(registry: McpRegistry) -> AccountLookup | None:
+    """The platform account claims kept in the registry, when it is the state store."""
+    from chimera.accounts.directory import AccountDirectory
+    from chimera.db import StateStore
+
+    return AccountDirectory.of(registry) if isinstance(registry, StateStore) else None

@@ -3,7 +3,8 @@ account reads its mentions and trends once, not once per campaign.
 
 Single flight: while a read is under way, others with the same key wait for it instead of starting
 their own. A failed read is not kept (every waiter sees the failure; the next one tries again). Keys
-always carry the tenant, so no tenant ever sees another's data.
+always carry the tenant, so no tenant ever sees another's data; a platform read's key carries the account too
+(its bound URI, `<platform>://accounts/<account>/...`), so campaigns share only reads of the same account.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The tools a model may use while it writes: every approved server's tools, minus the ones that publish.
 
 Publishing tools (McpServerConfig.publish_tools) are never offered: content reaches the public only through the
-publish activity, after the Judge or a human approved it. Bound arguments (tenant_id, agent_id) are removed from
-the schemas the model sees and filled from the task, so a model cannot read another tenant's memories. A tool
+publish activity, after the Judge or a human approved it. Bound arguments (tenant_id, agent_id, account) are removed
+from the schemas the model sees and filled from the task, so a model cannot read another tenant's memories nor act
+as another agent's platform account (the host binds `account`, chimera.mcp.account_binding). A tool
 name offered by two servers is offered by neither (shadowing). Every call goes through McpHost, so it is
 pin-checked, schema-checked and audited; failures come back to the model as ToolUseError text, not crashes.
 """
@@ -15,12 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chimera.mcp.account_binding import ACCOUNT
 from chimera.mcp.errors import McpError, McpToolError
 from chimera.mcp.host import CallContext, McpHost, ToolResult, arguments_hash
 from chimera.models.base import ToolUseError
 from schemas.task import ToolCall
 
 SUMMARY_CHARS = 200
+HOST_BOUND = frozenset({ACCOUNT})  # filled by McpHost itself on every call, from the task's agent
 # How long discovered tool definitions are reused; each call is still verified against the pin.
 CATALOG_TTL_SECONDS = 60.0
 
@@ -122,21 +125,23 @@ class Toolset:
     def has(self, name: str) -> bool:
         return name in self._tools
 
-    def _bound(self, server: str) -> dict[str, Any]:
+    def _bound(self, server: str) -> tuple[list[str], dict[str, Any]]:
+        """The server's bound argument names, and the values this toolset fills (the host fills `account`)."""
         values = {"tenant_id": self._context.tenant_id, "agent_id": self._context.agent_id}
         bound = self._host.config(server).bound_arguments
-        unknown = [name for name in bound if name not in values]
+        unknown = [name for name in bound if name not in values and name not in HOST_BOUND]
         if unknown:
-            raise ToolUseError(f"{server}: cannot bind {unknown}; only {sorted(values)} can be bound")
-        return {name: values[name] for name in bound}
+            known = sorted([*values, *HOST_BOUND])
+            raise ToolUseError(f"{server}: cannot bind {unknown}; only {known} can be bound")
+        return list(bound), {name: values[name] for name in bound if name in values}
 
     async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         tool = self._tools.get(name)
         if tool is None:
             raise ToolUseError(f"no tool named {name!r} is available")
-        bound = self._bound(tool.server)
+        names, bound = self._bound(tool.server)
         # The model's own values for bound arguments are ignored, never merged.
-        args = {**{k: v for k, v in arguments.items() if k not in bound}, **bound}
+        args = {**{k: v for k, v in arguments.items() if k not in names}, **bound}
         try:
             result = await self._host.call_tool(tool.server, name, args, self._context)
         except McpError as exc:

@@ -4,14 +4,17 @@
 --        -v owner_password="$CHIMERA_OWNER_PASSWORD" -v app_password="$CHIMERA_APP_PASSWORD" \
 --        -v auditor_password="$CHIMERA_AUDITOR_PASSWORD"
 --
--- Passwords are optional psql variables (never written here); a variable left out keeps the role's
--- current password (none with trust or peer authentication). Then, as the owner:
+-- Passwords are optional psql variables (never written here): -v as above, or `\getenv` lines before this
+-- file on psql's input, which keeps them off the command line (initdb.sh, the compose init script, does).
+-- A variable left out keeps the role's current password (none with trust or peer authentication).
+-- Then, as the owner (migration 0010 refuses to run while chimera_app or chimera_auditor has BYPASSRLS):
 --   CHIMERA_MIGRATION_DATABASE_URL=postgresql+psycopg://chimera_owner:...@HOST/chimera chimera db upgrade
 -- and run Chimera with CHIMERA_DATABASE_URL=postgresql+psycopg://chimera_app:...@HOST/chimera.
 --
 --   chimera_owner    runs the migrations and owns every table (and the chimera database)
 --   chimera_app      the application: no superuser, no BYPASSRLS, owns nothing; row security applies
---   chimera_auditor  read-only, BYPASSRLS: `chimera audit verify` across every tenant
+--   chimera_auditor  reads the audit chain only (audit_log, tenants' chain heads), no BYPASSRLS: a row policy
+--                    of its own shows it every tenant's chain, for `chimera audit verify` (migration 0010)
 \set ON_ERROR_STOP on
 
 SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chimera_owner') AS missing_owner,
@@ -33,7 +36,7 @@ CREATE ROLE chimera_auditor;
 -- Re-asserted on every run, so a role edited by hand is put back.
 ALTER ROLE chimera_owner LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
 ALTER ROLE chimera_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
-ALTER ROLE chimera_auditor LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
+ALTER ROLE chimera_auditor LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
 -- The tenant is set per transaction by the application; nothing may preset it per role.
 ALTER ROLE chimera_app RESET ALL;
 
@@ -52,7 +55,10 @@ CREATE DATABASE chimera OWNER chimera_owner;
 \endif
 ALTER DATABASE chimera OWNER TO chimera_owner;
 REVOKE ALL ON DATABASE chimera FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE chimera TO chimera_app, chimera_auditor;
+GRANT CONNECT, TEMPORARY ON DATABASE chimera TO chimera_app;
+-- The auditor only reads: no temporary tables either.
+GRANT CONNECT ON DATABASE chimera TO chimera_auditor;
+REVOKE TEMPORARY ON DATABASE chimera FROM chimera_auditor;
 GRANT ALL ON DATABASE chimera TO chimera_owner;
 
 -- In the new database the public schema belongs to its owner (pg_database_owner); only the owner creates.

@@ -1,6 +1,6 @@
 """Exactly-once publishing on platforms that have no idempotency keys (X, Instagram Graph).
 
-A local SQLite ledger, `<data_dir>/<platform>-live-ledger.sqlite3`, records every attempt (key, text, start time)
+A local SQLite ledger per account (PublishLedger's paths), records every attempt (key, text, start time)
 BEFORE the platform is called, and the post id after it answered. When an attempt ends without a known outcome
 (a timeout after the request left, a 5xx, a crash), its row stays open; the next attempt under the same key,
 and `find_post`, first search the account's own recent posts for the same text published since the attempt
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_servers.common import ToolError, enable_wal, sqlite_connect, sqlite_transaction
+from mcp_servers.social.accounts import account_dir
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, Platform, iso
 
 # Platform clocks and ours differ a little; search this much before the attempt started.
@@ -96,9 +97,21 @@ def same_text(published: str, intended: str) -> bool:
 
 
 class PublishLedger:
-    def __init__(self, data_dir: Path, platform: Platform, *, clock: Callable[[], float] = time.time) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / f"{platform}-live-ledger.sqlite3"
+    def __init__(
+        self,
+        data_dir: Path,
+        platform: Platform,
+        *,
+        account: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """One account's ledger: `<data_dir>/accounts/<platform>/<account>-live-ledger.sqlite3`; without an
+        account (the environment's unnamed single account), `<data_dir>/<platform>-live-ledger.sqlite3`."""
+        folder = data_dir if account is None else account_dir(data_dir, platform)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / (
+            f"{platform}-live-ledger.sqlite3" if account is None else f"{account}-live-ledger.sqlite3"
+        )
         self._clock = clock
         enable_wal(self.path)
         conn = self._connect()

@@ -54,16 +54,20 @@ class LiveInstagramBackend:
         user_id: str,
         data_dir: Path,
         *,
+        account: str | None = None,
         api_version: str = DEFAULT_API_VERSION,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         container_poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`account`: the username the IG user must have (checked before first use) and whose ledger it keeps;
+        None only for the environment's unnamed single account."""
         if not access_token:
-            raise ValueError("the live instagram backend needs an access token in CHIMERA_INSTAGRAM_ACCESS_TOKEN")
+            raise ValueError("the live instagram backend needs an access token")
         if not user_id:
-            raise ValueError("the live instagram backend needs the IG user id in CHIMERA_INSTAGRAM_USER_ID")
+            raise ValueError("the live instagram backend needs the IG user id")
+        self.account = account
         self.base_url = base_url.rstrip("/")
         self._token = access_token
         self._user_id = user_id
@@ -74,11 +78,12 @@ class LiveInstagramBackend:
         self._sleep = sleep
         self._client = httpx.Client(base_url=f"{self.base_url}/{self._version}", timeout=timeout_seconds)
         self.media = MediaStore(data_dir)
-        self.ledger = PublishLedger(data_dir, "instagram", clock=clock)
+        self.ledger = PublishLedger(data_dir, "instagram", account=account, clock=clock)
         self._username: str | None = None
+        self._account_checked = account is None
 
     def __repr__(self) -> str:
-        return f"LiveInstagramBackend(base_url={self.base_url!r}, user_id={self._user_id!r})"
+        return f"LiveInstagramBackend(base_url={self.base_url!r}, user_id={self._user_id!r}, account={self.account!r})"
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -153,10 +158,24 @@ class LiveInstagramBackend:
             self._username = str(self._call("GET", f"/{self._user_id}", params={"fields": "username"}).get("username"))
         return self._username
 
+    def _check_account(self) -> None:
+        """Credentials filed under the wrong name would post as someone else: refuse them."""
+        if self._account_checked:
+            return
+        username = self._own_username().lower()
+        if username != self.account:
+            raise ToolError(
+                "account_mismatch",
+                f"the credentials of Instagram account @{self.account} are for IG user @{username}: fix the "
+                f"secret platform/instagram/{self.account}",
+            )
+        self._account_checked = True
+
     # -- publishing -------------------------------------------------------------------------
 
     def post(self, text: str, idempotency_key: str, media_id: str | None = None) -> dict[str, Any]:
         check_key(idempotency_key)
+        self._check_account()
         done = self.ledger.get(idempotency_key)
         if done is not None and done.post_id is not None:
             caption, image_url = text, ""  # a repeat answers from the ledger before any validation
@@ -216,6 +235,7 @@ class LiveInstagramBackend:
 
     def reply(self, mention_id: str, text: str, idempotency_key: str) -> dict[str, Any]:
         check_key(idempotency_key)
+        self._check_account()
         done = self.ledger.get(idempotency_key)
         message = text if done is not None and done.post_id else check_text("instagram", text, IG_MAX_CAPTION_CHARS)
         return publish_once(
@@ -282,6 +302,7 @@ class LiveInstagramBackend:
         """Comments on the account's recent posts, newest first."""
         if limit <= 0:
             return []
+        self._check_account()
         media = self._call(
             "GET",
             f"/{self._user_id}/media",
@@ -313,6 +334,7 @@ class LiveInstagramBackend:
         return comments[:limit]
 
     def profile_stats(self) -> dict[str, Any]:
+        self._check_account()
         data = self._call("GET", f"/{self._user_id}", params={"fields": "username,followers_count,media_count"})
         return {
             "platform": "instagram",

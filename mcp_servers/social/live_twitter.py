@@ -51,13 +51,17 @@ class LiveTwitterBackend:
         access_token: str,
         data_dir: Path,
         *,
+        account: str | None = None,
         app_bearer_token: str | None = None,
         woeid: int = WORLDWIDE_WOEID,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`account`: the handle the token must belong to (checked against /2/users/me before first use) and
+        whose ledger it keeps; None only for the environment's unnamed single account."""
         if not access_token:
-            raise ValueError("the live twitter backend needs a user access token in CHIMERA_TWITTER_ACCESS_TOKEN")
+            raise ValueError("the live twitter backend needs a user access token")
+        self.account = account
         self.base_url = base_url.rstrip("/")
         self._token = access_token
         self._app_token = app_bearer_token or access_token
@@ -65,11 +69,11 @@ class LiveTwitterBackend:
         self._timeout_seconds = timeout_seconds
         self._clock = clock
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
-        self.ledger = PublishLedger(data_dir, "twitter", clock=clock)
+        self.ledger = PublishLedger(data_dir, "twitter", account=account, clock=clock)
         self._me: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
-        return f"LiveTwitterBackend(base_url={self.base_url!r})"
+        return f"LiveTwitterBackend(base_url={self.base_url!r}, account={self.account!r})"
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -139,8 +143,20 @@ class LiveTwitterBackend:
             data = self._call("GET", "/2/users/me", params={"user.fields": "public_metrics"}).get("data")
             if not isinstance(data, dict) or not isinstance(data.get("id"), str):
                 raise ToolError("upstream_error", "X /2/users/me answered without a user id")
+            username = str(data.get("username") or "").lower()
+            if self.account is not None and username != self.account:
+                # Credentials filed under the wrong name would post as someone else: refuse them.
+                raise ToolError(
+                    "account_mismatch",
+                    f"the credentials of X account @{self.account} belong to @{username or '?'}: fix the secret "
+                    f"platform/twitter/{self.account}",
+                )
             self._me = data
         return self._me
+
+    def _check_account(self) -> None:
+        if self.account is not None:
+            self._user()
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -154,6 +170,7 @@ class LiveTwitterBackend:
 
     def _publish(self, text: str, idempotency_key: str, reply_to: str | None) -> dict[str, Any]:
         check_key(idempotency_key)
+        self._check_account()
         done = self.ledger.get(idempotency_key)
         # A repeat of a published key answers before any validation, as the sandbox does.
         normalized = text if done is not None and done.post_id else check_text("twitter", text, TWEET_MAX_CHARS)
@@ -256,6 +273,7 @@ class LiveTwitterBackend:
         return mentions[:limit]
 
     def profile_stats(self) -> dict[str, Any]:
+        self._check_account()
         data = self._call("GET", "/2/users/me", params={"user.fields": "public_metrics"}).get("data")
         data = data if isinstance(data, dict) else {}
         metrics = data.get("public_metrics") if isinstance(data.get("public_metrics"), dict) else {}

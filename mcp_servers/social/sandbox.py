@@ -1,6 +1,7 @@
-"""A sandbox social platform with real persistence: one SQLite file per platform.
+"""A sandbox social platform with real persistence: one SQLite file per platform account.
 
-Several MCP server processes (one per host call) may open the same file at once, so every
+Each account (mcp_servers.social.accounts) has its own file, so its posts, mentions, rate limit and
+idempotency keys are its own. Several MCP server processes (one per host call) may open the same file at once, so every
 write runs in a `BEGIN IMMEDIATE` transaction (one writer at a time, readers unaffected under
 WAL) and every check-then-insert (idempotency, rate limit) happens inside that transaction.
 """
@@ -19,6 +20,7 @@ from typing import Any, get_args
 
 from mcp_servers.common import SEED_DIR, check_rate, enable_wal, sqlite_connect, sqlite_transaction
 from mcp_servers.media import MediaStore
+from mcp_servers.social.accounts import DEFAULT_ACCOUNTS, account_dir, check_account
 from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
 from mcp_servers.social.rules import (
     IG_MAX_CAPTION_CHARS,
@@ -40,7 +42,6 @@ __all__ = [
     "SandboxPlatform",
 ]
 
-DEFAULT_ACCOUNT = "mira"
 DEFAULT_RATE_LIMIT = 50
 DEFAULT_RATE_WINDOW_SECONDS = 15 * 60.0
 
@@ -107,9 +108,12 @@ _iso = iso
 
 
 class SandboxPlatform:
-    """One sandbox platform ("twitter" or "instagram") stored in `<data_dir>/<platform>.sqlite3`.
+    """One account on a sandbox platform ("twitter" or "instagram"), stored in
+    `<data_dir>/accounts/<platform>/<account>.sqlite3`; the default account (the demo persona's, used when
+    `account` is None) in `<data_dir>/<platform>.sqlite3`, as before accounts existed.
 
-    Safe to use from several threads (each operation opens its own connection) and from
+    Seeding adds the seed trends to every account and the seed mentions (addressed to the demo persona) to the
+    default account only. Safe to use from several threads (each operation opens its own connection) and from
     several processes at once (SQLite locking).
     """
 
@@ -119,7 +123,7 @@ class SandboxPlatform:
         platform: Platform,
         seed: bool = True,
         *,
-        account: str = DEFAULT_ACCOUNT,
+        account: str | None = None,
         rate_limit: int = DEFAULT_RATE_LIMIT,
         rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
@@ -130,15 +134,33 @@ class SandboxPlatform:
             raise ValueError("rate limit must allow at least one post in a positive window")
         self.platform: Platform = platform
         self.rules = RULES[platform]
-        self.account = account
+        default = DEFAULT_ACCOUNTS[platform]
+        self.account = default if account is None else check_account(account)
         self.rate_limit = rate_limit
         self.rate_window_seconds = rate_window_seconds
         self._clock = clock
+        self.is_default = self.account == default
+        self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / f"{platform}.sqlite3"
+        if self.is_default:
+            self.path = data_dir / f"{platform}.sqlite3"
+        else:
+            account_dir(data_dir, platform).mkdir(parents=True, exist_ok=True)
+            self.path = account_dir(data_dir, platform) / f"{self.account}.sqlite3"
         # The same store the images server writes to: `<sandbox dir>/media`.
         self.media = MediaStore(data_dir)
         self._init_db(seed)
+
+    def for_account(self, account: str) -> SandboxPlatform:
+        """The same sandbox platform (dir, rate limit, clock), another account."""
+        return SandboxPlatform(
+            self.data_dir,
+            self.platform,
+            account=account,
+            rate_limit=self.rate_limit,
+            rate_window_seconds=self.rate_window_seconds,
+            clock=self._clock,
+        )
 
     # -- storage plumbing ---------------------------------------------------------------
 
@@ -165,7 +187,9 @@ class SandboxPlatform:
 
     def _seed(self, conn: sqlite3.Connection) -> None:
         now = self._clock()
+        # The seed mentions are addressed to the demo persona: only its account receives them.
         mentions = json.loads((SEED_DIR / f"{self.platform}_mentions.json").read_text(encoding="utf-8"))
+        mentions = mentions if self.is_default else []
         for m in mentions:
             conn.execute(
                 "INSERT OR IGNORE INTO mentions (id, author, text, created_at) VALUES (?, ?, ?, ?)",

@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from chimera.control.campaigns import campaign_search_attributes
 from schemas.activity_table import Activities
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import CampaignInput, ObserveRequest
@@ -52,6 +53,7 @@ async def start(client: Client, queue: str, spec: CampaignSpec, max_cycles: int 
         CampaignInput(spec=spec, runtime=runtime(queue), max_cycles=max_cycles),
         id=spec.workflow_id,
         task_queue=queue,
+        search_attributes=campaign_search_attributes(spec),  # as `chimera campaign start` does
     )
 
 

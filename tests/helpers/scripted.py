@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from chimera.access.authorize import authorize as check_request
+from schemas.access import Authorization, AuthorizeRequest
 from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
-from schemas.events import ControlAudit
+from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
 from schemas.persona import Persona
 from schemas.plan import Mention, Observation, PlannedTask, TaskPlan, Usage
 from schemas.policy import ConfidenceComponents, JudgeScores, SafetyFlag
@@ -37,6 +40,7 @@ from schemas.task import (
     TaskResult,
     VerdictRecord,
 )
+from tests.helpers.identity import DIRECTORY
 
 USAGE = Usage(model="scripted")
 HIGH = JudgeScores(
@@ -122,6 +126,9 @@ class Script:
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
     on_execute: Callable[[ContentTaskInput], None] | None = None
+    authorizations: list[tuple[AuthorizeRequest, Authorization]] = field(default_factory=list)
+    scope_members: ScopeMembers = field(default_factory=ScopeMembers)  # what find_in_scope finds
+    stops: list[StopRecord] = field(default_factory=list)
 
     def scores_for(self, key: str) -> JudgeScores:
         for suffix, scores in self.scores.items():
@@ -233,7 +240,27 @@ class Script:
         async def record_outcome(rec: OutcomeRecord) -> None:
             script.outcomes.append(rec)
 
+        @activity.defn(name=Activities.authorize.name)
+        async def authorize(req: AuthorizeRequest) -> Authorization:
+            info = activity.info()
+            attempt = f"{info.workflow_run_id}:{info.activity_id}"
+            decision = check_request(req, DIRECTORY, DIRECTORY, attempt_key=attempt, now=datetime.now(UTC))
+            script.authorizations.append((req, decision))
+            return decision
+
+        @activity.defn(name=Activities.record_scope_stop.name)
+        async def record_scope_stop(rec: StopRecord) -> StopRecorded:
+            script.stops.append(rec)
+            return StopRecorded(lifted=1 if rec.stop.lift else 0)
+
+        @activity.defn(name=Activities.find_in_scope.name)
+        async def find_in_scope(stop: ScopeStop) -> ScopeMembers:
+            return script.scope_members
+
         return [
+            authorize,
+            record_scope_stop,
+            find_in_scope,
             observe,
             plan,
             register_campaign,

@@ -17,6 +17,7 @@ from activities.content import ContentActivities
 from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
 from activities.state_keys import state_keys
+from chimera.accounts.directory import AccountDirectory
 from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.mcp import McpHost
@@ -61,7 +62,9 @@ def spec() -> CampaignSpec:
 
 @pytest.fixture
 def store(tmp_path: Path, spec: CampaignSpec) -> StateStore:
+    """The example campaign registered as the register_campaign activity does: its persona's accounts claimed."""
     s = StateStore(f"sqlite:///{tmp_path / 'chimera.db'}")
+    AccountDirectory.of(s).claim(spec.tenant_id, spec.agent_id, spec.persona.handles)
     s.ensure_campaign(spec)
     return s
 
@@ -118,9 +121,12 @@ async def test_campaigns_of_a_tenant_observing_together_share_the_platform_reads
     )
     assert again == first and reads(spec.tenant_id) == once  # the second campaign read nothing itself
     other = "other-agency"
-    store.ensure_campaign(spec.model_copy(update={"tenant_id": other}))
-    await env.run(planner.observe, ObserveRequest(tenant_id=other, campaign_id="c", platforms=["twitter"]))
+    persona = spec.persona.model_copy(update={"handles": {"twitter": "@other_threads"}})
+    other_spec = spec.model_copy(update={"tenant_id": other, "persona": persona})
+    env.run(planner.register_campaign, other_spec)
+    theirs = await env.run(planner.observe, ObserveRequest(tenant_id=other, campaign_id="c", platforms=["twitter"]))
     assert reads(other) == 3  # never another tenant's reads
+    assert theirs.errors == [] and theirs.mentions == []  # their own account's mentions: none yet, never ours
 
 
 async def test_observe_reports_a_broken_tool_result_and_keeps_the_rest(tmp_path: Path, store: StateStore) -> None:
@@ -131,23 +137,24 @@ async def test_observe_reports_a_broken_tool_result_and_keeps_the_rest(tmp_path:
             import json
             from mcp.server.mcpserver import MCPServer
             server = MCPServer("twitter")
-            @server.resource("twitter://mentions/unreplied", mime_type="application/json")
-            def mentions() -> str:
+            @server.resource("twitter://accounts/{account}/mentions/unreplied", mime_type="application/json")
+            def mentions(account: str) -> str:
                 return json.dumps([{"id": "m1", "author": "ana", "text": "hi", "created_at": "2026-01-01"},
                                    {"id": 7}])
-            @server.resource("twitter://trends/current", mime_type="application/json")
-            def trends() -> str:
+            @server.resource("twitter://accounts/{account}/trends/current", mime_type="application/json")
+            def trends(account: str) -> str:
                 return "not json at all"
             server.run()
             """
         )
     )
-    servers = {"twitter": McpServerConfig(command=sys.executable, args=[str(script)])}
+    servers = {"twitter": McpServerConfig(command=sys.executable, args=[str(script)], bound_arguments=["account"])}
+    AccountDirectory.of(store).claim("t", "ava", {"twitter": "@t_ava"})
     planner = PlannerActivities(store, await approved_host(tmp_path, servers, store=store), OfflineModelProvider())
     obs = await env.run(planner.observe, ObserveRequest(tenant_id="t", campaign_id="c", platforms=["twitter"]))
     assert [m.id for m in obs.mentions] == ["m1"]
     assert any("mention #1 ignored" in e for e in obs.errors)
-    assert any("twitter://trends/current" in e for e in obs.errors)
+    assert any("twitter://accounts/t_ava/trends/current" in e for e in obs.errors)
 
 
 async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: StateStore, mcp: McpHost) -> None:

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from chimera.access.credentials import USER_KEY_ENV
+from chimera.access.users import add_user
 from chimera.cli.app import app
 from chimera.db import StateStore
 from chimera.db.mcp import PLATFORM_TENANT
 from chimera.settings import default_mcp_servers
+from schemas.access import FLEET_SCOPE
 from tests.helpers.mcp_hosts import script_server
 from tests.integration.test_mcp_host import CHANGING
 
@@ -31,6 +34,13 @@ def description(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }
     monkeypatch.setenv("CHIMERA_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CHIMERA_MCP_SERVERS", json.dumps({k: v.model_dump() for k, v in servers.items()}))
+    # The operator: a fleet administrator whose signed-in identity the audit records.
+    (tmp_path / "state").mkdir()
+    with StateStore(f"sqlite:///{tmp_path / 'state' / 'chimera.db'}") as store:
+        anna = add_user(store, "ops-anna", FLEET_SCOPE, "administrator", by=None, bootstrap=True)
+        reviewer = add_user(store, "lena", "acme", "content_reviewer", by=anna)
+    monkeypatch.setenv(USER_KEY_ENV, anna.to_json())
+    monkeypatch.setenv("TEST_REVIEWER_KEY", reviewer.to_json())
     return path
 
 
@@ -58,11 +68,11 @@ def test_list_approve_and_call(description: Path, tmp_path: Path) -> None:
     code, out = mcp("call", "news", "trending_topics", "--arg", "limit=2")
     assert code == 1 and "chimera mcp approve news" in out
 
-    code, out = mcp("approve", "news", "--actor", "ops-anna")
+    code, out = mcp("approve", "news")
     assert code == 0 and "approved news: 2 tools pinned" in out, out
     assert listing()["news"]["state"] == "approved"
 
-    code, out = mcp("call", "news", "trending_topics", "--arg", "limit=2", "--actor", "ops-anna")
+    code, out = mcp("call", "news", "trending_topics", "--arg", "limit=2")
     assert code == 0, out
     assert len(json.loads(out)["topics"]) == 2  # limit=2 was passed as the number 2
 
@@ -99,3 +109,18 @@ def test_a_changed_server_shows_quarantined_until_approved(description: Path) ->
     assert mcp("approve", "lookup")[0] == 0
     code, out = mcp("call", "lookup", "lookup", "--arg", "query=x")
     assert code == 0 and json.loads(out) == {"query": "x", "hits": []}
+
+
+def test_only_a_fleet_administrator_approves_or_calls(description: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv(USER_KEY_ENV, os.environ["TEST_REVIEWER_KEY"])
+    code, out = mcp("approve", "news")
+    assert code == 1 and "refused: lena acts for tenant acme: only the fleet's operators" in out
+    code, out = mcp("call", "news", "trending_topics", "--tenant", "acme")
+    assert code == 1 and "lena is a content_reviewer: mcp.call needs an administrator" in out
+    monkeypatch.delenv(USER_KEY_ENV)
+    monkeypatch.setenv("CHIMERA_CREDENTIALS", "/nonexistent/creds.json")
+    code, out = mcp("approve", "news")
+    assert code == 2 and "CHIMERA_CREDENTIALS=/nonexistent/creds.json: no such file" in out
+    assert listing()["news"]["state"] == "unapproved"

@@ -38,6 +38,7 @@ from schemas.events import EmergencyStop
 from schemas.options import TaskQueues
 from tests.helpers import scripted
 from tests.helpers.campaigns import running, runtime, status
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import Script
 from tests.integration.test_store_postgres import (  # noqa: F401  # fixtures, used by name
@@ -167,7 +168,8 @@ async def test_webhooks_signal_the_campaign_once_and_refuse_the_rest(
 
                 # A closed campaign is not restarted: the mention is left to polling.
                 await handle.signal(
-                    CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s", actor="t", reason="x")
+                    CampaignWorkflow.emergency_stop,
+                    signed(EmergencyStop(request_id="s", actor="t", reason="x"), handle, "emergency_stop"),
                 )
                 await handle.result()
                 late = await push_mention(

@@ -41,6 +41,8 @@ from workflows import search_attributes as sa
 WEEK = 7 * 24 * 3600
 runner = CliRunner()
 
+pytestmark = pytest.mark.usefixtures("signed_in_as_admin")
+
 
 @pytest.fixture(scope="module")
 async def dev_env(dev_server_path: str) -> AsyncIterator[WorkflowEnvironment]:

@@ -21,9 +21,14 @@ TOOLS = {
         {"post_tweet", "reply_to_mention", "find_tweet", "trends"},
         "post_tweet",
         "text",
-        "twitter://trends/current",
+        "twitter://accounts/mira_threads/trends/current",  # the default account's (the demo persona's)
     ),
-    "instagram": ({"post", "reply_to_comment", "find_post"}, "post", "caption", "instagram://trends/current"),
+    "instagram": (
+        {"post", "reply_to_comment", "find_post"},
+        "post",
+        "caption",
+        "instagram://accounts/mira.threads/trends/current",
+    ),
 }
 
 

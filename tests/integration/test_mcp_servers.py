@@ -22,6 +22,10 @@ from mcp_servers.social.sandbox import SandboxPlatform
 from tests.helpers.mcp_hosts import approved_host, call, script_server
 from tests.helpers.media_files import put_png
 
+# An operator's calls (no tenant) act for each server's default account, the demo persona's.
+TW = "twitter://accounts/mira_threads"
+IG = "instagram://accounts/mira.threads"
+
 
 @pytest.fixture
 def sandbox_dir(tmp_path: Path) -> Path:
@@ -49,7 +53,7 @@ async def test_list_tools(host: McpHost) -> None:
     assert set(tw["reply_to_mention"].input_schema["required"]) == {"mention_id", "text", "idempotency_key"}
     assert set(ig["post"].input_schema["required"]) == {"caption", "media_id", "idempotency_key"}
     assert "4:5" in ig["post"].description and "media_not_found" in ig["post"].description
-    assert set(tw["trends"].input_schema["properties"]) == {"limit"}
+    assert set(tw["trends"].input_schema["properties"]) == {"limit", "account"}  # account: bound by the host
     assert set(ig["reply_to_comment"].input_schema["required"]) == {"comment_id", "text", "idempotency_key"}
 
 
@@ -89,7 +93,7 @@ async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path
 
 
 async def test_reply_and_resources(host: McpHost) -> None:
-    mentions = await host.read_resource("twitter", "twitter://mentions/recent")
+    mentions = await host.read_resource("twitter", f"{TW}/mentions/recent")
     assert isinstance(mentions, list) and len(mentions) >= 5
     assert all(m["platform"] == "twitter" and m["replied"] is False for m in mentions)
     target = next(m for m in mentions if m["id"] == "tw-m-1006")
@@ -101,14 +105,14 @@ async def test_reply_and_resources(host: McpHost) -> None:
         {"mention_id": target["id"], "text": "Look for GOTS certification!", "idempotency_key": "r-1006"},
     )
     assert receipt["duplicate"] is False
-    after = {m["id"]: m for m in await host.read_resource("twitter", "twitter://mentions/recent")}
+    after = {m["id"]: m for m in await host.read_resource("twitter", f"{TW}/mentions/recent")}
     assert after["tw-m-1006"]["replied"] is True
-    unreplied = await host.read_resource("twitter", "twitter://mentions/unreplied")
+    unreplied = await host.read_resource("twitter", f"{TW}/mentions/unreplied")
     assert "tw-m-1006" not in {m["id"] for m in unreplied}
 
-    stats = await host.read_resource("twitter", "twitter://profile/stats")
+    stats = await host.read_resource("twitter", f"{TW}/profile/stats")
     assert stats["reply_count"] == 1 and stats["post_count"] == 0 and stats["followers"] > 0
-    trends = await host.read_resource("twitter", "twitter://trends/current")
+    trends = await host.read_resource("twitter", f"{TW}/trends/current")
     assert {"platform", "topic", "volume"} <= set(trends[0])
     top = await call(host, "twitter", "trends", {"limit": 2})
     assert top == {"trends": trends[:2]}
@@ -116,7 +120,7 @@ async def test_reply_and_resources(host: McpHost) -> None:
         await call(host, "twitter", "trends", {"limit": 0})
     assert bad_limit.value.code == "invalid_limit"
 
-    comments = await host.read_resource("instagram", "instagram://comments/recent")
+    comments = await host.read_resource("instagram", f"{IG}/comments/recent")
     assert all(c["id"].startswith("ig-c-") for c in comments)
     ig_reply = await call(
         host,
@@ -125,8 +129,8 @@ async def test_reply_and_resources(host: McpHost) -> None:
         {"comment_id": "ig-c-2003", "text": "Cold water and dry flat!", "idempotency_key": "ig-r-2003"},
     )
     assert ig_reply["duplicate"] is False
-    assert (await host.read_resource("instagram", "instagram://profile/stats"))["reply_count"] == 1
-    ig_trends = await host.read_resource("instagram", "instagram://trends/current")
+    assert (await host.read_resource("instagram", f"{IG}/profile/stats"))["reply_count"] == 1
+    ig_trends = await host.read_resource("instagram", f"{IG}/trends/current")
     assert all(t["platform"] == "instagram" for t in ig_trends)
 
 
@@ -171,7 +175,7 @@ async def test_oversize_result_is_rejected(sandbox_dir: Path) -> None:
     with pytest.raises(McpResultInvalid, match="limit"):
         await call(host, "twitter", "post_tweet", {"text": "hello", "idempotency_key": "big-1"})
     with pytest.raises(McpResultInvalid, match="limit"):
-        await host.read_resource("instagram", "instagram://trends/current")
+        await host.read_resource("instagram", f"{IG}/trends/current")
 
 
 async def test_unknown_tool_and_resource(host: McpHost) -> None:

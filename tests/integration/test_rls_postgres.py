@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
+from chimera.accounts.directory import AccountDirectory
 from chimera.db import SchemaNotReady, StateStore, roles
 from schemas.models import CostLine, TokenUsage
 from schemas.task import StateRead
 from tests.integration.test_store_postgres import (  # noqa: F401  # fixtures, used by name
     APP,
+    AUDITOR,
     PgDatabase,
     pg,
     pg_available,
@@ -30,8 +32,9 @@ A, B = "tenant-a", "tenant-b"
 NONE = "none"  # no tenant set in a fresh session
 EMPTY = "empty"  # no tenant set, after an earlier SET LOCAL on the same connection: current_setting gives ''
 
-# How to make a new row from an existing one without breaking its foreign keys: the key column to vary.
-VARY: dict[str, str] = {
+# How to make a new row from an existing one without breaking its foreign keys: the key column(s) to vary, one
+# per unique constraint.
+VARY: dict[str, str | tuple[str, ...]] = {
     "tenants": "id",
     "agents": "id",
     "campaigns": "id",
@@ -46,6 +49,7 @@ VARY: dict[str, str] = {
     "tool_results": "key",
     "model_calls": "key",
     "band_calibrations": "task_type",
+    "platform_accounts": ("handle", "agent_id"),  # the key (platform, handle), one account per agent and platform
 }
 
 
@@ -72,6 +76,7 @@ def seed(url: str) -> None:
             store.set_budget(tenant, "agent", "ava", 2.0, actor="ops")
             store.keep_result(tenant, "news", "headlines", {"articles": [tenant]})
             store.charge(r, [cost_line(f"{tenant}.launch.t1:a1:c1", 0.01)], "UTC")
+            AccountDirectory.of(store).claim(tenant, "ava", {"twitter": f"ava_{tenant[-1]}"})
     finally:
         store.close()
 
@@ -153,8 +158,9 @@ def test_isolation_matrix(seeded: PgDatabase, app_engine: Engine, who: str) -> N
         # INSERT: a copy of a row, for each tenant; only the tenant's own passes WITH CHECK.
         for target in (A, B):
             row = sample_row(seeded, table, column, target)
-            vary = VARY[table]
-            row[vary] = row[vary] + 1000 if isinstance(row[vary], int) else f"{row[vary]}-copy"
+            varied = VARY[table]
+            for vary in (varied,) if isinstance(varied, str) else varied:
+                row[vary] = row[vary] + 1000 if isinstance(row[vary], int) else f"{row[vary]}-copy"
             if table == "tenants":
                 row["id"] = target  # a tenant row is its own id: insert it again (conflict) or not at all
             cols = ", ".join(row)
@@ -270,7 +276,17 @@ def test_role_audit(pg: PgDatabase) -> None:  # noqa: F811
                 [pg.schema],
             )
         }
-        assert with_tenant | {"tenants"} == set(tenant_tables(pg))
+        platform_only = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_policies WHERE schemaname = %s AND policyname = %s",
+                [pg.schema, roles.PLATFORM_POLICY],
+            )
+        }
+        # Every table with a tenant column is isolated per tenant, or shown to the platform scope only.
+        unlisted = (with_tenant | {"tenants"}) - platform_only - set(tenant_tables(pg))
+        assert unlisted == set(), f"not in chimera.db.roles.TENANT_TABLES, so the isolation matrix misses: {unlisted}"
+        assert set(tenant_tables(pg)) <= with_tenant | {"tenants"}
         tenants_rls = conn.execute(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass",
             [f"{pg.schema}.tenants"],
@@ -279,7 +295,8 @@ def test_role_audit(pg: PgDatabase) -> None:  # noqa: F811
         policies = {
             r[0]: (r[1], r[2])
             for r in conn.execute(
-                "SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = %s", [pg.schema]
+                "SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = %s AND policyname = %s",
+                [pg.schema, roles.POLICY],
             )
         }
         for table, column in tenant_tables(pg).items():
@@ -302,6 +319,25 @@ def test_role_audit(pg: PgDatabase) -> None:  # noqa: F811
         assert ("audit_log", "TRUNCATE") not in grants
         owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = %s", [pg.schema])}
         assert owners == {"chimera_owner"}
+        # The auditor: SELECT on the audit chain and the schema revision, nothing else; its own read policy.
+        auditor_grants = {
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = %s AND table_schema = %s",
+                [AUDITOR, pg.schema],
+            )
+        }
+        assert auditor_grants == {(t, "SELECT") for t in (*roles.AUDIT_CHAIN, "alembic_version")}
+        auditor_policies = {
+            r[0]: (r[1], r[2], r[3], r[4])
+            for r in conn.execute(
+                "SELECT tablename, cmd, roles, qual, with_check FROM pg_policies "
+                "WHERE schemaname = %s AND policyname = %s",
+                [pg.schema, roles.AUDITOR_POLICY],
+            )
+        }
+        assert auditor_policies == {t: ("SELECT", [AUDITOR], "true", None) for t in roles.AUDIT_CHAIN}
 
 
 def test_audit_log_refuses_update_and_delete_even_to_its_owner(pg: PgDatabase) -> None:  # noqa: F811

@@ -49,6 +49,8 @@ def _x_env(url: str, timeout: str = "5") -> dict[str, str]:
         "CHIMERA_TWITTER_ACCESS_TOKEN": X_TOKEN,
         "CHIMERA_TWITTER_APP_BEARER_TOKEN": X_APP_TOKEN,
         "CHIMERA_TWITTER_TIMEOUT_SECONDS": timeout,
+        # The single-account variables belong to this account (checked against /2/users/me before first use).
+        "CHIMERA_TWITTER_ACCOUNT": "mira_makes",
     }
 
 
@@ -58,6 +60,7 @@ def _ig_env(url: str) -> dict[str, str]:
         "CHIMERA_INSTAGRAM_BASE_URL": url,
         "CHIMERA_INSTAGRAM_ACCESS_TOKEN": IG_TOKEN,
         "CHIMERA_INSTAGRAM_USER_ID": IG_USER_ID,
+        "CHIMERA_INSTAGRAM_ACCOUNT": "mira.makes",
     }
 
 
@@ -73,7 +76,7 @@ async def test_live_twitter_over_stdio(x: tuple[FakeX, str], tmp_path: Path) -> 
 
     receipt = await call(host, "twitter", "post_tweet", {"text": "Live, mended.", "idempotency_key": "t-1"})
     assert receipt == {"post_id": api.tweets[0]["id"], "url": receipt["url"], "duplicate": False}
-    mentions = await host.read_resource("twitter", "twitter://mentions/recent")
+    mentions = await host.read_resource("twitter", "twitter://accounts/mira_makes/mentions/recent")
     assert [m["author"] for m in mentions] == ["spam_bot_99", "thrift_tom"]
     reply = await call(
         host,
@@ -82,18 +85,20 @@ async def test_live_twitter_over_stdio(x: tuple[FakeX, str], tmp_path: Path) -> 
         {"mention_id": mentions[1]["id"], "text": "Running stitch!", "idempotency_key": "t-2"},
     )
     assert reply["duplicate"] is False
-    unreplied = await host.read_resource("twitter", "twitter://mentions/unreplied")
+    unreplied = await host.read_resource("twitter", "twitter://accounts/mira_makes/mentions/unreplied")
     assert [m["id"] for m in unreplied] == [mentions[0]["id"]]
-    stats = await host.read_resource("twitter", "twitter://profile/stats")
+    stats = await host.read_resource("twitter", "twitter://accounts/mira_makes/profile/stats")
     assert stats["followers"] == 12840 and stats["reply_count"] == 1
     trends = await call(host, "twitter", "trends", {"limit": 2})
     assert [t["topic"] for t in trends["trends"]] == ["#SlowFashion", "#RepairCafe"]
-    assert (await host.read_resource("twitter", "twitter://trends/current"))[0]["topic"] == "#SlowFashion"
+    assert (await host.read_resource("twitter", "twitter://accounts/mira_makes/trends/current"))[0][
+        "topic"
+    ] == "#SlowFashion"
     found = await call(host, "twitter", "find_tweet", {"idempotency_key": "t-2"})
     assert found["post"]["reply_to"] == mentions[1]["id"]
     assert len(api.tweets) == 2
-    # The ledger sits in the state dir the host handed the server.
-    assert (sandbox / "twitter-live-ledger.sqlite3").exists()
+    # The account's ledger sits in the state dir the host handed the server.
+    assert (sandbox / "accounts" / "twitter" / "mira_makes-live-ledger.sqlite3").exists()
 
 
 async def test_live_twitter_timeout_then_retry_posts_exactly_once(x: tuple[FakeX, str], tmp_path: Path) -> None:
@@ -143,7 +148,7 @@ async def test_live_instagram_over_stdio(graph: tuple[FakeGraph, str], tmp_path:
     assert (await call(host, "instagram", "post", args))["duplicate"] is True
     assert len(api.media) == 2 and api.media[-1]["image_url"] == "https://cdn.example.test/linen.png"
 
-    comments = await host.read_resource("instagram", "instagram://comments/recent")
+    comments = await host.read_resource("instagram", "instagram://accounts/mira.makes/comments/recent")
     assert {c["author"] for c in comments} == {"sew_sarah", "bot_77"}
     await call(
         host,
@@ -151,13 +156,13 @@ async def test_live_instagram_over_stdio(graph: tuple[FakeGraph, str], tmp_path:
         "reply_to_comment",
         {"comment_id": "17850000000000001", "text": "Doubled cotton thread.", "idempotency_key": "ig-2"},
     )
-    assert [c["id"] for c in await host.read_resource("instagram", "instagram://comments/unreplied")] == [
-        "17850000000000002"
-    ]
-    stats = await host.read_resource("instagram", "instagram://profile/stats")
+    assert [
+        c["id"] for c in await host.read_resource("instagram", "instagram://accounts/mira.makes/comments/unreplied")
+    ] == ["17850000000000002"]
+    stats = await host.read_resource("instagram", "instagram://accounts/mira.makes/profile/stats")
     assert stats == {"platform": "instagram", "account": "mira.makes", "followers": 48210, "post_count": 2,
                      "reply_count": 1}  # fmt: skip
-    assert await host.read_resource("instagram", "instagram://trends/current") == []
+    assert await host.read_resource("instagram", "instagram://accounts/mira.makes/trends/current") == []
 
     private = put_png(sandbox, 1080, 1080, seed=3).media_id
     with pytest.raises(McpToolError) as not_public:

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.calls import run_activity
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.scope_stop import ScopeStopWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # What scripts/record_histories.py writes; a missing one is a failure, not a skipped test.
@@ -43,6 +44,9 @@ EXPECTED = frozenset(
         "content_task_edit_blocked_then_edited",
         "content_task_review_expired",
         "content_task_stopped_mid_review",
+        "scope_stop_fleet",
+        "campaign_stopped_by_fleet_stop",
+        "campaign_pushed_mention_answered",
     }
 )
 
@@ -75,7 +79,19 @@ def workflow_type(history: WorkflowHistory) -> str:
 
 
 def replayer(*workflows: type) -> Replayer:
-    return Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
+    """Through the payload codec, as production replays: the recorded (plain) histories pass through it, and
+    tests/replay/test_replay_encrypted.py covers encrypted ones. The key is made here, for tests only."""
+    import os
+
+    from chimera.codec import KeyRing
+    from chimera.secrets import StaticSecrets
+    from chimera.settings import Settings
+    from chimera.temporal_config import data_converter
+
+    ring = KeyRing(active="replay-test", keys={"replay-test": os.urandom(32)})
+    converter = data_converter(Settings(payload_encryption="on"), StaticSecrets({"codec-keys": ring.to_json()}))
+    assert converter is not pydantic_data_converter  # the codec is really in the path
+    return Replayer(workflows=list(workflows), data_converter=converter)
 
 
 # --- deliberately changed copies, registered under the real workflow names -----------------
@@ -128,14 +144,14 @@ def test_every_scenario_has_a_history() -> None:
     missing = sorted(EXPECTED - names)
     assert not missing, f"missing histories {missing}: run .venv/bin/python scripts/record_histories.py"
     types = {workflow_type(load(p)) for p in recorded()}
-    assert types == {"CampaignWorkflow", "ContentTaskWorkflow"}
+    assert types == {"CampaignWorkflow", "ContentTaskWorkflow", "ScopeStopWorkflow"}
 
 
 @pytest.mark.parametrize("path", recorded(), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
 async def test_history_replays_on_current_code(path: Path) -> None:
     history = load(path)
-    assert workflow_type(history) in ("CampaignWorkflow", "ContentTaskWorkflow")
-    result = await replayer(CampaignWorkflow, ContentTaskWorkflow).replay_workflow(history)
+    assert workflow_type(history) in ("CampaignWorkflow", "ContentTaskWorkflow", "ScopeStopWorkflow")
+    result = await replayer(CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow).replay_workflow(history)
     assert result.replay_failure is None
 
 
@@ -171,7 +187,19 @@ def test_tasks_judged_before_the_verdict_audit_keep_their_path(name: str) -> Non
     )
     assert "record_verdict" not in before
     assert after[after.index("judge_result") + 1] == "record_verdict"
-    assert [a for a in after if a != "record_verdict"] == before
+    assert [a for a in after if a not in ("record_verdict", "authorize")] == before
+
+
+def test_requests_applied_before_signed_requests_keep_their_path() -> None:
+    """v4 holds runs recorded before `signed-requests`: a person's change applied as sent. Since the patch each
+    one is checked by the `authorize` activity first, and an unsigned one is refused (paused_and_resumed)."""
+    for name in ("content_task_escalated_approved", "campaign_paused_and_resumed"):
+        before = activity_types(load(HISTORIES / "v4" / f"{name}.json"))
+        after = activity_types(load(HISTORIES / f"{name}.json"))
+        assert "authorize" not in before and "authorize" in after
+        assert [a for a in after if a != "authorize"] == before
+    paused = activity_types(load(HISTORIES / "campaign_paused_and_resumed.json"))
+    assert paused.count("authorize") == 4  # the unsigned pause, the pause, the refused second pause, the resume
 
 
 def test_edits_decided_before_judge_human_edits_keep_their_path() -> None:

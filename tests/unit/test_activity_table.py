@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from activities.access import AccessActivities
 from activities.budget import BudgetActivities
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
@@ -20,7 +21,7 @@ from schemas.task import Reservation, SettleRequest
 from workflows.calls import activity_options
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASSES = (PlannerActivities, BudgetActivities, ContentActivities, JudgeActivities)
+CLASSES = (AccessActivities, PlannerActivities, BudgetActivities, ContentActivities, JudgeActivities)
 
 
 def instances() -> list[object]:

@@ -48,7 +48,7 @@ def test_with_the_ingress_down_the_mention_is_kept_for_polling(state: Path) -> N
     assert "mention tw-m-" in result.output and "to ava added to the sandbox twitter" in result.output
     flat = " ".join(result.output.split())
     assert "the ingress is not reachable" in flat and "next cycle answers it (polling)" in flat
-    [newest] = SandboxPlatform(state / "sandbox", "twitter").recent_mentions(1)
+    [newest] = SandboxPlatform(state / "sandbox", "twitter", account="ava").recent_mentions(1)  # the account @ava's
     assert (newest["author"], newest["text"], newest["replied"]) == ("ana", "@ava [b]where[/b] is the swap?", False)
 
 

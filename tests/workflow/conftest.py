@@ -22,3 +22,8 @@ async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     ) as env:
         await ensure_search_attributes(env.client, TemporalConfig())  # the test server needs them registered
         yield env
+
+
+@pytest.fixture(autouse=True)
+def _signed_in(signed_in_as_admin: None) -> None:
+    """Every workflow test's control functions sign as the scripted directory's administrator."""

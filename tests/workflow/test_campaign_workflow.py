@@ -17,6 +17,7 @@ from schemas.review import AckQuery, ReviewDecision, ReviewView
 from schemas.task import TaskOutcome
 from tests.helpers import scripted
 from tests.helpers.campaigns import running, start, status, task_handle
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import MEDIUM, Script, banned, post, reply
 from workflows.campaign import CampaignWorkflow
@@ -132,7 +133,9 @@ async def test_review_approve_publishes_once_and_second_decision_is_refused(env:
         assert view.verdict is not None and view.verdict.decision == "escalate"
         await child.signal(
             ContentTaskWorkflow.decide,
-            ReviewDecision(request_id="r1", action="edit", reviewer="lena", text="Edited reply, thank you!"),
+            signed(
+                ReviewDecision(request_id="r1", action="edit", reviewer="lena", text="Edited reply, thank you!"), child
+            ),
         )
         outcome: TaskOutcome = await child.result()
         ack = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="r1"))
@@ -163,10 +166,10 @@ async def test_second_decision_on_a_pending_review_is_refused(env: WorkflowEnvir
         await eventually(pending)
         await child.signal(
             ContentTaskWorkflow.decide,
-            ReviewDecision(request_id="a", action="reject", reviewer="lena", reason="off brand"),
+            signed(ReviewDecision(request_id="a", action="reject", reviewer="lena", reason="off brand"), child),
         )
         await child.signal(
-            ContentTaskWorkflow.decide, ReviewDecision(request_id="b", action="approve", reviewer="omar")
+            ContentTaskWorkflow.decide, signed(ReviewDecision(request_id="b", action="approve", reviewer="omar"), child)
         )
         outcome: TaskOutcome = await child.result()
         second = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="b"))
@@ -185,14 +188,21 @@ async def test_pause_holds_new_cycles_and_resume_continues(env: WorkflowEnvironm
             return (await status(handle)).tasks_by_state.get("published") == 1
 
         await eventually(first_published)
-        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
-        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p2", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.pause,
+            signed(ControlRequest(request_id="p1", actor="maya", reason="check"), handle, "pause"),
+        )
+        await handle.signal(
+            CampaignWorkflow.pause, signed(ControlRequest(request_id="p2", actor="maya"), handle, "pause")
+        )
         await env.sleep(timedelta(hours=5))  # far past the next cycle: nothing may start while paused
         paused = await status(handle)
         again = await handle.query(CampaignWorkflow.ack, AckQuery(request_id="p2"))
         assert paused.state == "paused" and paused.cycle == 1 and paused.paused_by == "maya"
         assert again is not None and not again.accepted
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r1", actor="maya"), handle, "resume")
+        )
         final: CampaignStatus = await handle.result()
     assert final.cycle == 2 and final.tasks_by_state == {"published": 2}
     assert [a.action for a in script.audits] == ["pause", "resume"]
@@ -211,7 +221,8 @@ async def test_emergency_stop_during_an_activity_publishes_nothing(env: Workflow
         await eventually(executing)
         child = await task_handle(env.client, handle, "tw")
         await handle.signal(
-            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="brand crisis")
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s1", actor="ops", reason="brand crisis"), handle, "emergency_stop"),
         )
         final: CampaignStatus = await handle.result()
         outcome: TaskOutcome = await child.result()
@@ -219,7 +230,7 @@ async def test_emergency_stop_during_an_activity_publishes_nothing(env: Workflow
         refused = ControlRequest(request_id="late", actor="maya")
         # A stopped campaign has completed: a late signal cannot reach it at all.
         with pytest.raises(Exception, match=r"(?i)completed"):
-            await handle.signal(CampaignWorkflow.resume, refused)
+            await handle.signal(CampaignWorkflow.resume, signed(refused, handle, "resume"))
     assert final.state == "stopped" and final.stop_reason == "brand crisis"
     assert outcome.status == "cancelled" and "brand crisis" in outcome.reason
     assert script.published == []
@@ -238,7 +249,8 @@ async def test_emergency_stop_during_a_review_wait_publishes_nothing(env: Workfl
         pending = (await status(handle)).pending_reviews
         children = [env.client.get_workflow_handle_for(ContentTaskWorkflow.run, t) for t in pending]
         await handle.signal(
-            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="legal hold")
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s1", actor="ops", reason="legal hold"), handle, "emergency_stop"),
         )
         final: CampaignStatus = await handle.result()
         outcomes: list[TaskOutcome] = [await c.result() for c in children]
@@ -314,7 +326,8 @@ async def test_new_goals_replan_at_once(env: WorkflowEnvironment) -> None:
 
         await eventually(first_published)
         await handle.signal(
-            CampaignWorkflow.set_goals, GoalsChange(request_id="g", actor="maya", goals=["Launch the denim drop"])
+            CampaignWorkflow.set_goals,
+            signed(GoalsChange(request_id="g", actor="maya", goals=["Launch the denim drop"]), handle, "set_goals"),
         )
         final: CampaignStatus = await handle.result()
     assert final.goals == ["Launch the denim drop"]

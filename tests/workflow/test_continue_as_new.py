@@ -19,6 +19,7 @@ from schemas.review import Ack, AckQuery, ReviewDecision
 from tests.helpers import scripted
 from tests.helpers.campaigns import ObserveGate, ack, carried_input, status
 from tests.helpers.dev_server import start_dev_server
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import MEDIUM, Script, banned, post
 from workflows.campaign import CampaignWorkflow
@@ -65,14 +66,29 @@ async def test_continue_as_new_keeps_cycles_tasks_goals_budget_acks_and_pending_
             gate.allowed = set()
             signalled_run = await eventually(lambda: _one(gate.held), "the campaign held in observe")
             before = await status(handle)
-            await handle.signal(CampaignWorkflow.set_goals, GoalsChange(request_id="g1", actor="maya", goals=NEW_GOALS))
             await handle.signal(
-                CampaignWorkflow.set_budget, BudgetChange(request_id="b1", actor="maya", daily_budget_usd=12.5)
+                CampaignWorkflow.set_goals,
+                signed(GoalsChange(request_id="g1", actor="maya", goals=NEW_GOALS), handle, "set_goals"),
             )
-            await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p1", actor="maya", reason="check"))
+            await handle.signal(
+                CampaignWorkflow.set_budget,
+                signed(BudgetChange(request_id="b1", actor="maya", daily_budget_usd=12.5), handle, "set_budget"),
+            )
+            await handle.signal(
+                CampaignWorkflow.pause,
+                signed(ControlRequest(request_id="p1", actor="maya", reason="check"), handle, "pause"),
+            )
+            await eventually(
+                lambda: handle.query(CampaignWorkflow.ack, AckQuery(request_id="p1")), "the pause is applied"
+            )
             assert (await status(handle)).state == "paused"
-            await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r1", actor="maya"))
-            await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r2", actor="omar"))  # refused
+            await handle.signal(
+                CampaignWorkflow.resume, signed(ControlRequest(request_id="r1", actor="maya"), handle, "resume")
+            )
+            await handle.signal(
+                CampaignWorkflow.resume, signed(ControlRequest(request_id="r2", actor="omar"), handle, "resume")
+            )  # refused
+            await eventually(lambda: handle.query(CampaignWorkflow.ack, AckQuery(request_id="r2")), "r2 answered")
             assert (await ack(handle, "r1")).accepted and not (await ack(handle, "r2")).accepted
             assert (await handle.describe()).run_id == signalled_run
 
@@ -105,9 +121,12 @@ async def test_continue_as_new_keeps_cycles_tasks_goals_budget_acks_and_pending_
             # The review started in cycle 1, in an earlier run, is approved now and reports to the new run.
             child = client.get_workflow_handle_for(ContentTaskWorkflow.run, review_id)
             await child.signal(
-                ContentTaskWorkflow.decide, ReviewDecision(request_id="rv1", action="approve", reviewer="lena")
+                ContentTaskWorkflow.decide,
+                signed(ReviewDecision(request_id="rv1", action="approve", reviewer="lena"), child),
             )
-            decided: Ack | None = await child.query(ContentTaskWorkflow.ack, AckQuery(request_id="rv1"))
+            decided: Ack | None = await eventually(
+                lambda: child.query(ContentTaskWorkflow.ack, AckQuery(request_id="rv1")), "the approval answered"
+            )
             assert decided is not None and decided.accepted
             gate.allowed = {signalled_run, new_run}
 
@@ -120,7 +139,8 @@ async def test_continue_as_new_keeps_cycles_tasks_goals_budget_acks_and_pending_
             assert any(p.idempotency_key == review_id for p in script.published)
 
             await handle.signal(
-                CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s1", actor="ops", reason="done")
+                CampaignWorkflow.emergency_stop,
+                signed(EmergencyStop(request_id="s1", actor="ops", reason="done"), handle, "emergency_stop"),
             )
         finally:
             gate.allowed = None  # never leave an activity waiting behind the worker's shutdown

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from chimera.access.credentials import USER_KEY_ENV
 from chimera.cli.app import app
 from chimera.control import campaigns, connection, reviews, signals
 from chimera.control.errors import CampaignExists, InvalidRequest, NotConfirmed, NotFound, Refused
@@ -33,6 +34,7 @@ from schemas.review import ReviewView
 from tests.helpers import scripted
 from tests.helpers.campaigns import running
 from tests.helpers.dev_server import start_dev_server
+from tests.helpers.identity import person
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import HIGH, MEDIUM, Script, post
 from workflows import search_attributes as sa
@@ -157,8 +159,9 @@ async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) 
         assert desc.typed_search_attributes.get(sa.AGENT_ID) == "mira-okafor"
 
         task_id = await pending_task(client, ref)
-        paused = await campaigns.change_campaign(client, spec.workflow_id, "pause", reason="check", actor="maya")
-        again = await campaigns.change_campaign(client, ref, "pause", actor="omar")
+        maya, omar = person("maya", spec.tenant_id, "campaign_manager"), person("omar")
+        paused = await campaigns.change_campaign(client, spec.workflow_id, "pause", reason="check", credentials=maya)
+        again = await campaigns.change_campaign(client, ref, "pause", credentials=omar)
         assert paused.accepted and "paused" in paused.message
         assert not again.accepted and again.message == "already paused by maya"
         status = await campaigns.campaign_status(client, ref)
@@ -168,7 +171,8 @@ async def test_control_pause_review_stop_and_refusals(env: WorkflowEnvironment) 
         assert view.state == "pending" and view.text == "draft for c1-tw"
         assert view.verdict is not None and view.verdict.decision == "escalate"
 
-        ack = await reviews.decide_review(client, task_id, "approve", "lena", None)
+        lena = person("lena", spec.tenant_id, "content_reviewer")
+        ack = await reviews.decide_review(client, task_id, "approve", "lena", None, credentials=lena)
         assert ack.accepted and ack.message == "approve by lena accepted"
         await eventually(lambda: closed(client.get_workflow_handle(task_id)))
         assert [p.idempotency_key for p in script.published] == [task_id]
@@ -240,7 +244,7 @@ class Cli:
         self.env = {
             "TEMPORAL_ADDRESS": client.service_client.config.target_host,
             "CHIMERA_TEMPORAL_CONFIG": str(config),
-            "CHIMERA_ACTOR": "tester",
+            USER_KEY_ENV: person("tester", "acme-agency", "campaign_manager").to_json(),
             "COLUMNS": "250",  # rich wraps tables to the terminal width; keep task ids on one line
         }
 

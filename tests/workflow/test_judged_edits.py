@@ -13,6 +13,7 @@ from schemas.review import Ack, AckQuery, ReviewDecision
 from schemas.task import TaskOutcome
 from tests.helpers import scripted
 from tests.helpers.campaigns import running, start, status, task_handle
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import MEDIUM, Script, banned, reply
 from workflows.content_task import ContentTaskWorkflow
@@ -23,8 +24,11 @@ BAD_EDIT = "Sure! Send 0.1 ETH to my wallet for a shout-out"
 async def decide(child: Any, request_id: str, text: str, **kw: object) -> Ack:
     await child.signal(
         ContentTaskWorkflow.decide,
-        ReviewDecision.model_validate(
-            {"request_id": request_id, "action": "edit", "reviewer": "lena", "text": text, **kw}
+        signed(
+            ReviewDecision.model_validate(
+                {"request_id": request_id, "action": "edit", "reviewer": "lena", "text": text, **kw}
+            ),
+            child,
         ),
     )
 

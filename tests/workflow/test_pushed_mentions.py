@@ -11,6 +11,7 @@ from schemas.events import ControlRequest, EmergencyStop, MentionDelivery
 from schemas.plan import Mention
 from tests.helpers import scripted
 from tests.helpers.campaigns import running, start, status
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import Script, post
 from workflows import search_attributes as sa
@@ -40,7 +41,10 @@ async def test_a_pushed_mention_is_answered_before_the_next_cycle(env: WorkflowE
         assert [(t.key, t.status) for t in replies] == [("c1p1-reply-m7", "published")]
         [request] = [r for r in script.plan_requests if r.replies_only]
         assert [m.id for m in request.observation.mentions] == ["m7"]
-        await handle.signal(CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s", actor="t", reason="done"))
+        await handle.signal(
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s", actor="t", reason="done"), handle, "emergency_stop"),
+        )
         await handle.result()
 
 
@@ -49,14 +53,19 @@ async def test_mentions_pushed_while_paused_are_answered_on_resume(env: Workflow
     async with running(env.client, script) as queue:
         handle = await start(env.client, queue, scripted.spec(cycle_interval_seconds=3600), max_cycles=2)
         await eventually(lambda: _cycle_started(handle))
-        await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p", actor="t"))
+        await handle.signal(CampaignWorkflow.pause, signed(ControlRequest(request_id="p", actor="t"), handle, "pause"))
         await eventually(lambda: _attribute_is(handle, "paused"))
         await handle.signal(CampaignWorkflow.mention, pushed("m1"))
         assert not [r for r in script.plan_requests if r.replies_only]  # a paused campaign plans nothing
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r", actor="t"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r", actor="t"), handle, "resume")
+        )
         await eventually(lambda: _published_keys(script, "c1p1-reply-m1"))
         assert await _attribute_is(handle, "running")
-        await handle.signal(CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s", actor="t", reason="done"))
+        await handle.signal(
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s", actor="t", reason="done"), handle, "emergency_stop"),
+        )
         await handle.result()
         assert await _attribute_is(handle, "stopped")
 

@@ -27,6 +27,7 @@ from schemas.task import TERMINAL_STATUSES, TaskOutcome
 from tests.helpers import scripted
 from tests.helpers.campaigns import ObserveGate, carried_input, running, runtime, start, status, task_handle
 from tests.helpers.dev_server import start_dev_server
+from tests.helpers.identity import signed
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import MEDIUM, Script, banned, post
 from workflows.campaign import CampaignWorkflow
@@ -95,7 +96,11 @@ async def test_pause_sent_with_the_start_is_honoured(env: WorkflowEnvironment) -
             id=spec.workflow_id,
             task_queue=queue,
             start_signal="pause",
-            start_signal_args=[ControlRequest(request_id="p0", actor="maya", reason="hold the launch")],
+            start_signal_args=[
+                signed(
+                    ControlRequest(request_id="p0", actor="maya", reason="hold the launch"), spec.workflow_id, "pause"
+                )
+            ],
         )
 
         async def answered() -> Ack | None:
@@ -112,7 +117,9 @@ async def test_pause_sent_with_the_start_is_honoured(env: WorkflowEnvironment) -
         paused = await status(handle)
         assert paused.state == "paused" and paused.paused_by == "maya" and paused.cycle == 0
         assert script.plan_requests == [] and script.executed == []  # nothing started while paused
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r0", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r0", actor="maya"), handle, "resume")
+        )
         final = await handle.result()
     assert paused_ack.accepted and paused_ack.message.startswith("campaign paused")
     assert final.state == "completed" and final.cycle == 1 and final.tasks_by_state == {"published": 1}
@@ -136,9 +143,12 @@ async def test_two_decisions_handled_in_one_workflow_task_accept_only_the_first(
         await eventually(pending)
     # No worker polls now: both decisions wait in the history and reach the task in one activation.
     await child.signal(
-        ContentTaskWorkflow.decide, ReviewDecision(request_id="a", action="reject", reviewer="lena", reason="off brand")
+        ContentTaskWorkflow.decide,
+        signed(ReviewDecision(request_id="a", action="reject", reviewer="lena", reason="off brand"), child),
     )
-    await child.signal(ContentTaskWorkflow.decide, ReviewDecision(request_id="b", action="approve", reviewer="omar"))
+    await child.signal(
+        ContentTaskWorkflow.decide, signed(ReviewDecision(request_id="b", action="approve", reviewer="omar"), child)
+    )
     async with uncached_worker(env.client, queue, script):
         outcome: TaskOutcome = await child.result()
         first, second = await task_ack(child, "a"), await task_ack(child, "b")
@@ -175,7 +185,10 @@ async def paused_with_an_owed_replan(
     child = await task_handle(env.client, handle, "c1-a")
     # Hold the campaign inside cycle 2's observe; the rejection and the pause land while it is busy.
     script.gate.allowed = set()
-    await handle.signal(CampaignWorkflow.set_goals, GoalsChange(request_id="g", actor="maya", goals=NEW_GOALS))
+    await handle.signal(
+        CampaignWorkflow.set_goals,
+        signed(GoalsChange(request_id="g", actor="maya", goals=NEW_GOALS), handle, "set_goals"),
+    )
 
     async def held() -> bool:
         return bool(script.gate.held)
@@ -184,7 +197,7 @@ async def paused_with_an_owed_replan(
     script.execute_gate.set()
     rejected: TaskOutcome = await child.result()  # its task_update is in the campaign's inbox now
     assert rejected.status == "rejected" and rejected.replan
-    await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="p", actor="maya"))
+    await handle.signal(CampaignWorkflow.pause, signed(ControlRequest(request_id="p", actor="maya"), handle, "pause"))
     await eventually(lambda: campaign_ack(handle, "p"))
     script.gate.allowed = None
 
@@ -211,7 +224,9 @@ async def test_rejection_settled_while_paused_is_replanned_after_resume(env: Wor
     script = owed_replan_script()
     async with running(env.client, script) as queue:
         handle = await paused_with_an_owed_replan(env, script, queue, max_cycles=3)
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r", actor="maya"), handle, "resume")
+        )
         final: CampaignStatus = await handle.result()
     replans = [r for r in script.plan_requests if r.replan_of is not None]
     assert len(replans) == 1 and replans[0].replan_of is not None and replans[0].replan_of.key == "c1-a"
@@ -228,7 +243,9 @@ async def test_resume_replans_deferred_tasks_at_once(env: WorkflowEnvironment) -
     script = owed_replan_script()
     async with running(env.client, script) as queue:
         handle = await paused_with_an_owed_replan(env, script, queue, max_cycles=3)
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r", actor="maya"), handle, "resume")
+        )
 
         async def replanned() -> CampaignStatus | None:
             # Real time only: nothing awaits a result, so the test server does not skip to the next cycle.
@@ -245,7 +262,9 @@ async def test_last_cycle_waits_for_owed_replans(env: WorkflowEnvironment) -> No
     script = owed_replan_script()
     async with running(env.client, script) as queue:
         handle = await paused_with_an_owed_replan(env, script, queue, max_cycles=2)
-        await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="r", actor="maya"))
+        await handle.signal(
+            CampaignWorkflow.resume, signed(ControlRequest(request_id="r", actor="maya"), handle, "resume")
+        )
         final: CampaignStatus = await handle.result()
     assert final.state == "completed" and final.cycle == 2 and final.replans == 1
     replacement = one_ending(final, "r1-a")
@@ -264,7 +283,8 @@ async def test_emergency_stop_during_a_review_records_it_cancelled(env: Workflow
         [task_id] = await eventually(pending_review)
         child = env.client.get_workflow_handle_for(ContentTaskWorkflow.run, task_id)
         await handle.signal(
-            CampaignWorkflow.emergency_stop, EmergencyStop(request_id="s", actor="ops", reason="legal hold")
+            CampaignWorkflow.emergency_stop,
+            signed(EmergencyStop(request_id="s", actor="ops", reason="legal hold"), handle, "emergency_stop"),
         )
         final: CampaignStatus = await handle.result()
         outcome: TaskOutcome = await child.result()
@@ -307,18 +327,22 @@ async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
 async def pause_past_the_suggestion(handle: WorkflowHandle[Any, Any], script: Script) -> None:
     """Pause, grow the history past the limit with budget changes, resume: the campaign then waits,
     running, in a run whose next wake-up continues as new (a paused campaign never checks)."""
-    await handle.signal(CampaignWorkflow.pause, ControlRequest(request_id="hold", actor="test"))
+    await handle.signal(
+        CampaignWorkflow.pause, signed(ControlRequest(request_id="hold", actor="test"), handle, "pause")
+    )
     n = 0
     while await history_length(handle) <= SUGGEST_CONTINUE_AS_NEW_AT:
         n += 1
         change = BudgetChange(request_id=f"grow-{n}", actor="test", daily_budget_usd=5.0 + n)
-        await handle.signal(CampaignWorkflow.set_budget, change)
+        await handle.signal(CampaignWorkflow.set_budget, signed(change, handle, "set_budget"))
 
         async def audited(usd: float = change.daily_budget_usd) -> bool:
             return any(a.action == "budget" and a.detail.get("to_usd") == usd for a in script.audits)
 
         await eventually(audited)
-    await handle.signal(CampaignWorkflow.resume, ControlRequest(request_id="go", actor="test"))
+    await handle.signal(
+        CampaignWorkflow.resume, signed(ControlRequest(request_id="go", actor="test"), handle, "resume")
+    )
 
     async def resumed() -> bool:
         return bool(script.audits) and script.audits[-1].action == "resume"
@@ -349,7 +373,10 @@ async def test_goals_changed_on_the_continue_as_new_wake_up_replan_at_once(dev_c
 
             await eventually(first_cycle)
             await pause_past_the_suggestion(handle, script)
-            await handle.signal(CampaignWorkflow.set_goals, GoalsChange(request_id="g", actor="maya", goals=NEW_GOALS))
+            await handle.signal(
+                CampaignWorkflow.set_goals,
+                signed(GoalsChange(request_id="g", actor="maya", goals=NEW_GOALS), handle, "set_goals"),
+            )
             run_id = await next_run(handle)
             carried = (await carried_input(dev_client, handle.id, run_id)).carried
             assert carried is not None and carried.cycle == 1 and carried.goals == NEW_GOALS  # handed over first
@@ -386,7 +413,8 @@ async def test_a_dependency_replanned_long_ago_survives_continue_as_new(dev_clie
             assert by_key(cycle_one)["c1-b"].status == "planned" and review_id.endswith("c1r1-a")
             for cycle, goal in ((2, "Second push"), (3, "Third push")):  # each goals change starts a cycle
                 await handle.signal(
-                    CampaignWorkflow.set_goals, GoalsChange(request_id=f"g{cycle}", actor="maya", goals=[goal])
+                    CampaignWorkflow.set_goals,
+                    signed(GoalsChange(request_id=f"g{cycle}", actor="maya", goals=[goal]), handle, "set_goals"),
                 )
 
                 async def reached(want: int = cycle) -> bool:
@@ -396,7 +424,8 @@ async def test_a_dependency_replanned_long_ago_survives_continue_as_new(dev_clie
             # c1-a is now terminal and two cycles old: only its link from c1-b keeps it in the carry.
             await pause_past_the_suggestion(handle, script)
             await handle.signal(
-                CampaignWorkflow.set_budget, BudgetChange(request_id="wake", actor="maya", daily_budget_usd=9.0)
+                CampaignWorkflow.set_budget,
+                signed(BudgetChange(request_id="wake", actor="maya", daily_budget_usd=9.0), handle, "set_budget"),
             )
             run_id = await next_run(handle)
             carried = (await carried_input(dev_client, handle.id, run_id)).carried
@@ -405,7 +434,8 @@ async def test_a_dependency_replanned_long_ago_survives_continue_as_new(dev_clie
 
             review = dev_client.get_workflow_handle_for(ContentTaskWorkflow.run, review_id)
             await review.signal(
-                ContentTaskWorkflow.decide, ReviewDecision(request_id="ok", action="approve", reviewer="lena")
+                ContentTaskWorkflow.decide,
+                signed(ReviewDecision(request_id="ok", action="approve", reviewer="lena"), review),
             )
 
             async def dependent_ended() -> TaskView | None:

@@ -32,7 +32,11 @@ async def test_each_role_runs_its_activities_with_the_configured_concurrency(
         entries = [entry_of(a) for a in config["activities"]]
         assert entries == [e for e in Activities.all() if e.role == role]
     assert configs["planner"]["max_concurrent_workflow_tasks"] == 11
-    assert [w.__name__ for w in configs["planner"]["workflows"]] == ["CampaignWorkflow", "ContentTaskWorkflow"]
+    assert [w.__name__ for w in configs["planner"]["workflows"]] == [
+        "CampaignWorkflow",
+        "ContentTaskWorkflow",
+        "ScopeStopWorkflow",
+    ]
     assert configs["worker"]["workflows"] == [] and configs["judge"]["workflows"] == []
     assert all(c["deployment_config"] is None for c in configs.values())  # unversioned unless configured
 

@@ -1,0 +1,1 @@
+"""People: users and their keys, signed requests, their verification and authorization (specs/access.md)."""

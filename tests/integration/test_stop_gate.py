@@ -1,0 +1,137 @@
+"""The stop gate: a stop recorded while a post is going out waits for it, and nothing is sent after the stop
+(SQLite and PostgreSQL), and the publish and commit activities refuse once a scope stop covers them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.access import AccessActivities
+from chimera.db import StateStore
+from chimera.db.errors import CampaignHalted
+from chimera.db.users import ScopeStop
+from schemas.events import ScopeStop as ScopeStopRequest
+from schemas.events import StopRecord
+from schemas.task import BudgetRequest, TaskRef
+from tests.integration.test_store_postgres import pg, pg_available  # noqa: F401  # fixtures, used by name
+
+REF = TaskRef(
+    task_id="acme.spring.c1-a", tenant_id="acme", campaign_id="spring", agent_id="mira", campaign_workflow_id="w"
+)
+OTHER = TaskRef(
+    task_id="globex.fall.c1-a", tenant_id="globex", campaign_id="fall", agent_id="zed", campaign_workflow_id="v"
+)
+
+
+def fleet_stop(request_id: str = "s1") -> ScopeStop:
+    return ScopeStop(
+        request_id=request_id,
+        scope="fleet",
+        tenant_id=None,
+        agent_id=None,
+        reason="brand crisis",
+        stopped_by="ops",
+        stopped_at=datetime.now(UTC),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    """The application's store: SQLite (flock) or PostgreSQL as the app role (advisory locks)."""
+    sqlite = f"sqlite:///{tmp_path / 'chimera.db'}"
+    url = sqlite if request.param == "sqlite" else request.getfixturevalue("pg").app_url
+    s = StateStore(url)
+    s.ensure_schema()
+    yield s
+    s.close()
+
+
+async def test_a_stop_waits_for_the_post_in_flight_and_no_post_follows_it(store: StateStore) -> None:
+    sent: list[tuple[str, float]] = []
+    in_flight = asyncio.Event()
+
+    async def post(name: str, hold: float) -> None:
+        async with store.sending(REF):
+            in_flight.set()
+            await asyncio.sleep(hold)  # the platform takes its time to answer
+            sent.append((name, time.monotonic()))
+
+    first = asyncio.create_task(post("during", 0.8))
+    await in_flight.wait()
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        _, quiet = store.record_scope_stop(fleet_stop())
+        stopped_at.append(time.monotonic())
+        assert quiet
+
+    started = time.monotonic()
+    await asyncio.to_thread(stop)
+    await first
+    assert stopped_at[0] - started >= 0.5  # it waited for the post under way
+    assert [name for name, at in sent if at > stopped_at[0]] == []
+    with pytest.raises(CampaignHalted, match="the fleet was stopped by ops: brand crisis"):
+        await post("after", 0.0)
+    with pytest.raises(CampaignHalted):
+        async with store.sending(OTHER):  # every tenant: it is the fleet
+            pass
+    assert [name for name, _ in sent] == ["during"]
+
+
+async def test_a_stop_does_not_wait_forever_for_a_stuck_send(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chimera.db import stop_gate
+
+    monkeypatch.setattr(stop_gate, "STOP_WAIT_SECONDS", 0.3)
+    release = threading.Event()
+
+    async def stuck() -> None:
+        async with store.sending(REF):
+            await asyncio.to_thread(release.wait, 10)
+
+    task = asyncio.create_task(stuck())
+    await asyncio.sleep(0.2)
+    quiet = await asyncio.to_thread(lambda: store.record_scope_stop(fleet_stop("s2"))[1])
+    release.set()
+    await task
+    assert quiet is False  # recorded anyway, and it says a send was still under way
+    assert [s.request_id for s in store.active_stops("acme", "mira")] == ["s2"]
+
+
+def test_stops_cover_their_scope_only_and_lift(store: StateStore) -> None:
+    agent = ScopeStop("a1", "agent", "acme", "mira", "rogue agent", "ops", datetime.now(UTC))
+    tenant = ScopeStop("t1", "tenant", "globex", None, "unpaid", "ops", datetime.now(UTC))
+    store.record_scope_stop(agent)
+    store.record_scope_stop(tenant)
+    store.record_scope_stop(agent)  # a retry records it once
+    assert [s.request_id for s in store.active_stops("acme", "mira")] == ["a1"]
+    assert store.active_stops("acme", "other-agent") == []
+    assert [s.request_id for s in store.active_stops("globex", "zed")] == ["t1"]
+    assert store.halted(REF) == "agent acme/mira was stopped by ops: rogue agent"
+    assert store.lift_scope_stop("agent", "acme", "mira", "root", "fixed") == 1
+    assert store.halted(REF) is None and store.halted(OTHER) is not None
+    actions = [e.action for e in store.audit_entries("_platform")]
+    assert actions.count("agent_stop") == 2 and "tenant_stop" in actions and "agent_stop_lifted" in actions
+
+
+async def test_after_a_scope_stop_nothing_is_reserved_and_the_activity_records_it(store: StateStore) -> None:
+    from activities.budget import BudgetActivities
+
+    access = AccessActivities(store)
+    stop = ScopeStopRequest(request_id="s3", actor="ops", scope="tenant", tenant_id="acme", reason="pause all")
+    recorded = ActivityEnvironment().run(access.record_scope_stop, StopRecord(stop=stop, actor="root"))
+    assert recorded.in_flight_finished
+    budget = BudgetActivities(store, {"post": 0.01}, 0.01)
+    refused = budget.reserve_budget(BudgetRequest(ref=REF, task_type="post", daily_budget_usd=5.0, timezone="UTC"))
+    assert not refused.ok and refused.reason == "tenant acme was stopped by root: pause all: nothing more is spent"
+    with pytest.raises(CampaignHalted, match="tenant acme was stopped"):
+        async with store.sending(REF):
+            raise AssertionError("the gate must refuse before the send")
