@@ -7,7 +7,9 @@ Only the fleet's operators (tenant '*') may see decrypted payloads: a workflow h
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from chimera.access.authorize import Directory
@@ -46,3 +48,13 @@ def operator(token: str, directory: Directory, *, now: datetime | None = None) -
     if not verify_bytes(holder.public_key, signature, TOKEN_PREFIX.encode() + raw):
         return None
     return holder.user
+
+
+def directory_authenticator(directory: Directory) -> Callable[[str], Awaitable[str | None]]:
+    """The codec server's `authenticate`: a token's operator, checked against the user directory (in a thread:
+    the directory is the database)."""
+
+    async def authenticate(token: str) -> str | None:
+        return await asyncio.to_thread(operator, token, directory)
+
+    return authenticate

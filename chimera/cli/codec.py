@@ -76,7 +76,7 @@ def serve(
 ) -> None:
     """Run the codec server: it decrypts for the Web UI and `temporal --codec-endpoint`, for fleet operators
     who send `Authorization: Bearer $(chimera user token)`."""
-    from chimera.access.tokens import operator
+    from chimera.access.tokens import directory_authenticator
     from chimera.codec import CodecError
     from chimera.codec.server import serve as run_server
     from chimera.db import StateStore
@@ -84,11 +84,8 @@ def serve(
     settings = Settings()
     store = StateStore.from_settings(settings)
 
-    async def authenticate(token: str) -> str | None:
-        return await asyncio.to_thread(operator, token, store)
-
     try:
-        asyncio.run(run_server(settings, authenticate, host=host, port=port))
+        asyncio.run(run_server(settings, directory_authenticator(store), host=host, port=port))
     except CodecError as exc:
         render.fail(str(exc))
     except KeyboardInterrupt:

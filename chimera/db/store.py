@@ -10,6 +10,7 @@ returned is an ORM object. Timestamps are timezone-aware UTC.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
@@ -566,7 +567,8 @@ class StateStore:
         """Record a stop once waiting for sends in flight (the stop gate); (the stop, whether they all finished)."""
         with stop_gate.held_exclusive(self._db) as lock, self._db.transaction(mcp.PLATFORM_TENANT, write=True) as s:
             quiet = lock(s)
-            recorded = users.record_stop(s, stop)
+            # Stamped once the sends in flight are done: everything sent is before this moment, nothing after.
+            recorded = users.record_stop(s, dataclasses.replace(stop, stopped_at=self._now()))
             audit.append(
                 s,
                 tenant_id=mcp.PLATFORM_TENANT,

@@ -152,8 +152,8 @@ class SandboxPlatform:
         self._init_db(seed)
 
     def for_account(self, account: str) -> SandboxPlatform:
-        """The same sandbox platform (dir, rate limit, clock), another account."""
-        return SandboxPlatform(
+        """The same sandbox platform (dir, rate limit, clock, and class: a test double stays one), another account."""
+        return type(self)(
             self.data_dir,
             self.platform,
             account=account,

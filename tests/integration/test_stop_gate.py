@@ -11,16 +11,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.access import AccessActivities
+from activities.content import ContentActivities
+from chimera.accounts.directory import AccountDirectory
+from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.db.errors import CampaignHalted
 from chimera.db.users import ScopeStop
+from chimera.models.offline import OfflineModelProvider
+from chimera.settings import default_mcp_servers
+from chimera.temporal_config import TemporalConfig
+from mcp_servers.social.sandbox import SandboxPlatform
+from schemas.activity_table import Failure
+from schemas.campaign_run import task_id_for
 from schemas.events import ScopeStop as ScopeStopRequest
 from schemas.events import StopRecord
-from schemas.task import BudgetRequest, TaskRef
+from schemas.task import BudgetRequest, PublishInput, TaskRef
+from tests.e2e.hanging_twitter import HANG_FILE_ENV
+from tests.helpers.mcp_hosts import approved_host
+from tests.helpers.polling import eventually
 from tests.integration.test_store_postgres import pg, pg_available  # noqa: F401  # fixtures, used by name
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REF = TaskRef(
     task_id="acme.spring.c1-a", tenant_id="acme", campaign_id="spring", agent_id="mira", campaign_workflow_id="w"
@@ -135,3 +150,51 @@ async def test_after_a_scope_stop_nothing_is_reserved_and_the_activity_records_i
     with pytest.raises(CampaignHalted, match="tenant acme was stopped"):
         async with store.sending(REF):
             raise AssertionError("the gate must refuse before the send")
+
+
+async def test_a_fleet_stop_during_a_running_publish_lets_no_post_out_after_it(tmp_path: Path) -> None:
+    """The real publish activity, the real MCP host and a sandbox twitter server that has accepted the post but
+    not answered yet (tests/e2e/hanging_twitter.py): the stop waits for it, and the next publish is refused."""
+    spec = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
+    store = StateStore(f"sqlite:///{tmp_path / 'chimera.db'}")
+    AccountDirectory.of(store).claim(spec.tenant_id, spec.agent_id, spec.persona.handles)
+    store.ensure_campaign(spec)
+    flag = tmp_path / "hang"
+    flag.touch()
+    hanging = default_mcp_servers()["twitter"].model_copy(
+        update={"args": ["-m", "tests.e2e.hanging_twitter"], "env": {HANG_FILE_ENV: str(flag)}}
+    )
+    host = await approved_host(tmp_path / "sandbox", {"twitter": hanging}, store=store)
+    content = ContentActivities(store, host, OfflineModelProvider())
+    platform = SandboxPlatform(tmp_path / "sandbox", "twitter", seed=False)
+
+    def publish(key: str) -> PublishInput:
+        ref = TaskRef(
+            task_id=task_id_for(spec.tenant_id, spec.campaign_id, key),
+            tenant_id=spec.tenant_id,
+            campaign_id=spec.campaign_id,
+            agent_id=spec.agent_id,
+            campaign_workflow_id=spec.workflow_id,
+        )
+        return PublishInput(ref=ref, platform="twitter", text=f"post {key}", idempotency_key=ref.task_id)
+
+    try:
+        first = asyncio.create_task(ActivityEnvironment().run(content.publish, publish("c1-a")))
+        # The platform has the post; its answer is held back.
+        await eventually(lambda: asyncio.to_thread(platform.posts), "the post accepted")
+        stopping = asyncio.create_task(asyncio.to_thread(store.record_scope_stop, fleet_stop("outage")))
+        await asyncio.sleep(0.7)
+        assert not stopping.done() and store.active_stops(spec.tenant_id, spec.agent_id) == []  # it waits
+        flag.unlink()
+        published = await first
+        recorded, quiet = await stopping
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(content.publish, publish("c1-b"))
+    finally:
+        flag.unlink(missing_ok=True)
+        await host.aclose()
+    assert quiet and published.post_id == platform.posts()[0]["post_id"]
+    assert refused.value.type == Failure.CAMPAIGN_STOPPED
+    assert "the fleet was stopped by ops: brand crisis: nothing more is published" in refused.value.message
+    after = [p for p in platform.posts() if datetime.fromisoformat(p["created_at"]) > recorded.stopped_at]
+    assert after == [] and len(platform.posts()) == 1
