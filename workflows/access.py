@@ -7,13 +7,14 @@ applied requests as sent; their histories replay that way.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.access import Action, Authorization, AuthorizeRequest, Signed
     from schemas.activity_table import Activities
     from schemas.options import RuntimeOptions
 
-from workflows.calls import run_activity
+from workflows.calls import failure_message, run_activity
 
 # workflow.patched() id: requests are authorized (and the verified actor recorded) from this change on.
 SIGNED_REQUESTS = "signed-requests"
@@ -67,3 +68,33 @@ class InOrder:
     def busy(self) -> bool:
         """A request is still being authorized or waiting for its turn."""
         return self._serving < self._issued
+
+
+async def authorize_in_order(
+    order: InOrder,
+    request: Signed,
+    request_id: str,
+    action: Action,
+    *,
+    target: str,
+    tenant_id: str | None,
+    agent_id: str | None,
+    runtime: RuntimeOptions,
+) -> Authorization:
+    """`authorize`, then wait for this request's turn: the caller applies it before it next awaits.
+
+    A check that cannot be made (the activity gave up) is a refusal saying so: a signal handler must never fail
+    the workflow, and the sender can simply send the request again."""
+    ticket = order.ticket()
+    try:
+        auth = await authorize(
+            request, request_id, action, target=target, tenant_id=tenant_id, agent_id=agent_id, runtime=runtime
+        )
+    except ActivityError as err:
+        auth = Authorization(
+            allowed=False, actor="unknown", reason=f"not checked ({failure_message(err)}): send it again"
+        )
+    finally:
+        await order.turn(ticket)  # even a failed check waits its turn, so no later request overtakes an earlier one
+        order.done()
+    return auth

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import campaign_inputs as build
 from workflows import campaign_views as views
-from workflows.access import SIGNED_REQUESTS, InOrder, authorize
+from workflows.access import SIGNED_REQUESTS, InOrder, authorize_in_order
 from workflows.calls import failure_message, run_activity
 from workflows.content_task import ContentTaskWorkflow
 
@@ -432,21 +432,16 @@ class CampaignWorkflow:
         if not workflow.patched(SIGNED_REQUESTS):
             return req
         spec = self.spec
-        ticket = self._requests.ticket()
-        try:
-            auth = await authorize(
-                req,
-                req.request_id,
-                action,
-                target=target or workflow.info().workflow_id,
-                tenant_id=spec.tenant_id if tenant_id == "" else tenant_id,
-                agent_id=spec.agent_id,
-                runtime=self.inp.runtime,
-            )
-            await self._requests.turn(ticket)
-        finally:
-            # The caller applies the request before it next awaits, so the next request sees it applied.
-            self._requests.done()
+        auth = await authorize_in_order(  # the caller applies it before it next awaits: the next sees it applied
+            self._requests,
+            req,
+            req.request_id,
+            action,
+            target=target or workflow.info().workflow_id,
+            tenant_id=spec.tenant_id if tenant_id == "" else tenant_id,
+            agent_id=spec.agent_id,
+            runtime=self.inp.runtime,
+        )
         if req.request_id in self.campaign.acks:
             return None  # answered while this one was being checked
         if not auth.allowed:

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import search_attributes as sa
 from workflows import task_inputs as build
-from workflows.access import SIGNED_REQUESTS, InOrder, authorize
+from workflows.access import SIGNED_REQUESTS, InOrder, authorize_in_order
 from workflows.calls import failure_message, failure_type, run_activity, start_activity
 
 DECIDED: dict[str, ReviewState] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
@@ -264,20 +264,16 @@ class ContentTaskWorkflow:
             return  # a re-sent signal: the first answer stands
         if workflow.patched(SIGNED_REQUESTS):
             ref = self._inp.ref
-            ticket = self._requests.ticket()
-            try:
-                auth = await authorize(
-                    decision,
-                    decision.request_id,
-                    decision.access_action,
-                    target=workflow.info().workflow_id,
-                    tenant_id=ref.tenant_id,
-                    agent_id=ref.agent_id,
-                    runtime=self._inp.runtime,
-                )
-                await self._requests.turn(ticket)  # the first decision received is the one that counts
-            finally:
-                self._requests.done()
+            auth = await authorize_in_order(  # the first decision received is the one that counts
+                self._requests,
+                decision,
+                decision.request_id,
+                decision.access_action,
+                target=workflow.info().workflow_id,
+                tenant_id=ref.tenant_id,
+                agent_id=ref.agent_id,
+                runtime=self._inp.runtime,
+            )
             if decision.request_id in self._acks:
                 return  # answered while this one was being checked
             if not auth.allowed:

@@ -7,6 +7,7 @@ and tell each task to stop. A lift only records that the scope may run again; it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from temporalio import workflow
@@ -64,13 +65,15 @@ class ScopeStopWorkflow:
     async def _tell(self, members: ScopeMembers, stop: ScopeStop, actor: str, runtime: RuntimeOptions) -> None:
         del runtime  # the signals need no activity
         # The stop is already recorded, so nothing is published whatever a signal finds; the signals end the
-        # work now instead of at its next send. A workflow that ended meanwhile is skipped.
-        for campaign in members.campaigns:
-            with contextlib.suppress(ApplicationError):
-                await workflow.get_external_workflow_handle(campaign).signal("scope_stop", stop)
+        # work now instead of at its next send. All go out at once; a workflow that ended meanwhile is skipped.
         task_stop = EmergencyStop(
             request_id=stop.request_id, actor=actor, reason=f"{stop.target} stopped: {stop.reason}"
         )
-        for task in members.tasks:
-            with contextlib.suppress(ApplicationError):
-                await workflow.get_external_workflow_handle(task).signal("stop", task_stop)
+        sends = [_signal(campaign, "scope_stop", stop) for campaign in members.campaigns]
+        sends += [_signal(task, "stop", task_stop) for task in members.tasks]
+        await asyncio.gather(*sends)
+
+
+async def _signal(workflow_id: str, name: str, arg: ScopeStop | EmergencyStop) -> None:
+    with contextlib.suppress(ApplicationError):
+        await workflow.get_external_workflow_handle(workflow_id).signal(name, arg)

@@ -7,9 +7,9 @@ what is chimera/access's rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from chimera.access.authorize import KeyHolder
@@ -123,7 +123,11 @@ def key_holder(s: Session, key_id: str) -> KeyHolder | None:
     )
 
 
+NONCES_KEPT = timedelta(days=1)  # far past a request's validity (minutes): an older id can no longer be replayed
+
+
 def use_nonce(s: Session, request_id: str, recipient: str, attempt_key: str, user: str, at: datetime) -> bool:
+    s.execute(delete(RequestNonceRow).where(RequestNonceRow.used_at < at - NONCES_KEPT))
     values = {"request_id": request_id, "recipient": recipient, "attempt_key": attempt_key, "user_name": user}
     upsert(s, RequestNonceRow, {**values, "used_at": at}, keys=("request_id", "recipient"))
     first = s.get(RequestNonceRow, (request_id, recipient), populate_existing=True)

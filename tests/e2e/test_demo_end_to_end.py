@@ -100,9 +100,9 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     # Text to twitter; an image post to instagram, its PNG in the media store; topics from news.
     tweets = SandboxPlatform(state / "sandbox", "twitter").posts()
     instagram = SandboxPlatform(state / "sandbox", "instagram").posts()
-    assert any(t["reply_to"] is None for t in tweets), "no tweet was posted"
+    assert any(t["reply_to"] is None for t in tweets), f"no tweet was posted:\n{demo.stdout}"
     images = [p for p in instagram if p["reply_to"] is None]
-    assert images and all(p["media_id"] for p in images), instagram
+    assert images and all(p["media_id"] for p in images), f"{instagram}\n{demo.stdout}"
     for post in images:
         assert MediaStore(state / "sandbox").read_bytes(str(post["media_id"])).startswith(b"\x89PNG")
     assert "images.generate_image" in demo.stdout

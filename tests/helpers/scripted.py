@@ -127,6 +127,7 @@ class Script:
     executed: list[str] = field(default_factory=list)
     on_execute: Callable[[ContentTaskInput], None] | None = None
     authorizations: list[tuple[AuthorizeRequest, Authorization]] = field(default_factory=list)
+    authorize_down: bool = False  # the directory cannot be read: authorize fails for good
     scope_members: ScopeMembers = field(default_factory=ScopeMembers)  # what find_in_scope finds
     stops: list[StopRecord] = field(default_factory=list)
 
@@ -242,6 +243,8 @@ class Script:
 
         @activity.defn(name=Activities.authorize.name)
         async def authorize(req: AuthorizeRequest) -> Authorization:
+            if script.authorize_down:
+                raise ApplicationError("the user directory is unreachable", non_retryable=True)
             info = activity.info()
             attempt = f"{info.workflow_run_id}:{info.activity_id}"
             decision = check_request(req, DIRECTORY, DIRECTORY, attempt_key=attempt, now=datetime.now(UTC))

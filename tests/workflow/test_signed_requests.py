@@ -134,3 +134,24 @@ async def test_a_revoked_key_is_refused_at_once(env: WorkflowEnvironment) -> Non
         refused = await answer(handle, "x")
         await handle.terminate("test over")
     assert not refused.accepted and "was revoked" in refused.message
+
+
+async def test_a_check_that_cannot_be_made_refuses_the_request_and_the_campaign_lives_on(
+    env: WorkflowEnvironment,
+) -> None:
+    script = Script(plans=[[post("tw")]])
+    async with running(env.client, script) as queue:
+        handle = await start(env.client, queue, scripted.spec(), max_cycles=None)
+        script.authorize_down = True
+        await handle.signal(
+            CampaignWorkflow.pause, signed(ControlRequest(request_id="p", actor="maya"), handle, "pause")
+        )
+        refused = await answer(handle, "p")
+        script.authorize_down = False
+        again = signed(ControlRequest(request_id="p2", actor="maya"), handle, "pause")
+        await handle.signal(CampaignWorkflow.pause, again)
+        paused = await answer(handle, "p2")
+        st = await status(handle)
+        await handle.terminate("test over")
+    assert not refused.accepted and refused.message.startswith("not checked (the user directory is unreachable)")
+    assert paused.accepted and st.state == "paused"
