@@ -13,11 +13,9 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
-import uvicorn
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,6 +26,7 @@ from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from chimera import http_serving
 from chimera.codec.errors import CodecError
 from chimera.codec.loading import codec_for
 
@@ -126,40 +125,11 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status, headers=headers)
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the host process owns Ctrl-C and SIGTERM, and stops the server by setting should_exit
-
-
 @contextlib.asynccontextmanager
 async def serving(app: Starlette, *, host: str, port: int) -> AsyncIterator[str]:
     """Serve `app` with uvicorn until the block ends; yields its base URL (port 0: a free one)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise CodecError(f"the codec server cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(128)
-    sock.setblocking(False)
-    # No access log: it would record request lines of every operator; the app logs who decoded instead.
-    config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, log_level="warning")
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise CodecError("the codec server stopped while starting")
-            await asyncio.sleep(0.02)
-        bound = sock.getsockname()[1]
-        yield f"http://{f'[{host}]' if ':' in host else host}:{bound}"
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-        sock.close()
+    async with http_serving.serving(app, host=host, port=port, what="the codec server", error=CodecError) as url:
+        yield url
 
 
 async def serve(

@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import uvicorn
 from temporalio.client import Client
 
+from chimera import http_serving
 from chimera.db import StateStore
 from chimera.ingress.app import build_app
 from chimera.ingress.credentials import load_secrets, secrets_path
@@ -34,12 +33,6 @@ class IngressError(Exception):
     pass
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the host process owns the signals and sets should_exit
-
-
 def log_to_stderr() -> None:
     """Show the ingress's info lines (what each delivery became) on stderr, once per process."""
     if not logger.handlers:
@@ -48,19 +41,6 @@ def log_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-
-
-def bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise IngressError(f"the ingress cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 @contextlib.asynccontextmanager
@@ -79,28 +59,16 @@ async def serving(
         logger.info("webhook secrets %s come from %s", ", ".join(secrets.from_file), secrets_path(settings))
     ingress = Ingress(store, SignalWithStart(client, config), settings.ingress_accounts)
     host, port = host or settings.ingress_host, settings.ingress_port if port is None else port
-    sock = bind(host, port)
-    bound_port = sock.getsockname()[1]
-    server = _Server(
-        uvicorn.Config(
-            build_app(ingress, secrets), lifespan="off", access_log=False, log_config=None, log_level="warning"
-        )
-    )
-    serve = asyncio.create_task(server.serve(sockets=[sock]))
-    prune = asyncio.create_task(_prune(ingress))
-    try:
-        while not server.started:  # listening before the caller announces the URL
-            if serve.done():
-                serve.result()
-                raise IngressError("the ingress stopped while starting")
-            await asyncio.sleep(0.02)
-        yield f"http://{host}:{bound_port}"
-    finally:
-        prune.cancel()
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(serve, prune, return_exceptions=True)
-        sock.close()
+    async with http_serving.serving(
+        build_app(ingress, secrets), host=host, port=port, what="the ingress", error=IngressError
+    ) as url:
+        prune = asyncio.create_task(_prune(ingress))
+        try:
+            yield url
+        finally:
+            prune.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prune
 
 
 async def _prune(ingress: Ingress) -> None:
