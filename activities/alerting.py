@@ -39,9 +39,17 @@ class AlertSender:
         return self._dispatcher is not None and bool(self._dispatcher.notifiers)
 
     def send(self, alert: Alert) -> None:
-        """From a synchronous activity (a worker thread, no event loop)."""
-        if self.enabled:
+        """From a synchronous activity: a worker thread with no event loop (else a thread of its own)."""
+        if not self.enabled:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
             asyncio.run(self.send_async(alert))
+            return
+        sender = threading.Thread(target=asyncio.run, args=(self.send_async(alert),), name="chimera-alert")
+        sender.start()
+        sender.join()
 
     async def send_async(self, alert: Alert) -> None:
         if self._dispatcher is None or not self._dispatcher.notifiers:

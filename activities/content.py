@@ -160,9 +160,7 @@ class ContentActivities:
         try:
             # The stop gate is held from the last check of the stops until the platform answered: a stop recorded
             # meanwhile waits for this post, and no post goes out after a stop (chimera/db/stop_gate.py).
-            async with self._store.sending(inp.ref):
-                if await asyncio.to_thread(self._store.is_stopped, inp.ref.tenant_id, inp.ref.campaign_id):
-                    raise failure(Failure.CAMPAIGN_STOPPED, "the campaign was stopped: nothing more is published")
+            async with self._store.sending(inp.ref):  # its check covers the campaign's own stop too
                 published = await self._earlier_post(inp, tools, context) if activity.info().attempt > 1 else None
                 if published is None:
                     tool, args = _publish_call(inp, tools)

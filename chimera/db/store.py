@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chimera.access.authorize import KeyHolder
@@ -36,7 +36,7 @@ from chimera.db import (
     tasks,
     users,
 )
-from chimera.db.engine import Database
+from chimera.db.engine import TENANT_SETTING, Database
 from chimera.db.errors import CampaignHalted, UnknownCampaign
 from chimera.db.models import Campaign, Tenant
 from chimera.db.records import (
@@ -599,12 +599,22 @@ class StateStore:
             return users.active_stops(s, tenant_id, agent_id)
 
     def sending(self, ref: TaskRef) -> AbstractAsyncContextManager[None]:
-        """Hold the stop gate while a post or payment goes out; raises CampaignHalted if a stop covers `ref`."""
+        """Hold the stop gate while a post or payment goes out; raises CampaignHalted if a stop covers `ref`: its
+        agent's, its tenant's, the fleet's, or its own campaign's emergency stop."""
 
         def check(s: Session) -> None:
             stops = users.active_stops(s, ref.tenant_id, ref.agent_id)
             if stops:
                 raise CampaignHalted(stops[0].describe())
+            # The same transaction reads the campaign's own status, as its tenant (one connection a send: a busy
+            # worker must not need two pooled connections for each post in flight).
+            if self._db.dialect == "postgresql":
+                s.execute(select(func.set_config(TENANT_SETTING, ref.tenant_id, True)))
+            status = s.execute(
+                select(Campaign.status).where(Campaign.tenant_id == ref.tenant_id, Campaign.id == ref.campaign_id)
+            ).scalar_one_or_none()
+            if status == "stopped":
+                raise CampaignHalted(f"campaign {ref.tenant_id}/{ref.campaign_id} was stopped")
 
         return stop_gate.held_shared(self._db, check)
 

@@ -34,6 +34,7 @@ from tests.e2e.hanging_twitter import HANG_FILE_ENV
 from tests.helpers.mcp_hosts import approved_host
 from tests.helpers.polling import eventually
 from tests.integration.test_store_postgres import pg, pg_available  # noqa: F401  # fixtures, used by name
+from tests.unit.test_store import make_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,3 +199,21 @@ async def test_a_fleet_stop_during_a_running_publish_lets_no_post_out_after_it(t
     assert "the fleet was stopped by ops: brand crisis: nothing more is published" in refused.value.message
     after = [p for p in platform.posts() if datetime.fromisoformat(p["created_at"]) > recorded.stopped_at]
     assert after == [] and len(platform.posts()) == 1
+
+
+async def test_the_gate_also_refuses_a_campaign_stopped_on_its_own(store: StateStore) -> None:
+    spec = make_spec()
+    store.ensure_campaign(spec)
+    ref = TaskRef(
+        task_id=f"{spec.tenant_id}.{spec.campaign_id}.c1-a",
+        tenant_id=spec.tenant_id,
+        campaign_id=spec.campaign_id,
+        agent_id=spec.agent_id,
+        campaign_workflow_id=spec.workflow_id,
+    )
+    async with store.sending(ref):
+        pass  # running: it may send
+    store.set_campaign_status(spec.tenant_id, spec.campaign_id, "stopped", "maya", "legal hold")
+    with pytest.raises(CampaignHalted, match=f"campaign {spec.tenant_id}/{spec.campaign_id} was stopped"):
+        async with store.sending(ref):
+            raise AssertionError("the gate must refuse before the send")
