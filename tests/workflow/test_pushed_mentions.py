@@ -7,7 +7,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.events import ControlRequest, EmergencyStop, MentionDelivery
+from schemas.events import CampaignStatus, ControlRequest, EmergencyStop, MentionDelivery
 from schemas.plan import Mention
 from tests.helpers import scripted
 from tests.helpers.campaigns import running, start, status
@@ -35,7 +35,12 @@ async def test_a_pushed_mention_is_answered_before_the_next_cycle(env: WorkflowE
         await handle.signal(CampaignWorkflow.mention, pushed("m7", event_id="evt-again"))  # the same mention again
         await handle.signal(CampaignWorkflow.mention, pushed("m8", platform="tiktok"))  # not a campaign platform
         await eventually(lambda: _published_keys(script, "c1p1-reply-m7"))
-        st = await status(handle)
+
+        async def campaign_saw_it() -> CampaignStatus | None:  # the task reports to its campaign a moment later
+            st = await status(handle)
+            return st if any(t.key == "c1p1-reply-m7" and t.status == "published" for t in st.tasks) else None
+
+        st = await eventually(campaign_saw_it)
         assert st.cycle == 1 and st.mentions_received == 1
         replies = [t for t in st.tasks if t.task_type == "reply"]
         assert [(t.key, t.status) for t in replies] == [("c1p1-reply-m7", "published")]
