@@ -109,6 +109,8 @@ def test_a_call_resolves_to_the_agents_own_account_only(accounts: AccountDirecto
 def test_two_tenants_racing_for_one_handle_leave_exactly_one_holder(store_url: str) -> None:
     outcomes: dict[str, str] = {}
     start = threading.Barrier(4)
+    with StateStore(store_url) as first:  # the schema exists before the race: the race is for the handle
+        first.ensure_schema()
 
     def claim(tenant: str) -> None:
         store = StateStore(store_url)
