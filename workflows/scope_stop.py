@@ -16,7 +16,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from schemas.activity_table import Activities
     from schemas.events import EmergencyStop, ScopeMembers, ScopeStop, ScopeStopInput, ScopeStopResult, StopRecord
-    from schemas.options import RuntimeOptions
 
 from workflows.access import authorize
 from workflows.calls import run_activity
@@ -50,7 +49,7 @@ class ScopeStopWorkflow:
             message = f"{stop.target} may run again ({recorded.lifted} stop(s) lifted); stopped campaigns stay ended"
             return ScopeStopResult(accepted=True, message=message, actor=auth.actor)
         members = await run_activity(Activities.find_in_scope, stop, runtime, f"find what {stop.target} reaches")
-        await self._tell(members, stop, auth.actor, runtime)
+        await self._tell(members, stop, auth.actor)
         note = "" if recorded.in_flight_finished else "; a send under way did not finish within the wait"
         message = f"{stop.target} stopped: {len(members.campaigns)} campaign(s), {len(members.tasks)} task(s){note}"
         return ScopeStopResult(
@@ -62,8 +61,7 @@ class ScopeStopWorkflow:
             in_flight_finished=recorded.in_flight_finished,
         )
 
-    async def _tell(self, members: ScopeMembers, stop: ScopeStop, actor: str, runtime: RuntimeOptions) -> None:
-        del runtime  # the signals need no activity
+    async def _tell(self, members: ScopeMembers, stop: ScopeStop, actor: str) -> None:
         # The stop is already recorded, so nothing is published whatever a signal finds; the signals end the
         # work now instead of at its next send. All go out at once; a workflow that ended meanwhile is skipped.
         task_stop = EmergencyStop(
