@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -14,12 +15,14 @@ from activities.spend import CallLedger, tool_cost_lines
 from activities.state_keys import CONVERSATION, state_keys
 from chimera.db import StateStore
 from chimera.db.errors import CampaignHalted
-from chimera.mcp import CallContext, McpError, McpHost, McpToolError
+from chimera.mcp import CallContext, McpHost, McpToolError
 from chimera.mcp.account_binding import McpAccountRefused
 from chimera.mcp.toolset import ToolCatalog
+from chimera.memory.context import AgentMemory
 from chimera.models.base import CallRecord, ModelError, ModelProvider, ToolUseError
 from chimera.models.catalog import total_usage
 from schemas.activity_table import Activities, Failure
+from schemas.memory import ConversationTurn, WritingMemory
 from schemas.task import ContentTaskInput, PublishInput, PublishResult, TaskResult, WriteRequest
 
 
@@ -69,18 +72,27 @@ REFUSALS = frozenset(
         "credentials_invalid",
     }
 )
-MEMORY_SERVER = "memory"
+# Memory kinds whose text comes from outside (specs/memory.md): the Judge checks drafts against them.
+THIRD_PARTY_KINDS = frozenset({"interaction", "fact"})
 # How many strings of tool results the Judge checks for injection echoes (TaskResult.untrusted_inputs).
 MAX_UNTRUSTED_STRINGS = 40
 
 
 class ContentActivities:
-    def __init__(self, store: StateStore, mcp: McpHost, model: ModelProvider, tools: ToolCatalog | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        mcp: McpHost,
+        model: ModelProvider,
+        tools: ToolCatalog | None = None,
+        memory: AgentMemory | None = None,
+    ) -> None:
         self._store = store
         self._mcp = mcp
         self._model = model
         self._tools = tools or ToolCatalog(mcp)
         self._ledger = CallLedger(store)
+        self._memory = memory  # None: this process keeps no memory (some tests)
 
     @implements(Activities.execute_task)
     async def execute_task(self, inp: ContentTaskInput) -> TaskResult:
@@ -100,6 +112,7 @@ class ContentActivities:
             handles=dict(inp.persona.handles),
         )
         toolset = await self._tools.toolset(context)
+        memory = await self._recall(inp)
         request = WriteRequest(
             persona=inp.persona,
             task=inp.task,
@@ -107,6 +120,7 @@ class ContentActivities:
             task_id=inp.ref.task_id,
             tenant_id=inp.ref.tenant_id,
             models=inp.models,
+            memory=memory,
         )
         calls: list[CallRecord] = []
         try:
@@ -129,6 +143,11 @@ class ContentActivities:
         untrusted = [inp.task.mention.text] if inp.task.mention else []
         for result in toolset.results:
             untrusted.extend(_strings(result.data, MAX_UNTRUSTED_STRINGS - len(untrusted)))
+        recalled = memory.recalled()
+        known = {m.id for m in recalled}
+        # Conversations and facts quote third parties: a draft obeying a planted memory is caught like one obeying a
+        # tool. The persona's own material, its posts and the Judge's lessons are not third-party text.
+        third_party = [m.text for m in recalled if m.kind in THIRD_PARTY_KINDS][:MAX_UNTRUSTED_STRINGS]
         return TaskResult(
             text=draft.text,
             platform=inp.task.platform,
@@ -137,11 +156,26 @@ class ContentActivities:
             read_set=read_set,
             write_keys=keys,
             untrusted_inputs=untrusted,
+            recalled_inputs=third_party,
             tool_calls=toolset.calls,
             media_ids=draft.media_ids,
             author=draft.author,
             transcript_ref=transcript,
+            memories_used=recalled,
+            memories_cited=[i for i in draft.memory_ids if i in known],  # a model cannot cite what it was not given
         )
+
+    async def _recall(self, inp: ContentTaskInput) -> WritingMemory:
+        """What the writer is reminded of. A memory backend that fails costs the reminder, not the draft."""
+        if self._memory is None:
+            return WritingMemory()
+        try:
+            return await asyncio.to_thread(
+                self._memory.for_writing, inp.ref.tenant_id, inp.ref.agent_id, inp.task, inp.memory
+            )
+        except Exception as exc:  # any backend's failure (files, network, a refused query): write without memory
+            activity.logger.warning("task %s: writing without memory: %s", inp.ref.task_id, exc)
+            return WritingMemory()
 
     @implements(Activities.publish)
     async def publish(self, inp: PublishInput) -> PublishResult:
@@ -188,26 +222,42 @@ class ContentActivities:
             inp.ref.task_id,
             {"platform": inp.platform, "post_id": published.post_id, "duplicate": published.duplicate},
         )
-        await self._remember(inp, published, context)
+        await asyncio.to_thread(self._remember, inp, published)
         return published
 
-    async def _remember(self, inp: PublishInput, published: PublishResult, context: CallContext) -> None:
-        """Keep what was published in the agent's memory (keyed by the task, so a retry stores it once).
-        Best effort: the post is out; a memory server that is down must not make publishing fail or repeat."""
-        if MEMORY_SERVER not in self._mcp.server_names:
+    def _remember(self, inp: PublishInput, published: PublishResult) -> None:
+        """Keep what was published: a reply completes an exchange in the conversation log, a post joins semantic
+        memory (both keyed, so a retry stores once). Best effort: the post is out; a memory backend that is down
+        must not make publishing fail or repeat."""
+        if self._memory is None:
             return
-        args = {
-            "tenant_id": inp.ref.tenant_id,
-            "agent_id": inp.ref.agent_id,
-            "text": inp.text,
-            "kind": "published_post",
-            "idempotency_key": inp.idempotency_key,
-            "metadata": {"platform": inp.platform, "post_id": published.post_id},
-        }
+        ref = inp.ref
         try:
-            await self._mcp.call_tool(MEMORY_SERVER, "store_memory", args, context)
-        except McpError as exc:
-            activity.logger.warning("publish %s: not remembered: %s", inp.ref.task_id, exc)
+            if inp.mention is not None:
+                m = inp.mention
+                turn = ConversationTurn(
+                    platform=m.platform,
+                    author=m.author,
+                    mention_id=m.id,
+                    said=m.text,
+                    replied=inp.text,
+                    reply_post_id=published.post_id,
+                    at=m.created_at or datetime.now(UTC).isoformat(),  # a mention without a time: heard now
+                )
+                self._memory.remember_exchange(ref.tenant_id, ref.agent_id, turn)
+            else:
+                self._memory.remember_post(
+                    ref.tenant_id,
+                    ref.agent_id,
+                    text=inp.text,
+                    platform=inp.platform,
+                    post_id=published.post_id,
+                    key=inp.idempotency_key,
+                    campaign_id=ref.campaign_id,
+                    topic=inp.topic,
+                )
+        except Exception as exc:  # any backend's failure: the post stands, the memory is lost
+            activity.logger.warning("publish %s: not remembered: %s", ref.task_id, exc)
 
     async def _earlier_post(
         self, inp: PublishInput, tools: PlatformTools, context: CallContext

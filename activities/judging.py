@@ -17,6 +17,9 @@ from activities.registry import implements
 from activities.spend import CallLedger
 from activities.state_keys import CONVERSATION
 from chimera.db import StateConflict, StateStore
+from chimera.mcp import CallContext, McpError, McpHost
+from chimera.memory.context import AgentMemory
+from chimera.memory.repeats import Earlier, repeated
 from chimera.models.base import CallRecord
 from chimera.models.chat import ModelCallError
 from chimera.safety.checks import hides_payload, hijack_flags, hostile_reply_flags, link_flags, payment_flags
@@ -27,6 +30,7 @@ from chimera.safety.vision import VisionCheck, VisionReport
 from chimera.similarity import PersonaSimilarity
 from schemas.activity_table import Activities, Failure
 from schemas.alerts import review_expired_alert
+from schemas.memory import PublishedPost, Reflection, ReflectRequest
 from schemas.policy import ConfidenceComponents, JudgePolicy, JudgeScores, SafetyFlag, decide
 from schemas.review import ReviewRecord
 from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, TaskResult, VerdictRecord
@@ -35,6 +39,10 @@ from schemas.task import CommitInput, CommitResult, JudgeInput, OutcomeRecord, T
 # link, a giveaway), which chimera/safety/checks.py sees exactly; the classifier's scam score, learned on
 # mentions, misreads a thrift persona's prices as a pitch. On mentions it counts for all four.
 OUTPUT_CATEGORIES = frozenset({"injection", "abuse", "dangerous"})
+# Each social server's per-post engagement tool (specs/mcp/twitter.md, instagram.md): names differ, because
+# the host refuses one tool name on two servers.
+METRICS_TOOLS = {"twitter": "tweet_metrics", "instagram": "post_metrics"}
+METRICS_BATCH = 100
 
 
 class JudgeActivities:
@@ -47,7 +55,11 @@ class JudgeActivities:
         reviewer: ModelReviewer | None = None,
         vision: VisionCheck | None = None,
         alerts: AlertSender | None = None,
+        memory: AgentMemory | None = None,
+        mcp: McpHost | None = None,
     ) -> None:
+        self._memory = memory  # None: nothing is learned into memory (some tests)
+        self._mcp = mcp  # the platforms' servers, for engagement
         self._store = store
         self._alerts = alerts or AlertSender(None, store)
         self._rules = rules
@@ -100,7 +112,8 @@ class JudgeActivities:
 
     def _measure(self, inp: JudgeInput) -> JudgeScores:
         result = inp.result
-        flags = self._rules.evaluate(inp.persona, result.text, result.untrusted_inputs) + self._checks(inp)
+        inputs = [*result.untrusted_inputs, *result.recalled_inputs]
+        flags = self._rules.evaluate(inp.persona, result.text, inputs) + self._checks(inp)
         similarity = self._similarity.score(inp.persona, result.text)
         history = self._store.success_rate(inp.ref.tenant_id, inp.ref.agent_id, inp.task.task_type)
         calibration = self._store.band_calibration(inp.ref.tenant_id, inp.ref.agent_id, inp.task.task_type)
@@ -124,8 +137,10 @@ class JudgeActivities:
         """The checks that hold whatever the model did: hijack, links, payments, the classifier on the draft
         and on what the task read, and replies to hostile mentions."""
         text, mention = inp.result.text, inp.task.mention
-        flags = hijack_flags(text, inp.result.untrusted_inputs, mention.author if mention else None)
+        inputs = [*inp.result.untrusted_inputs, *inp.result.recalled_inputs]
+        flags = hijack_flags(text, inputs, mention.author if mention else None)
         flags += link_flags(text, inp.content) + payment_flags(text, inp.content)
+        flags += self._repeat_flags(inp)
         classified, hostile = self._classified(inp)
         flags += classified
         if mention is not None:
@@ -133,6 +148,25 @@ class JudgeActivities:
             hostile += ["encoded payload"] if hides_payload(mention.text) else []
             flags += hostile_reply_flags(text, hostile)
         return flags
+
+    def _repeat_flags(self, inp: JudgeInput) -> list[SafetyFlag]:
+        """A post that repeats one of the agent's own posts within the repeat window is turned down (re-planned):
+        the judge reads the posts itself, not only those the writer was shown."""
+        window = inp.memory.repeat_window_seconds
+        if inp.task.task_type != "post" or not window or self._memory is None:
+            return []
+        try:
+            posts = self._memory.own_posts(inp.ref.tenant_id, inp.ref.agent_id, window)
+        except Exception as exc:  # any backend's failure: the writer's view of its posts stands in
+            activity.logger.warning("task %s: repeat check on the writer's view: %s", inp.ref.task_id, exc)
+            posts = []
+        earlier = [Earlier(p.id, p.text, p.created_at) for p in posts]
+        earlier += [Earlier(m.id, m.text, m.created_at) for m in inp.result.memories_used if m.source == "recent_post"]
+        found = repeated(inp.result.text, earlier)
+        if found is None:
+            return []
+        detail = f"repeats the agent's post of {found.earlier.created_at[:10]} ({found.overlap:.0%} the same)"
+        return [SafetyFlag(rule="repeat-post", severity="high", where="output", detail=detail)]
 
     def _classified(self, inp: JudgeInput) -> tuple[list[SafetyFlag], list[str]]:
         """The classifier's flags on the draft and the tool results, and what it reads the mention as."""
@@ -172,6 +206,8 @@ class JudgeActivities:
     @implements(Activities.record_review)
     def record_review(self, rec: ReviewRecord) -> None:
         self._store.record_review(rec)
+        if rec.state in ("rejected", "edited"):
+            self._learn_from_review(rec)
         if rec.state == "expired":
             alert = review_expired_alert(
                 tenant_id=rec.tenant_id,
@@ -182,6 +218,88 @@ class JudgeActivities:
                 raised_at=datetime.now(UTC).isoformat(),
             )
             self._alerts.send(alert)
+
+    def _learn_from_review(self, rec: ReviewRecord) -> None:
+        """What a human rejected or rewrote, and why, becomes a campaign learning (best effort)."""
+        if self._memory is None:
+            return
+        try:
+            self._memory.remember_review(
+                rec.tenant_id,
+                rec.agent_id,
+                campaign_id=rec.campaign_id,
+                task_id=rec.task_id,
+                platform=rec.platform,
+                state=rec.state,
+                draft=rec.text,
+                reason=rec.reason,
+                edited=rec.edited_text,
+            )
+        except Exception as exc:  # any backend's failure: the review stands, the lesson is lost
+            activity.logger.warning("review %s: not learned: %s", rec.task_id, exc)
+
+    @implements(Activities.reflect)
+    async def reflect(self, req: ReflectRequest) -> Reflection:
+        """Look back before a cycle: read the engagement of posts now due from their platforms and learn from it,
+        then move conversation turns older than the short-term window into semantic memory."""
+        out = Reflection()
+        if self._memory is None:
+            out.errors.append("no memory configured: nothing learned")
+            return out
+        context = CallContext(
+            tenant_id=req.tenant_id, actor="judge", agent_id=req.agent_id, task_id=req.campaign_id, handles=req.handles
+        )
+        by_platform: dict[str, list[PublishedPost]] = {}
+        for post in req.due:
+            by_platform.setdefault(post.platform, []).append(post)
+        for platform, posts in sorted(by_platform.items()):
+            for start in range(0, len(posts), METRICS_BATCH):
+                await self._measure_posts(req, platform, posts[start : start + METRICS_BATCH], context, out)
+        try:
+            out.archived = await asyncio.to_thread(self._memory.archive, req.tenant_id, req.agent_id, req.policy)
+        except Exception as exc:  # any backend's failure: the turns stay short-term and are archived next time
+            out.errors.append(f"archive: {exc}")
+        return out
+
+    async def _measure_posts(
+        self, req: ReflectRequest, platform: str, posts: list[PublishedPost], context: CallContext, out: Reflection
+    ) -> None:
+        assert self._memory is not None
+        tool = METRICS_TOOLS.get(platform)
+        if tool is None or self._mcp is None or platform not in self._mcp.server_names:
+            out.errors.append(f"{platform}: no server to read engagement from")
+            return
+        try:
+            result = await self._mcp.call_tool(platform, tool, {"post_ids": [p.post_id for p in posts]}, context)
+        except McpError as exc:
+            out.errors.append(f"{platform}.{tool}: {exc}")  # they stay due: read at the next cycle
+            return
+        metrics = {m.get("post_id"): m for m in result.data.get("metrics", []) if isinstance(m, dict)}
+        missing = {str(i) for i in result.data.get("missing", [])}
+        for post in posts:
+            found = metrics.get(post.post_id)
+            if found is None:
+                if post.post_id in missing:
+                    out.measured.append(post.task_id)  # deleted on the platform: nothing will be learned
+                continue
+            counts = {k: _count(found.get(k)) for k in ("likes", "replies", "reposts", "impressions", "engagement")}
+            try:
+                await asyncio.to_thread(
+                    self._memory.remember_engagement,
+                    req.tenant_id,
+                    req.agent_id,
+                    campaign_id=req.campaign_id,
+                    platform=platform,
+                    post_id=post.post_id,
+                    text=post.text,
+                    counts=counts,
+                    topic=post.topic,
+                )
+            except Exception as exc:  # any backend's failure: the post stays due
+                out.errors.append(f"{post.post_id}: not learned: {exc}")
+                continue
+            out.measured.append(post.task_id)
+            out.lessons += 1
 
     @implements(Activities.commit_result)
     def commit_result(self, inp: CommitInput) -> CommitResult:
@@ -210,6 +328,11 @@ class JudgeActivities:
         self._store.record_task(rec.ref, out.key, rec.task_type, rec.platform, out.status, out.attempt, out.confidence)
         self._store.record_outcome(rec.ref, rec.task_type, out.status, rec.human_decided)
         self._alerts.check_agent(rec.ref.tenant_id, rec.ref.agent_id, rec.ref.campaign_id)
+
+
+def _count(value: object) -> int:
+    """A platform's count as a non-negative int (untrusted tool output)."""
+    return max(0, int(value)) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def _attempt() -> int:

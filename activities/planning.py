@@ -19,14 +19,17 @@ from chimera.db import StateStore
 from chimera.mcp import CallContext, McpError, McpHost
 from chimera.mcp.host import arguments_hash
 from chimera.mcp.shared_reads import SharedReads
+from chimera.memory.context import AgentMemory
 from chimera.models.base import ModelError, ModelProvider
 from chimera.models.structured import plan_problems
+from chimera.safety.rules import SafetyRules
 from schemas.activity_table import Activities, Failure
 from schemas.alerts import stop_alert
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit
-from schemas.plan import Mention, Observation, TaskPlan, Trend
+from schemas.news import MAX_SEEN, BreakingNews, NewsCheck, NewsFound
+from schemas.plan import Headline, Mention, Observation, TaskPlan, Trend
 from schemas.task import PlanRequest, TaskRef
 
 # Where each platform's server publishes what the planner reads, per account: `{account}` is the campaign's own.
@@ -40,6 +43,8 @@ TREND_RESOURCES = {
 }
 # News trends feed every campaign (Instagram has no trends API of its own): server, tool, arguments.
 NEWS_TRENDS = ("news", "trending_topics", {"limit": 5})
+# The newest headlines: what a cycle sees, and what the news watch compares with what it saw before.
+NEWS_HEADLINES = ("news", "headlines", {"limit": 20})
 
 
 class PlannerActivities:
@@ -52,7 +57,11 @@ class PlannerActivities:
         plan_estimate_usd: float = 0.015,
         accounts: AccountDirectory | None = None,
         alerts: AlertSender | None = None,
+        memory: AgentMemory | None = None,
+        rules: SafetyRules | None = None,
     ) -> None:
+        self._memory = memory  # None: plan without memory (some tests)
+        self._rules = rules or SafetyRules.default()  # recognises topics in headlines as the judge does
         self._store = store
         self._alerts = alerts or AlertSender(None, store)
         self._accounts = accounts or AccountDirectory.of(store)
@@ -85,7 +94,45 @@ class PlannerActivities:
             trends = await self._read(platform, TREND_RESOURCES.get(platform), account, obs.errors, context)
             obs.trends.extend(_parse_items(trends, Trend, platform, "trend", obs.errors))
         obs.trends.extend(await self._news_trends(context, obs.errors))
+        obs.headlines = await self._headlines(context, obs.errors)
         return obs
+
+    async def _headlines(self, context: CallContext, errors: list[str], purpose: str = "observe") -> list[Headline]:
+        """The newest headlines. Reads are shared per purpose: a news watch never takes the cycle's read (seconds
+        old) for a fresh look, but the watches of a tenant's campaigns share theirs."""
+        server, tool, args = NEWS_HEADLINES
+        if server not in self._mcp.server_names:
+            return []
+        try:
+            result = await self._reads.get(
+                (context.tenant_id, server, tool, arguments_hash(args), purpose),
+                lambda: self._mcp.call_tool(server, tool, dict(args), context),
+            )
+        except McpError as exc:
+            activity.logger.warning("news headlines failed: %s", exc)
+            errors.append(f"{server}.{tool}: {exc}")
+            return []
+        return _parse_items(result.data.get("articles"), Headline, server, "headline", errors)
+
+    @implements(Activities.watch_news)
+    async def watch_news(self, req: NewsCheck) -> NewsFound:
+        """Headlines new since the last look that name one of the campaign's topics or banned topics (seed 1.2:
+        breaking news re-plans mid-cycle). The first look only takes note of what is there."""
+        errors: list[str] = []
+        context = CallContext(tenant_id=req.tenant_id, actor="planner", task_id=req.campaign_id, agent_id=req.agent_id)
+        headlines = await self._headlines(context, errors, purpose="watch")
+        seen = set(req.seen)
+        breaking: list[BreakingNews] = []
+        for h in headlines if req.seen else []:
+            if h.id in seen:
+                continue
+            text = " ".join(p for p in [h.title, h.summary, h.topic or ""] if p)
+            banned = self._rules.named_topic(text, req.banned_topics)
+            matched = banned or self._rules.named_topic(text, req.topics)
+            if matched is not None:
+                breaking.append(BreakingNews(headline=h, matched=matched, banned=banned is not None))
+        ids = [*req.seen, *(h.id for h in reversed(headlines) if h.id not in seen)]
+        return NewsFound(breaking=breaking, seen=ids[-MAX_SEEN:], errors=errors)
 
     async def _account(self, server: str, context: CallContext, errors: list[str]) -> str | None:
         try:
@@ -143,6 +190,7 @@ class PlannerActivities:
             )
             if not reservation.ok:
                 raise failure(Failure.BUDGET_EXHAUSTED, f"no budget left to plan: {reservation.reason}")
+        req = await self._with_memory(req)
         try:
             planned = await self._model.plan(req, attempt=activity.info().attempt)
         except ModelError as exc:
@@ -153,6 +201,18 @@ class PlannerActivities:
         if problems:
             raise failure(Failure.INVALID_PLAN, "the planner's plan is invalid: " + "; ".join(problems))
         return planned.plan
+
+    async def _with_memory(self, req: PlanRequest) -> PlanRequest:
+        """The request with the agent's recent memories and the campaign's learnings (a failing memory backend
+        costs them, not the plan)."""
+        if self._memory is None:
+            return req
+        try:
+            memories, learnings = await asyncio.to_thread(self._memory.for_planning, req.tenant_id, req.persona.id)
+        except Exception as exc:  # any backend's failure: plan without memory
+            activity.logger.warning("plan %s: without memory: %s", req.campaign_id, exc)
+            return req
+        return req.model_copy(update={"memories": memories, "learnings": learnings})
 
     @implements(Activities.register_campaign)
     def register_campaign(self, spec: CampaignSpec) -> None:
@@ -167,6 +227,19 @@ class PlannerActivities:
             )
             raise failure(kind, f"campaign not registered: {exc}") from exc
         self._store.ensure_campaign(spec)
+        self._index_persona(spec)
+
+    def _index_persona(self, spec: CampaignSpec) -> None:
+        """SOUL.md and the voice examples into semantic memory (tier 1), once per content."""
+        if self._memory is None:
+            return
+        try:
+            added = self._memory.index_persona(spec.tenant_id, spec.agent_id, spec.persona)
+        except Exception as exc:  # any backend's failure: the campaign runs; the next registration retries
+            activity.logger.warning("campaign %s: persona not indexed: %s", spec.campaign_id, exc)
+            return
+        if added:
+            activity.logger.info("campaign %s: %d persona memories indexed", spec.campaign_id, added)
 
     @implements(Activities.record_control)
     def record_control(self, entry: ControlAudit) -> None:
@@ -209,7 +282,7 @@ class PlannerActivities:
         self._alerts.send(alert)
 
 
-Item = TypeVar("Item", Mention, Trend)
+Item = TypeVar("Item", Mention, Trend, Headline)
 
 
 def _parse_items(raw: Any, model: type[Item], platform: str, what: str, errors: list[str]) -> list[Item]:

@@ -14,6 +14,9 @@
     schedule.max_replans            -> max_replans
     review.deadline                 -> review_deadline_seconds (a duration)
     judge.weights.* / judge.bands.* -> judge (schemas.policy.JudgePolicy overrides)
+    memory.short_term_window        -> memory.short_term_window_seconds (a duration), and likewise
+    memory.repeat_window / .engagement_after (durations), memory.recall, memory.conversation_turns
+    news.topics / news.check_every  -> news.topics, news.check_every_seconds (a duration; 0 turns it off)
 
 `judge` and `review.deadline` may be left out: temporal.yaml's `judge` and `review_deadline_seconds`
 (the `defaults` every loader takes) stand in for them.
@@ -73,6 +76,8 @@ KEYS: dict[str, Any] = {
         "bands": dict.fromkeys(ConfidenceBands.model_fields),
     },
     "content": dict.fromkeys(ContentPolicy.model_fields),
+    "memory": dict.fromkeys(["short_term_window", "repeat_window", "recall", "conversation_turns", "engagement_after"]),
+    "news": {"topics": None, "check_every": None},
     # Per-tier model changes (specs/models.md), merged into the process's tiers.
     "models": {
         tier: {
@@ -101,6 +106,19 @@ FIELD_PATHS: dict[str, YamlPath] = {
     "judge": ("judge",),
     "models": ("models",),
     "content": ("content",),
+    "memory": ("memory",),
+    "news": ("news",),
+}
+# Sections whose file keys differ from their model's fields: file key -> (field, is a duration).
+SECTION_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
+    "memory": {
+        "short_term_window": ("short_term_window_seconds", True),
+        "repeat_window": ("repeat_window_seconds", True),
+        "recall": ("recall_limit", False),
+        "conversation_turns": ("conversation_limit", False),
+        "engagement_after": ("engagement_after_seconds", True),
+    },
+    "news": {"topics": ("topics", False), "check_every": ("check_every_seconds", True)},
 }
 _DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds"})
 _PLATFORMS: tuple[str, ...] = get_args(Platform)
@@ -157,6 +175,12 @@ def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalCon
         ):
             reported.add(field)
             continue
+        elif field in SECTION_KEYS:
+            section = _section(field, value, lines, issues)
+            if section is None:
+                reported.add(field)
+                continue
+            value = section
         elif field == "persona":
             persona = _load_persona(value, base_dir, line, issues, persona_problems)
             if persona is None:
@@ -178,7 +202,7 @@ def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalCon
             field = str(loc[0]) if loc else ""
             if field in reported:
                 continue
-            path = (*FIELD_PATHS.get(field, (field,)), *loc[1:])
+            path = (*FIELD_PATHS.get(field, (field,)), *_file_keys(field, loc[1:]))
             issues.append(
                 FileIssue(line_of(lines, path, 1), field or None, describe_validation_error(err, dotted(path)))
             )
@@ -192,6 +216,31 @@ def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalCon
     if "review_deadline_seconds" not in data:
         unset["review_deadline_seconds"] = defaults.review_deadline_seconds
     return spec.model_copy(update=unset)
+
+
+def _section(field: str, value: Any, lines: dict[YamlPath, int], issues: list[FileIssue]) -> dict[str, Any] | None:
+    """A `memory:` or `news:` section with its keys as the model's fields and its durations in seconds."""
+    if not isinstance(value, dict):
+        return None  # _check_keys has said it must be a mapping
+    out: dict[str, Any] = {}
+    ok = True
+    for key, item in value.items():
+        name, is_duration = SECTION_KEYS[field].get(str(key), (str(key), False))
+        if is_duration:
+            try:
+                item = parse_duration(item)
+            except ValueError as exc:
+                issues.append(FileIssue(line_of(lines, (field, str(key)), 1), field, f"{field}.{key}: {exc}"))
+                ok = False
+                continue
+        out[name] = item
+    return out if ok else None
+
+
+def _file_keys(field: str, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A section field's location as the file names it (`memory.recall_limit` -> `memory.recall`)."""
+    names = {f: key for key, (f, _) in SECTION_KEYS.get(field, {}).items()}
+    return tuple(names.get(str(part), part) for part in loc)
 
 
 def _get(raw: dict[Any, Any], path: YamlPath) -> tuple[bool, Any]:

@@ -24,6 +24,10 @@ class McpServerConfig(BaseModel):
     command: str | None = Field(None, description="stdio: the program to start")
     args: list[str] = Field(default_factory=list, description="stdio: its arguments")
     env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment for the child")
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="stdio: names of this process's environment variables the child also gets (values never in config)",
+    )
     url: str | None = Field(None, description="http: the streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
     timeout_seconds: float | None = Field(None, gt=0, description="per-call timeout; default mcp_timeout_seconds")
     # Tools that act in public. They are never offered to the model; only the publish activity calls them,
@@ -42,6 +46,17 @@ class McpServerConfig(BaseModel):
         if self.transport == "http" and not self.url:
             raise ValueError("an http server needs a url")
         return self
+
+
+# What selects and reaches the memory backend (chimera/memory/factory.py, weaviate.py).
+MEMORY_ENV = (
+    "CHIMERA_MEMORY_BACKEND",
+    "CHIMERA_MEMORY_DIR",
+    "CHIMERA_WEAVIATE_URL",
+    "CHIMERA_WEAVIATE_GRPC_PORT",
+    "CHIMERA_WEAVIATE_API_KEY",
+    "CHIMERA_WEAVIATE_COLLECTION",
+)
 
 
 def _sandbox_server(module: str, **kwargs: Any) -> McpServerConfig:
@@ -79,7 +94,12 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
         # Above the live backend's 60 s HTTP timeout: a host timeout mid-request could bill an image twice.
         "images": _sandbox_server("mcp_servers.images", timeout_seconds=90.0),
         # Two sessions: each memory server process holds the embedding model and a LanceDB handle (~140 MB).
-        "memory": _sandbox_server("mcp_servers.memory", bound_arguments=["tenant_id", "agent_id"], max_sessions=2),
+        "memory": _sandbox_server(
+            "mcp_servers.memory",
+            bound_arguments=["tenant_id", "agent_id"],
+            max_sessions=2,
+            pass_env=list(MEMORY_ENV),  # the server reads the memory the workers read (Weaviate or files)
+        ),
     }
 
 

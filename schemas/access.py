@@ -33,6 +33,7 @@ Action = Literal[
     "mcp.call",
     "tenant.budget",
     "user.manage",
+    "memory.manage",  # where a tenant's memories live (Weaviate tenant activity: active, inactive, offloaded)
 ]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 

@@ -19,6 +19,8 @@ from schemas.access import Authorization, AuthorizeRequest
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
+from schemas.memory import Reflection, ReflectRequest
+from schemas.news import NewsCheck, NewsFound
 from schemas.plan import Observation, TaskPlan
 from schemas.policy import JudgeScores
 from schemas.review import ReviewRecord
@@ -88,7 +90,10 @@ class Activities:
     authorize = ActivityDef("authorize", "planner", AuthorizeRequest, Authorization)
     record_scope_stop = ActivityDef("record_scope_stop", "planner", StopRecord, StopRecorded)
     find_in_scope = ActivityDef("find_in_scope", "planner", ScopeStop, ScopeMembers)
+    # The Judge looks back first: engagement of earlier posts, and conversations old enough to archive.
+    reflect = ActivityDef("reflect", "judge", ReflectRequest, Reflection)
     observe = ActivityDef("observe", "planner", ObserveRequest, Observation)
+    watch_news = ActivityDef("watch_news", "planner", NewsCheck, NewsFound)
     plan = ActivityDef(
         "plan",
         "planner",

@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.memory import MemoryPolicy
 from schemas.models import TierName, TierSettings
+from schemas.news import NewsWatch
 from schemas.persona import Persona
 from schemas.policy import ContentPolicy, JudgePolicy
 
@@ -33,6 +35,8 @@ class CampaignSpec(BaseModel):
     max_replans: int = Field(2, ge=0, le=10)
     judge: JudgePolicy = JudgePolicy()
     content: ContentPolicy = ContentPolicy()
+    memory: MemoryPolicy = MemoryPolicy()
+    news: NewsWatch = NewsWatch()
     # Per-tier changes to the process's model tiers (specs/models.md), e.g. {"post": {"temperature": 0.9}}.
     models: dict[TierName, dict[str, Any]] = Field(default_factory=dict)
 

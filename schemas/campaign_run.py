@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from schemas.campaign import CampaignSpec
 from schemas.events import CampaignState, ControlAudit, EmergencyStop, MentionDelivery
+from schemas.memory import PublishedPost
 from schemas.options import RuntimeOptions
 from schemas.plan import PlannedTask
 from schemas.review import Ack
@@ -59,6 +60,10 @@ class CampaignProgress(BaseModel):
     published_attributes: tuple[str, int] | None = Field(
         None, description="the (state, cycle) last upserted as search attributes"
     )
+    to_measure: list[PublishedPost] = Field(default_factory=list, description="posts whose engagement is owed")
+    news_seen: list[str] = Field(default_factory=list, description="headline ids seen, newest last")
+    next_news_check_at: datetime | None = None
+    news_reactions: int = Field(0, description="how many times breaking news re-planned (for task keys)")
 
     @property
     def stop_reason(self) -> str | None:

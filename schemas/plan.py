@@ -46,11 +46,26 @@ class Trend(BaseModel):
     volume: int = 0
 
 
+class Headline(BaseModel):
+    """A news article as the news server gives it: untrusted third-party text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    summary: str = ""
+    topic: str | None = None
+    source: str = ""
+    url: str = ""
+    published_at: str = ""
+
+
 class Observation(BaseModel):
     """What a campaign saw at the start of a cycle."""
 
     mentions: list[Mention] = Field(default_factory=list)
     trends: list[Trend] = Field(default_factory=list)
+    headlines: list[Headline] = Field(default_factory=list, description="the newest news, newest first")
     errors: list[str] = Field(default_factory=list, description="sources that could not be read")
 
 

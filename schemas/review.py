@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from schemas.access import Action, Signed
+from schemas.memory import RecalledMemory
 from schemas.plan import Mention
 from schemas.policy import Verdict
 from schemas.task import TaskStatus
@@ -96,6 +97,10 @@ class ReviewView(BaseModel):
     reason: str | None = None
     media_ids: list[str] = Field(default_factory=list, description="images the post attaches (media store ids)")
     tools_used: list[str] = Field(default_factory=list, description="server.tool of each tool call, in order")
+    memories_used: list[RecalledMemory] = Field(
+        default_factory=list, description="what the writer was reminded of (conversation, memories, own posts)"
+    )
+    memories_cited: list[str] = Field(default_factory=list, description="ids of those the draft drew on")
     # How the task ended (None while it runs): published with its post, or why not (the reason says who
     # rejected it and why, the expiry, the stop, the publish refusal or the failure).
     outcome_status: OutcomeStatus | None = None

@@ -6,10 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.memory import MemoryPolicy, RecalledMemory, WritingMemory
 from schemas.models import Authorship
+from schemas.news import BreakingNews
 from schemas.options import RuntimeOptions
 from schemas.persona import Persona
-from schemas.plan import Observation, PlannedTask, Trend, Usage
+from schemas.plan import Mention, Observation, PlannedTask, Trend, Usage
 from schemas.policy import ContentPolicy, JudgePolicy, Verdict
 
 TaskStatus = Literal[
@@ -51,6 +53,7 @@ class ContentTaskInput(BaseModel):
     runtime: RuntimeOptions
     models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
     content: ContentPolicy = ContentPolicy()
+    memory: MemoryPolicy = MemoryPolicy()
 
 
 class StateRead(BaseModel):
@@ -86,10 +89,19 @@ class TaskResult(BaseModel):
     read_set: list[StateRead] = Field(default_factory=list)
     write_keys: list[str] = Field(default_factory=list)
     untrusted_inputs: list[str] = Field(default_factory=list, description="texts the task read from outside")
+    recalled_inputs: list[str] = Field(
+        default_factory=list,
+        description="third-party text the writer was reminded of (conversations, facts): judged by the rules and the "
+        "hijack checks like the other inputs, but not by the classifier, which judged it when it first came in",
+    )
     tool_calls: list[ToolCall] = Field(default_factory=list)
     media_ids: list[str] = Field(default_factory=list, description="media-store items the post attaches")
     author: Authorship | None = Field(None, description="which model wrote the draft (absent: recorded before)")
     transcript_ref: str | None = Field(None, description="the kept prompts and responses of this draft, by key")
+    memories_used: list[RecalledMemory] = Field(
+        default_factory=list, description="what the writer was reminded of: conversation, memories, own posts"
+    )
+    memories_cited: list[str] = Field(default_factory=list, description="ids of the memories the draft drew on")
 
 
 class PublishResult(BaseModel):
@@ -129,6 +141,7 @@ class JudgeInput(BaseModel):
     # For the model reviewer: the campaign's tier overrides, and the day its spend counts against.
     models: dict[str, Any] = Field(default_factory=dict)
     timezone: str = "UTC"
+    memory: MemoryPolicy = MemoryPolicy()
 
 
 class VerdictRecord(BaseModel):
@@ -160,6 +173,10 @@ class PublishInput(BaseModel):
     idempotency_key: str
     reply_to: str | None = None
     media_ids: list[str] = Field(default_factory=list)
+    # For memory: the exchange a reply completes, and what a post was about.
+    mention: Mention | None = None
+    task_key: str = ""
+    topic: str | None = None
 
 
 class BudgetRequest(BaseModel):
@@ -211,6 +228,10 @@ class PlanRequest(BaseModel):
     models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
     timezone: str = "UTC"
     daily_budget_usd: float | None = Field(None, description="the campaign's budget, which planning spends too")
+    breaking: list[BreakingNews] = Field(default_factory=list, description="news that re-plans mid-cycle")
+    # Filled in by the plan activity from memory (never carried in workflow history).
+    memories: list[RecalledMemory] = Field(default_factory=list, description="the agent's recent memories")
+    learnings: list[RecalledMemory] = Field(default_factory=list, description="the campaign's lessons, newest first")
 
 
 class WriteRequest(BaseModel):
@@ -223,6 +244,7 @@ class WriteRequest(BaseModel):
     task_id: str = Field("", description="the business key: tools that create things (images) are keyed by it")
     tenant_id: str = ""
     models: dict[str, Any] = Field(default_factory=dict, description="the campaign's model tier overrides")
+    memory: WritingMemory = WritingMemory()
 
 
 class Draft(BaseModel):
@@ -231,3 +253,4 @@ class Draft(BaseModel):
     usage: Usage
     media_ids: list[str] = Field(default_factory=list, description="images the model made for the post")
     author: Authorship | None = None
+    memory_ids: list[str] = Field(default_factory=list, description="ids of the memories the draft drew on")

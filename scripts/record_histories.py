@@ -43,8 +43,10 @@ from schemas.events import (  # noqa: E402
     ScopeStopInput,
     ScopeStopResult,
 )
+from schemas.memory import MemoryPolicy  # noqa: E402
+from schemas.news import BreakingNews, NewsWatch  # noqa: E402
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
-from schemas.plan import Mention  # noqa: E402
+from schemas.plan import Headline, Mention  # noqa: E402
 from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
 from tests.helpers import scripted  # noqa: E402
@@ -270,6 +272,34 @@ async def campaign_pushed_mention(client: Client) -> None:
         await save(handle, "campaign_pushed_mention_answered")
 
 
+async def campaign_breaking_news(client: Client) -> None:
+    """A headline at the news watch's second look: the planned post gives way to a reaction within the cycle."""
+    watch = NewsWatch(topics=["secondhand"], check_every_seconds=1)
+    spec = scripted.spec(campaign_id="news", cycle_interval_seconds=3600, news=watch)
+    script = Script(plans=[[post("first"), post("second", depends_on=["first"])]], scores={"first": MEDIUM})
+    script.headlines = [Headline(id="nw-1", title="Old news", topic="retail")]
+    headline = Headline(id="nw-2", title="Secondhand sales overtake fast fashion", topic="retail")
+    script.news = [[], [BreakingNews(headline=headline, matched="secondhand", banned=False)]]
+    async with session(client, "news", script) as s:
+        handle = await s.start(spec, max_cycles=None)
+        await published(handle, 1)  # the reaction; "first" waits for a human, "second" was superseded
+        await stop(handle, "recording done")
+        await save(handle, "campaign_breaking_news_replanned")
+
+
+async def campaign_reflects(client: Client) -> None:
+    """Each cycle begins with the Judge's look back; a later one is owed the first cycle's post."""
+    memory = MemoryPolicy(engagement_after_seconds=0)
+    spec = scripted.spec(campaign_id="reflect", cycle_interval_seconds=2, memory=memory)
+    script = Script(plans=[[post("tw")]])
+    async with session(client, "reflect", script) as s:
+        handle = await s.start(spec, max_cycles=3)
+        final: CampaignStatus = await handle.result()
+        owed = [p.key for r in script.reflections for p in r.due]
+        assert final.cycle == 3 and "c1-tw" in owed, script.reflections
+        await save(handle, "campaign_reflected_on_engagement")
+
+
 async def campaign_continue_as_new(client: Client) -> None:
     spec = scripted.spec(campaign_id="can", cycle_interval_seconds=1)
     script = Script(plans=[[post("a")]])
@@ -377,6 +407,8 @@ SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
     campaign_goals,
     campaign_emergency_stop,
     campaign_pushed_mention,
+    campaign_breaking_news,
+    campaign_reflects,
     fleet_stop,
     lambda c: review_scenario(
         c, "escalated-approved", "tw", ReviewDecision(request_id="rv-approve", action="approve", reviewer="lena")

@@ -10,6 +10,8 @@ from chimera.alerts.dispatch import AlertDispatcher, notifiers_from
 from chimera.db import StateStore
 from chimera.db.alerts import SqlDeliveryStore
 from chimera.mcp import McpHost
+from chimera.memory import default_embedder, memory_store_from_settings
+from chimera.memory.context import AgentMemory
 from chimera.models.base import ModelProvider
 from chimera.models.factory import build_model_provider
 from chimera.persona_similarity import EmbeddingPersonaSimilarity
@@ -30,6 +32,7 @@ class Dependencies:
     similarity: PersonaSimilarity
     classifier: HarmClassifier
     alerts: AlertSender
+    memory: AgentMemory
 
     @classmethod
     def build(cls, settings: Settings) -> Dependencies:
@@ -40,6 +43,8 @@ class Dependencies:
         notifiers = notifiers_from(settings.notifiers, secret_source(settings))
         dispatcher = AlertDispatcher(notifiers, SqlDeliveryStore(store.database))
         alerts = AlertSender(dispatcher, store, AnomalyThresholds.from_settings(settings))
+        embedder = default_embedder()  # one per process: memory, persona similarity and the classifier share it
+        memory = AgentMemory(memory_store_from_settings(settings, embedder=embedder), store, embedder)
         return cls(
             settings=settings,
             store=store,
@@ -50,6 +55,7 @@ class Dependencies:
             # The weights load now (a missing file stops the worker with the fix); the embedding model on first use.
             classifier=HarmClassifier.default(),
             alerts=alerts,
+            memory=memory,
         )
 
     async def aclose(self) -> None:

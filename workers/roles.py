@@ -71,11 +71,13 @@ def activity_classes(deps: Dependencies) -> list[object]:
             SharedReads(s.observe_share_seconds),
             plan_estimate_usd=s.cost_estimates_usd.get("plan", s.default_cost_estimate_usd),
             alerts=deps.alerts,
+            memory=deps.memory,
+            rules=deps.rules,
         ),
         BudgetActivities(
             deps.store, s.cost_estimates_usd, s.default_cost_estimate_usd, review_estimate, alerts=deps.alerts
         ),
-        ContentActivities(deps.store, deps.mcp, deps.model),
+        ContentActivities(deps.store, deps.mcp, deps.model, memory=deps.memory),
         JudgeActivities(
             deps.store,
             deps.rules,
@@ -84,6 +86,8 @@ def activity_classes(deps: Dependencies) -> list[object]:
             reviewer=reviewer,
             vision=vision,
             alerts=deps.alerts,
+            memory=deps.memory,
+            mcp=deps.mcp,
         ),
     ]
 

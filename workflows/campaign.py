@@ -11,7 +11,7 @@ All the campaign's state is one `CampaignProgress` (self.campaign), handed whole
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -34,9 +34,11 @@ with workflow.unsafe.imports_passed_through():
         ScopeStop,
         TaskUpdate,
     )
+    from schemas.memory import PublishedPost, ReflectRequest
+    from schemas.news import MAX_SEEN, BreakingNews, NewsCheck
     from schemas.plan import Observation, PlannedTask, TaskPlan
     from schemas.review import Ack, AckQuery
-    from schemas.task import TERMINAL_STATUSES
+    from schemas.task import TERMINAL_STATUSES, TaskOutcome
 
 from workflows import campaign_inputs as build
 from workflows import campaign_views as views
@@ -48,6 +50,9 @@ R = TypeVar("R", bound=ControlRequest)
 MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
 # Runs from before this patch never upserted CampaignState/CampaignCycle; replaying them must issue no upsert.
 STATE_ATTRIBUTES_PATCH = "campaign-state-search-attributes"
+# Runs from before this patch neither reflected (engagement, archiving) nor watched the news between cycles.
+MEMORY_AND_NEWS_PATCH = "memory-reflect-and-breaking-news"
+MAX_TO_MEASURE = 200  # posts whose engagement is owed; the oldest are dropped beyond this
 
 
 @workflow.defn
@@ -62,11 +67,13 @@ class CampaignWorkflow:
             goals=list(inp.spec.goals), daily_budget_usd=inp.spec.daily_budget_usd
         )
         self._requests = InOrder()  # requests being authorized, applied in the order they arrived
+        self._learns = False  # set in run (a patch): reflect each cycle, watch the news between cycles
 
     # --- the run -----------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: CampaignInput) -> CampaignStatus:
+        self._learns = workflow.patched(MEMORY_AND_NEWS_PATCH)
         if inp.carried is None:
             await run_activity(Activities.register_campaign, self.spec, inp.runtime, "register campaign")
         while not self._stopped():
@@ -86,6 +93,7 @@ class CampaignWorkflow:
             if self._cycle_due():
                 await self._start_cycle()
             await self._wait_for_events()
+            await self._watch_news()
             await self._handle_inbox()
             if workflow.info().is_continue_as_new_suggested() and not self._stopped():
                 await self._continue_as_new()
@@ -98,6 +106,8 @@ class CampaignWorkflow:
         c.cycle += 1
         c.goals_changed = False
         c.next_cycle_at = workflow.now() + timedelta(seconds=spec.cycle_interval_seconds)
+        if self._learns:
+            await self._reflect()
         self._details(f"cycle {c.cycle}: observing")
         try:
             observation = await run_activity(
@@ -111,6 +121,7 @@ class CampaignWorkflow:
                 self.inp.runtime,
                 f"cycle {c.cycle}: read mentions and trends",
             )
+            self._saw_news(observation)
             self._details(f"cycle {c.cycle}: planning")
             plan = await self._plan(observation, prefix=f"c{c.cycle}-")
         except ActivityError as err:
@@ -122,6 +133,100 @@ class CampaignWorkflow:
                 task_id=task_id_for(spec.tenant_id, spec.campaign_id, task.key), task=task, cycle=c.cycle
             )
         await self._start_ready()
+
+    async def _reflect(self) -> None:
+        """The Judge looks back: engagement of the posts now due, and conversations to archive. A failed look
+        costs nothing: the posts stay due for the next cycle."""
+        c, spec = self.campaign, self.spec
+        now = workflow.now()
+        after = timedelta(seconds=spec.memory.engagement_after_seconds)
+        due = [p for p in c.to_measure if datetime.fromisoformat(p.published_at) + after <= now][:100]
+        request = ReflectRequest(
+            tenant_id=spec.tenant_id,
+            campaign_id=spec.campaign_id,
+            agent_id=spec.agent_id,
+            handles=dict(spec.persona.handles),
+            due=due,
+            policy=spec.memory,
+        )
+        self._details(f"cycle {c.cycle}: reflecting")
+        try:
+            reflection = await run_activity(
+                Activities.reflect, request, self.inp.runtime, "reflect: engagement, memory"
+            )
+        except ActivityError as err:
+            workflow.logger.warning("campaign %s: reflect failed: %s", spec.campaign_id, failure_message(err))
+            return
+        done = set(reflection.measured)
+        c.to_measure = [p for p in c.to_measure if p.task_id not in done]
+        for error in reflection.errors:
+            workflow.logger.warning("campaign %s: reflect: %s", spec.campaign_id, error)
+
+    def _saw_news(self, observation: Observation) -> None:
+        """The cycle's headlines are known: only newer ones can be breaking. The watch resumes from now."""
+        c, watch = self.campaign, self.spec.news
+        if not self._learns:
+            return
+        seen = set(c.news_seen)
+        c.news_seen = [*c.news_seen, *(h.id for h in reversed(observation.headlines) if h.id not in seen)][-MAX_SEEN:]
+        c.next_news_check_at = (
+            workflow.now() + timedelta(seconds=watch.check_every_seconds) if watch.enabled() else None
+        )
+
+    async def _watch_news(self) -> None:
+        """Between cycles: a new headline on the campaign's topics or its banned topics re-plans now (seed 1.2)."""
+        c, spec = self.campaign, self.spec
+        due = c.next_news_check_at is not None and workflow.now() >= c.next_news_check_at
+        if not self._learns or not due or c.state != "running" or not spec.news.enabled():
+            return
+        c.next_news_check_at = workflow.now() + timedelta(seconds=spec.news.check_every_seconds)
+        check = NewsCheck(
+            tenant_id=spec.tenant_id,
+            campaign_id=spec.campaign_id,
+            agent_id=spec.agent_id,
+            topics=list(spec.news.topics),
+            banned_topics=list(spec.persona.banned_topics),
+            seen=list(c.news_seen),
+        )
+        try:
+            found = await run_activity(Activities.watch_news, check, self.inp.runtime, "look for breaking news")
+        except ActivityError as err:
+            workflow.logger.warning("campaign %s: news watch failed: %s", spec.campaign_id, failure_message(err))
+            return
+        c.news_seen = found.seen
+        if found.breaking and c.state == "running":
+            await self._react_to_news(found.breaking)
+
+    async def _react_to_news(self, breaking: list[BreakingNews]) -> None:
+        """Plan for the news now: the planned posts not yet started give way to what the planner proposes."""
+        c, spec = self.campaign, self.spec
+        c.news_reactions += 1
+        first = breaking[0]
+        prefix = f"c{c.cycle}n{c.news_reactions}-"
+        request = build.plan_request(spec, c, Observation(), prefix, None, breaking=breaking)
+        try:
+            plan = await run_activity(Activities.plan, request, self.inp.runtime, f"re-plan for news: {first.matched}")
+        except ActivityError as err:
+            self._cycle_failed(f"breaking news {first.headline.id}: {failure_message(err)}")
+            return
+        why = f'breaking news on "{first.matched}": {first.headline.title}'[:200]
+        superseded = [r for r in c.tasks.values() if r.status == "planned" and r.task.task_type == "post"]
+        for rec in superseded:
+            rec.status, rec.reason = "cancelled", f"superseded by {why}"
+        for task in plan.tasks:
+            c.tasks[task.key] = TaskRecord(
+                task_id=task_id_for(spec.tenant_id, spec.campaign_id, task.key), task=task, cycle=c.cycle
+            )
+        detail: dict[str, str | float | list[str]] = {
+            "headline": first.headline.id,
+            "title": first.headline.title[:200],
+            "matched": first.matched,
+            "banned": "yes" if first.banned else "no",
+            "superseded": [r.task.key for r in superseded],
+            "planned": [t.key for t in plan.tasks],
+        }
+        self._audit("breaking_news", "system", detail)
+        self._details(f"re-planned for {why}")
 
     async def _plan(self, observation: Observation, *, prefix: str, replan_of: TaskRecord | None = None) -> TaskPlan:
         request = build.plan_request(self.spec, self.campaign, observation, prefix, replan_of)
@@ -199,6 +304,7 @@ class CampaignWorkflow:
                 continue  # an update for a task this campaign no longer tracks, or a repeat
             rec.status, rec.reason = outcome.status, outcome.reason
             rec.confidence, rec.post_id = outcome.confidence, outcome.post_id
+            self._owe_engagement(rec, outcome)
             if outcome.spent_today_usd is not None and outcome.spend_day >= c.spend_day:
                 c.spend_day, c.spent_today_usd = outcome.spend_day, outcome.spent_today_usd
             if outcome.replan:
@@ -449,6 +555,21 @@ class CampaignWorkflow:
             return None
         return req.model_copy(update={"actor": auth.actor})
 
+    def _owe_engagement(self, rec: TaskRecord, outcome: TaskOutcome) -> None:
+        """A published post's engagement is read later, by the Judge's reflection."""
+        if not self._learns or outcome.status != "published" or rec.task.task_type != "post" or not outcome.post_id:
+            return
+        post = PublishedPost(
+            task_id=rec.task_id,
+            key=rec.task.key,
+            platform=rec.task.platform,
+            post_id=outcome.post_id,
+            text=outcome.text or "",
+            published_at=workflow.now().isoformat(),
+            topic=rec.task.topic,
+        )
+        self.campaign.to_measure = [*self.campaign.to_measure, post][-MAX_TO_MEASURE:]
+
     def _stopped(self) -> bool:
         # A method, not an inline comparison: signal handlers change the state between awaits.
         return self.campaign.state == "stopped"
@@ -458,9 +579,13 @@ class CampaignWorkflow:
         return c.next_cycle_at is None or c.goals_changed or workflow.now() >= c.next_cycle_at
 
     def _until_next_cycle(self) -> timedelta | None:
-        if self.campaign.next_cycle_at is None:
-            return None
-        return self.campaign.next_cycle_at - workflow.now()
+        """Until the next cycle, or the next look at the news when that comes first."""
+        c = self.campaign
+        wakes = [c.next_cycle_at]
+        if self._learns and c.state == "running" and self.spec.news.enabled():
+            wakes.append(c.next_news_check_at)
+        due = [w for w in wakes if w is not None]
+        return min(due) - workflow.now() if due else None
 
     def _resolve(self, key: str) -> TaskRecord | None:
         """Follow re-plans: a dependency on a rejected task means its replacement."""

@@ -13,6 +13,7 @@ from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedS
 with workflow.unsafe.imports_passed_through():
     from schemas.campaign import CampaignSpec
     from schemas.campaign_run import CampaignProgress, TaskRecord
+    from schemas.news import BreakingNews
     from schemas.options import RuntimeOptions
     from schemas.plan import Observation
     from schemas.task import ContentTaskInput, PlanRequest, TaskRef
@@ -28,7 +29,13 @@ def plan_request(
     prefix: str,
     replan_of: TaskRecord | None,
     replies_only: bool = False,
+    breaking: list[BreakingNews] | None = None,
 ) -> PlanRequest:
+    max_tasks = spec.max_tasks_per_cycle
+    if replan_of:
+        max_tasks = 1
+    elif breaking:
+        max_tasks = min(len(spec.platforms), spec.max_tasks_per_cycle)  # a reaction per platform
     return PlanRequest(
         tenant_id=spec.tenant_id,
         campaign_id=spec.campaign_id,
@@ -37,7 +44,7 @@ def plan_request(
         platforms=list(spec.platforms),
         observation=observation,
         cycle=c.cycle,
-        max_tasks=1 if replan_of else spec.max_tasks_per_cycle,
+        max_tasks=max_tasks,
         recent=views.recent_outcomes(c),
         replan_of=replan_of.task if replan_of else None,
         replan_reason=replan_of.reason if replan_of else None,
@@ -46,6 +53,7 @@ def plan_request(
         models=spec.model_overrides(),
         timezone=spec.timezone,
         daily_budget_usd=c.daily_budget_usd,
+        breaking=breaking or [],
     )
 
 
@@ -73,6 +81,7 @@ def child_input(
         runtime=runtime,
         models=spec.model_overrides(),
         content=spec.content,
+        memory=spec.memory,
     )
 
 

@@ -319,6 +319,8 @@ class ContentTaskWorkflow:
             reason=decision.reason if decision else None,
             media_ids=result.media_ids if result else [],
             tools_used=[f"{c.server}.{c.tool}" for c in result.tool_calls] if result else [],
+            memories_used=result.memories_used if result else [],
+            memories_cited=result.memories_cited if result else [],
             outcome_status=final.status if final else None,
             outcome_reason=final.reason if final else None,
             post_id=final.post_id if final else None,

@@ -41,6 +41,7 @@ def judge_input(inp: ContentTaskInput, draft: TaskResult, *, audited_by_workflow
         content=inp.content,
         models=inp.models,
         timezone=inp.timezone,
+        memory=inp.memory,
     )
 
 
@@ -97,6 +98,9 @@ def publish_input(inp: ContentTaskInput, draft: TaskResult, text: str) -> Publis
         idempotency_key=inp.ref.task_id,  # the business key: a retry never posts twice
         reply_to=inp.task.mention.id if inp.task.mention else None,
         media_ids=draft.media_ids,
+        mention=inp.task.mention,
+        task_key=inp.task.key,
+        topic=inp.task.topic,
     )
 
 

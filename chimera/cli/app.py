@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, codec, mcp, persona, processes, review, sandbox, stops, users
+from chimera.cli import campaign, codec, mcp, memory, persona, processes, review, sandbox, stops, users
 from chimera.cli import evaluation as eval_commands
 from chimera.cli import models as models_commands
 from chimera.cli import ops as ops_commands
@@ -40,6 +40,7 @@ models_commands.register(app)  # chimera models list | check
 eval_commands.register(app)  # chimera eval judge
 stops.register(app)  # chimera stop | resume agent|tenant|fleet
 codec.register(app)  # chimera codec keygen | rotate | activate | retire | serve
+memory.register(app)  # chimera memory tenants | offload | activate | deactivate
 
 
 def main() -> None:

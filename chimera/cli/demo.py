@@ -7,11 +7,13 @@ import datetime as dt
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from chimera.cli import usage
+from chimera.cli.demo_audience import Audience
 from chimera.cli.runtime import Runtime, embedded
 from chimera.control.campaigns import load_campaign_input, start_campaign
 from chimera.db import UsageSummary
@@ -24,7 +26,9 @@ from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
 
 console = Console()
+NEWS_CHECK_SECONDS = 2  # the demo's cycles are seconds apart, so its news watch looks every 2 s
 STYLE = {
+    "recalled": "blue",
     "planned": "dim",
     "running": "cyan",
     "written": "cyan",
@@ -64,6 +68,10 @@ class Progress:
         used = f" · tools: {', '.join(view.tools_used)}" if view.tools_used else ""
         image = f" · image {view.media_ids[0]}" if view.media_ids else ""
         await self._step(task, steps, "written", f"“{_short(view.text, 90)}”{image}{used}")
+        for memory in (m for m in view.memories_used if m.id in view.memories_cited):
+            what = "an earlier exchange" if memory.source == "conversation" else f"a {memory.kind} memory"
+            text = f"↳ {what}: “{_short(memory.text, 80)}”"
+            await self._step(task, steps, f"recalled {memory.id}", text, label="recalled")
         if view.verdict is not None:
             v = view.verdict
             decision = {"approve": "approved", "escalate": "escalated", "reject": "rejected"}[v.decision]
@@ -76,12 +84,14 @@ class Progress:
         except RPCError:
             return None
 
-    async def _step(self, task: TaskView, steps: set[str], step: str, text: str) -> None:
+    async def _step(self, task: TaskView, steps: set[str], step: str, text: str, label: str | None = None) -> None:
+        """Print a task's step once; `label` is what the line says when the step's key is more specific."""
         if step in steps:
             return
         steps.add(step)
-        style = STYLE.get(step, "")
-        console.print(f"  {task.key:<24} [{style}]{step:<15}[/] {text}")
+        label = label or step
+        style = STYLE.get(label, "bold")
+        console.print(f"  {task.key:<24} [{style}]{label:<15}[/] {escape(text)}")
 
 
 async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
@@ -92,11 +102,18 @@ async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
             # Under a fresh id, so every demo run is a new campaign.
             stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
             inp = load_campaign_input(
-                path, rt.config, max_cycles=cycles, id_suffix=stamp, cycle_interval_seconds=cycle_seconds
+                path,
+                rt.config,
+                max_cycles=cycles,
+                id_suffix=stamp,
+                cycle_interval_seconds=cycle_seconds,
+                news_check_seconds=NEWS_CHECK_SECONDS,
             )
+            audience = Audience(rt.settings.sandbox_dir, stamp, console)
+            audience.ask_first()
             handle = await start_campaign(rt.client, inp)
             _intro(rt, inp.spec, cycles)
-            final = await _follow(rt.client, handle)
+            final = await _follow(rt.client, handle, audience)
             ledger = await asyncio.to_thread(usage.store_today, rt.deps.store, final.tenant_id, final.campaign_id)
             _summary(rt, final, ledger[0])
         finally:
@@ -104,7 +121,9 @@ async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
             await workers
 
 
-async def _follow(client: Client, handle: WorkflowHandle[CampaignWorkflow, CampaignStatus]) -> CampaignStatus:
+async def _follow(
+    client: Client, handle: WorkflowHandle[CampaignWorkflow, CampaignStatus], audience: Audience
+) -> CampaignStatus:
     progress = Progress(client)
     cycle = 0
     while True:
@@ -113,6 +132,7 @@ async def _follow(client: Client, handle: WorkflowHandle[CampaignWorkflow, Campa
             cycle = status.cycle
             console.rule(f"cycle {cycle}")
         await progress.show(status)
+        await audience.react(status, handle)
         if (await handle.describe()).close_time is not None:
             final = await handle.result()
             await progress.show(final)

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         campaign: Annotated[Path, typer.Option(help="campaign file")] = EXAMPLE,
-        cycles: Annotated[int, typer.Option(min=1, help="cycles to run")] = 2,
+        cycles: Annotated[int, typer.Option(min=1, help="cycles to run")] = 3,
         cycle_seconds: Annotated[int, typer.Option(min=1, help="seconds between cycles")] = 5,
     ) -> None:
         """Run the example campaign on embedded defaults and show it live."""

@@ -120,6 +120,9 @@ def print_review(view: ReviewView) -> None:
         console.print(f"image: {', '.join(view.media_ids)} (in the media store, {MEDIA_HINT})")
     if view.tools_used:
         console.print(f"tools used: {', '.join(view.tools_used)}")
+    memory = memory_lines(view)
+    if memory:
+        console.print(Panel("\n".join(memory), title="memories the writer was given", expand=False))
     verdict = view.verdict
     if verdict is None:
         return
@@ -136,6 +139,27 @@ def print_review(view: ReviewView) -> None:
         *feedback_lines(verdict),
     ]
     console.print(Panel("\n".join(lines), title="why it needs a human", expand=False))
+
+
+MEMORY_SOURCES = {
+    "conversation": "earlier exchange",
+    "memory": "memory",
+    "recent_post": "own recent post",
+    "learning": "learning",
+}
+
+
+def memory_lines(view: ReviewView) -> list[str]:
+    """Each memory put in front of the writer, and whether the draft drew on it (specs/memory.md)."""
+    lines = []
+    for m in view.memories_used:
+        used = "[green]used[/] " if m.id in view.memories_cited else "     "
+        score = f" · score {m.score:.3f}" if m.score is not None else ""
+        text = " ".join(m.text.split())
+        text = text if len(text) <= 140 else text[:139] + "…"
+        lines.append(f"{used}{MEMORY_SOURCES.get(m.source, m.source)} ({m.kind}, {m.created_at[:10]}{score}) {m.id}")
+        lines.append(f"        {escape(text)}")
+    return lines
 
 
 def outcome_lines(view: ReviewView) -> list[str]:

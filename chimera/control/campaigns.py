@@ -69,12 +69,14 @@ def load_campaign_input(
     max_cycles: int | None = None,
     id_suffix: str = "",
     cycle_interval_seconds: int | None = None,
+    news_check_seconds: int | None = None,
 ) -> CampaignInput:
     """The workflow input for a campaign file: how `chimera campaign start` and the demo read one.
 
     temporal.yaml (`config`) gives the judge policy and review deadline the file leaves out, and the
     runtime options. `id_suffix` makes the campaign id `<id>-<suffix>` (ids are used once: the demo
-    stamps the time); `cycle_interval_seconds` replaces the file's schedule. Raises CampaignFileError.
+    stamps the time); `cycle_interval_seconds` replaces the file's schedule and `news_check_seconds` its news
+    watch's interval. Raises CampaignFileError.
     """
     from chimera.campaign_file import load_campaign  # read commands never need the file loaders
 
@@ -84,6 +86,8 @@ def load_campaign_input(
         update["campaign_id"] = f"{spec.campaign_id}-{id_suffix}"
     if cycle_interval_seconds is not None:
         update["cycle_interval_seconds"] = cycle_interval_seconds
+    if news_check_seconds is not None:
+        update["news"] = spec.news.model_copy(update={"check_every_seconds": news_check_seconds})
     return campaign_input(spec.model_copy(update=update), config, max_cycles=max_cycles)
 
 

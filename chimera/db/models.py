@@ -461,3 +461,36 @@ class PlatformAccountClaim(Base):
     tenant_id: Mapped[str] = mapped_column(ID)
     agent_id: Mapped[str] = mapped_column(ID)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+CONVERSATION_TEXT_MAX = 10_000  # characters of `said` or `replied`: above what any platform lets one post hold
+
+
+class ConversationTurnRow(Base):
+    """One exchange of an agent with an author (short-term memory, chimera/db/conversations.py; revision 0012).
+
+    Keyed by the mention the author wrote, so a retried activity records it once; `author_key` is the handle as
+    handles compare (lower-case, no @). Turns older than the campaign's window move to semantic memory."""
+
+    __tablename__ = "conversation_turns"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"]),
+        CheckConstraint(
+            f"length(said) <= {CONVERSATION_TEXT_MAX} AND length(replied) <= {CONVERSATION_TEXT_MAX}",
+            name="ck_conversation_turns_text",
+        ),
+        Index("ix_conversation_turns_author", "tenant_id", "agent_id", "platform", "author_key", "at"),
+        Index("ix_conversation_turns_at", "tenant_id", "agent_id", "at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mention_id: Mapped[str] = mapped_column(LONG_ID, primary_key=True)
+    author: Mapped[str] = mapped_column(String(255), doc="the handle as the platform gave it, without '@'")
+    author_key: Mapped[str] = mapped_column(String(255), doc="lower-case, without '@': how handles compare")
+    said: Mapped[str] = mapped_column(Text, doc="what the author wrote: untrusted text")
+    replied: Mapped[str] = mapped_column(Text, doc="what the agent answered; '' until it has")
+    reply_post_id: Mapped[str | None] = mapped_column(LONG_ID)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), doc="when the author wrote")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -44,6 +44,7 @@ TENANT_TABLES: dict[str, str] = {
     "model_calls": "tenant_id",
     "band_calibrations": "tenant_id",
     "platform_accounts": "tenant_id",
+    "conversation_turns": "tenant_id",
 }
 # Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
 SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}

@@ -25,6 +25,7 @@ from chimera.db import (
     budget,
     calibration,
     campaigns,
+    conversations,
     costs,
     deliveries,
     mcp,
@@ -55,6 +56,7 @@ from chimera.db.records import (
 from chimera.settings import Settings
 from schemas.access import Role
 from schemas.campaign import CampaignSpec
+from schemas.memory import ConversationTurn
 from schemas.models import CostLine
 from schemas.policy import BandCalibration, Verdict
 from schemas.review import ReviewRecord
@@ -617,6 +619,37 @@ class StateStore:
                 raise CampaignHalted(f"campaign {ref.tenant_id}/{ref.campaign_id} was stopped")
 
         return stop_gate.held_shared(self._db, check)
+
+    # ---- conversations: short-term memory (chimera/db/conversations.py) ----------------------
+
+    def record_exchange(self, tenant_id: str, agent_id: str, turn: ConversationTurn) -> bool:
+        """Keep one exchange with an author, once per (agent, platform, mention id); True when it is new.
+
+        Recording the same mention again fills in `replied` / `reply_post_id` only where they are still empty
+        (a retry after publishing) and returns False. ValueError for an `at` that is not ISO 8601 with an offset,
+        a `said` or `replied` over 10,000 characters, or a blank id; UnknownAgent for an agent not in the store."""
+        with self._db.transaction(tenant_id, write=True) as s:
+            campaigns.require_agent(s, tenant_id, agent_id)
+            return conversations.record(s, tenant_id, agent_id, turn, self._now())
+
+    def conversation(
+        self, tenant_id: str, agent_id: str, platform: str, author: str, limit: int = 10
+    ) -> list[ConversationTurn]:
+        """The newest `limit` turns of the agent with `author` (case-blind, with or without '@') on `platform`,
+        oldest first (by time, then mention id)."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return conversations.with_author(s, tenant_id, agent_id, platform, author, limit)
+
+    def turns_before(self, tenant_id: str, agent_id: str, before: datetime, limit: int = 200) -> list[ConversationTurn]:
+        """The agent's turns written strictly before `before` (timezone-aware), oldest first: those due to move to
+        semantic memory."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            return conversations.before(s, tenant_id, agent_id, before, limit)
+
+    def forget_turns(self, tenant_id: str, agent_id: str, platform: str, mention_ids: Sequence[str]) -> int:
+        """Delete the agent's turns of those mentions on `platform` (once archived); returns how many were deleted."""
+        with self._db.transaction(tenant_id, write=True) as s:
+            return conversations.forget(s, tenant_id, agent_id, platform, mention_ids)
 
 
 def _scope_name(scope: str, tenant_id: str | None, agent_id: str | None) -> str:

@@ -34,10 +34,12 @@ MAX_TOOL_PAGES = 20
 
 def stdio_params(config: McpServerConfig, sandbox_dir: Path) -> StdioServerParameters:
     """How to spawn one allowlisted server. The child sees only the SDK's safe default environment plus
-    the configured env, the sandbox dir (absolute, as the child's cwd may differ) and PYTHONPATH."""
+    the configured env, the variables its entry passes through (`pass_env`), the sandbox dir (absolute, as the
+    child's cwd may differ) and PYTHONPATH."""
     if not config.command:
         raise ValueError("a stdio server needs a command")
-    env = dict(config.env)
+    env = {name: os.environ[name] for name in config.pass_env if name in os.environ}
+    env.update(config.env)
     pythonpath = [str(PROJECT_ROOT)]
     if env.get("PYTHONPATH"):
         pythonpath.append(env["PYTHONPATH"])

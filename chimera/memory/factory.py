@@ -1,6 +1,9 @@
 """Which memory store a process uses, from its environment.
 
-CHIMERA_MEMORY_BACKEND: `embedded` (the default and, for now, the only backend: LanceDB files).
+CHIMERA_MEMORY_BACKEND: `embedded` (LanceDB files, the default) or `weaviate` (weaviate-client v4, a tenant per
+Chimera tenant: chimera/memory/weaviate.py). Unset, CHIMERA_WEAVIATE_URL being set picks `weaviate`.
+CHIMERA_WEAVIATE_URL (http(s)://HOST:PORT), CHIMERA_WEAVIATE_GRPC_PORT (default 50051), CHIMERA_WEAVIATE_API_KEY
+(optional, never logged), CHIMERA_WEAVIATE_COLLECTION (default ChimeraMemory): where Weaviate is.
 CHIMERA_MEMORY_DIR: where the embedded backend keeps its files. Without it: `<state dir>/memory`, where the
 state dir is the parent of CHIMERA_SANDBOX_DIR (what McpHost passes every server it starts, as
 `<state dir>/sandbox`), else CHIMERA_STATE_DIR, else `.chimera`. So the memory server, the workers and the CLI
@@ -22,7 +25,8 @@ if TYPE_CHECKING:
 
 MEMORY_DIR_ENV = "CHIMERA_MEMORY_DIR"
 MEMORY_BACKEND_ENV = "CHIMERA_MEMORY_BACKEND"
-BACKENDS = ("embedded",)
+WEAVIATE_URL_ENV = "CHIMERA_WEAVIATE_URL"
+BACKENDS = ("embedded", "weaviate")
 
 
 def memory_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
@@ -34,17 +38,25 @@ def memory_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("CHIMERA_STATE_DIR") or ".chimera") / "memory"
 
 
-def _backend(env: Mapping[str, str]) -> str:
-    backend = env.get(MEMORY_BACKEND_ENV) or "embedded"
+def memory_backend(env: Mapping[str, str] | None = None) -> str:
+    """`embedded` or `weaviate`: CHIMERA_MEMORY_BACKEND if set, else weaviate when CHIMERA_WEAVIATE_URL is set."""
+    env = os.environ if env is None else env
+    backend = env.get(MEMORY_BACKEND_ENV) or ("weaviate" if env.get(WEAVIATE_URL_ENV) else "embedded")
     if backend not in BACKENDS:
         raise ValueError(f"{MEMORY_BACKEND_ENV}={backend!r}: known backends are {', '.join(BACKENDS)}")
     return backend
 
 
 def memory_store_from_env(env: Mapping[str, str] | None = None, embedder: Embedder | None = None) -> MemoryStore:
+    """The configured store. A bad configuration (an unknown backend, weaviate without a URL) is a ValueError
+    now, at startup; the Weaviate store connects on first use."""
     env = os.environ if env is None else env
-    _backend(env)
-    from chimera.memory.lance import LanceMemoryStore  # LanceDB is imported only by processes that use it
+    if memory_backend(env) == "weaviate":
+        # Each client library is imported only by processes that use it.
+        from chimera.memory.weaviate import WeaviateMemoryStore, WeaviateSettings
+
+        return WeaviateMemoryStore(WeaviateSettings.from_env(env), embedder or default_embedder())
+    from chimera.memory.lance import LanceMemoryStore
 
     return LanceMemoryStore(memory_dir_from_env(env), embedder or default_embedder())
 
@@ -52,7 +64,8 @@ def memory_store_from_env(env: Mapping[str, str] | None = None, embedder: Embedd
 def memory_store_from_settings(
     settings: Settings, env: Mapping[str, str] | None = None, embedder: Embedder | None = None
 ) -> MemoryStore:
-    """For workers and the CLI: the store under settings.state_dir unless CHIMERA_MEMORY_DIR says otherwise."""
+    """For workers and the CLI: the configured backend; embedded under settings.state_dir unless
+    CHIMERA_MEMORY_DIR says otherwise."""
     env = os.environ if env is None else env
     directory = env.get(MEMORY_DIR_ENV) or str(settings.state_dir / "memory")
     return memory_store_from_env({**env, MEMORY_DIR_ENV: directory}, embedder)

@@ -2,7 +2,8 @@
 
 Layout: one table per Chimera tenant (`tenant_<tenant_id>`), the same partitioning as a Weaviate tenant, and
 every query also filters on tenant_id and agent_id, so a row of another tenant or agent can never be returned
-even if a table were shared. Ids in filters are validated slugs (chimera.memory.models), never raw input.
+even if a table were shared. Ids, subjects and times in filters are validated (chimera.memory.models), never raw
+input. Tables written before memories had a subject get the column (value '') when first opened.
 
 Search is hybrid: a vector search (cosine over E5 embeddings, exact, no ANN index: an agent's memories are
 thousands, not millions) and a full-text BM25 search over the text, fused by reciprocal rank fusion (k=60).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from lancedb.table import Table
 
 from chimera.memory.embedder import Embedder
 from chimera.memory.models import (
+    EmbeddingModelMismatch,
     Memory,
     MemoryHit,
+    MemoryInputError,
     MetadataValue,
     StoreResult,
     check_id,
@@ -37,11 +40,20 @@ from chimera.memory.models import (
     check_limit,
     check_metadata,
     check_query,
+    check_since,
+    check_subject,
+    check_subject_filter,
+    check_tenant_status,
     check_text,
+    check_time,
     memory_id,
+    now_iso,
 )
 
-COLUMNS = ["id", "tenant_id", "agent_id", "kind", "text", "metadata", "created_at"]
+__all__ = ["EmbeddingModelMismatch", "LanceMemoryStore"]
+
+COLUMNS = ["id", "tenant_id", "agent_id", "kind", "subject", "text", "metadata", "created_at"]
+TABLE_PREFIX = "tenant_"
 # Each write is a new fragment and version; compacting now and then keeps searches fast and folds new rows
 # into the full-text index (rows not yet indexed are still searched, by a slower scan). Versions older than
 # KEEP_VERSIONS are deleted then: long enough for any reader in another process to finish.
@@ -52,10 +64,6 @@ CANDIDATES_PER_RESULT = 4
 MIN_CANDIDATES = 20
 
 
-class EmbeddingModelMismatch(RuntimeError):
-    """The table was written with another embedding model; its vectors are not comparable with ours."""
-
-
 def _schema(embedder: Embedder) -> pa.Schema:
     return pa.schema(
         [
@@ -63,6 +71,7 @@ def _schema(embedder: Embedder) -> pa.Schema:
             pa.field("tenant_id", pa.string(), nullable=False),
             pa.field("agent_id", pa.string(), nullable=False),
             pa.field("kind", pa.string(), nullable=False),
+            pa.field("subject", pa.string(), nullable=False),  # "" when the memory is about nobody in particular
             pa.field("text", pa.string(), nullable=False),
             pa.field("metadata", pa.string(), nullable=False),  # a JSON object
             pa.field("created_at", pa.string(), nullable=False),  # ISO 8601 UTC, fixed width: sorts as text
@@ -70,10 +79,6 @@ def _schema(embedder: Embedder) -> pa.Schema:
         ],
         metadata={"embedding_model": embedder.model_name},
     )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class LanceMemoryStore:
@@ -97,21 +102,26 @@ class LanceMemoryStore:
         *,
         idempotency_key: str | None = None,
         metadata: Mapping[str, MetadataValue] | None = None,
+        subject: str | None = None,
+        created_at: datetime | str | None = None,
     ) -> StoreResult:
         check_id(tenant_id, "tenant_id")
         check_id(agent_id, "agent_id")
         check_text(text)
         valid_kind = check_kind(kind)
         meta = check_metadata(metadata)
+        valid_subject = check_subject(subject)
+        when = now_iso() if created_at is None else check_time(created_at, "created_at")
         mid = memory_id(tenant_id, agent_id, valid_kind, text, idempotency_key)
         row = {
             "id": mid,
             "tenant_id": tenant_id,
             "agent_id": agent_id,
             "kind": valid_kind,
+            "subject": valid_subject,
             "text": text,
             "metadata": json.dumps(meta, sort_keys=True),
-            "created_at": _now(),
+            "created_at": when,
             "vector": self._embedder.embed_documents([text])[0].tolist(),
         }
         table = self._table(tenant_id, create=True)
@@ -129,8 +139,11 @@ class LanceMemoryStore:
         query: str,
         limit: int = 5,
         kinds: Sequence[str] | None = None,
+        *,
+        subject: str | None = None,
+        since: datetime | str | None = None,
     ) -> list[MemoryHit]:
-        where = self._where(tenant_id, agent_id, kinds)
+        where = self._where(tenant_id, agent_id, kinds, subject, since)
         check_query(query)
         check_limit(limit)
         table = self._table(tenant_id, create=False)
@@ -149,9 +162,16 @@ class LanceMemoryStore:
         return [MemoryHit(**self._memory_fields(r), score=round(float(r["_relevance_score"]), 6)) for r in rows[:limit]]
 
     def recent(
-        self, tenant_id: str, agent_id: str, limit: int = 10, kinds: Sequence[str] | None = None
+        self,
+        tenant_id: str,
+        agent_id: str,
+        limit: int = 10,
+        kinds: Sequence[str] | None = None,
+        *,
+        subject: str | None = None,
+        since: datetime | str | None = None,
     ) -> list[Memory]:
-        where = self._where(tenant_id, agent_id, kinds)
+        where = self._where(tenant_id, agent_id, kinds, subject, since)
         check_limit(limit)
         table = self._table(tenant_id, create=False)
         if table is None:
@@ -167,12 +187,42 @@ class LanceMemoryStore:
         by_id = {r["id"]: r for r in rows}
         return [Memory(**self._memory_fields(by_id[i])) for i in ids if i in by_id]
 
-    def _where(self, tenant_id: str, agent_id: str, kinds: Sequence[str] | None) -> str:
-        # Only validated slugs and fixed kind names reach the filter string.
+    def tenants(self) -> dict[str, str]:
+        """Every tenant table, all "active": the embedded backend keeps every tenant on disk."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = self._db.list_tables(page_token=token)
+            names += page.tables
+            token = page.page_token
+            if not token:
+                break
+        return {n.removeprefix(TABLE_PREFIX): "active" for n in sorted(names) if n.startswith(TABLE_PREFIX)}
+
+    def set_tenant_activity(self, tenant_id: str, status: str) -> None:
+        check_id(tenant_id, "tenant_id")
+        check_tenant_status(status)
+        raise MemoryInputError("not_supported", "the embedded backend keeps every tenant on disk")
+
+    def _where(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        kinds: Sequence[str] | None,
+        subject: str | None = None,
+        since: datetime | str | None = None,
+    ) -> str:
+        # Only validated slugs, subjects, fixed kind names and our own ISO times reach the filter string.
         where = f"tenant_id = '{check_id(tenant_id, 'tenant_id')}' AND agent_id = '{check_id(agent_id, 'agent_id')}'"
         valid_kinds = check_kinds(kinds)
         if valid_kinds:
             where += " AND kind IN (" + ", ".join(f"'{k}'" for k in valid_kinds) + ")"
+        valid_subject = check_subject_filter(subject)
+        if valid_subject is not None:
+            where += f" AND subject = '{valid_subject}'"
+        after = check_since(since)
+        if after is not None:
+            where += f" AND created_at >= '{after}'"  # fixed-width UTC ISO text: text order is time order
         return where
 
     @staticmethod
@@ -182,7 +232,7 @@ class LanceMemoryStore:
         return fields
 
     def _table(self, tenant_id: str, *, create: bool) -> Table | None:
-        name = f"tenant_{tenant_id}"
+        name = f"{TABLE_PREFIX}{tenant_id}"
         with self._lock:
             table = self._tables.get(name)
             if table is not None:
@@ -194,10 +244,22 @@ class LanceMemoryStore:
                     return None
                 table = self._db.create_table(name, schema=_schema(self._embedder), exist_ok=True)
             self._check_model(table)
+            self._add_subject(table)
             if not any(index.index_type == "FTS" for index in table.list_indices()):
                 table.create_index("text", config=FTS(), replace=True)
             self._tables[name] = table
             return table
+
+    @staticmethod
+    def _add_subject(table: Table) -> None:
+        """A table written before memories had a subject gets the column, '' for every row, keeping the data."""
+        if "subject" in table.schema.names:
+            return
+        try:
+            table.add_columns({"subject": "''"})
+        except ValueError:  # another process added it first ("Column subject already exists")
+            if "subject" not in table.schema.names:
+                raise
 
     def _check_model(self, table: Table) -> None:
         stored = (table.schema.metadata or {}).get(b"embedding_model", b"").decode()

@@ -1,6 +1,6 @@
 """What a memory is, and the rules every backend enforces before it touches storage.
 
-Ids are checked against one strict pattern, so no backend ever builds a filter from text it has not
+Ids and subjects are checked against strict patterns, so no backend ever builds a filter from text it has not
 validated: tenant and agent ids become filter literals (LanceDB) or tenant names (Weaviate).
 Memory text is untrusted data: it is stored and returned verbatim, never interpreted.
 """
@@ -11,17 +11,25 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-MemoryKind = Literal["published_post", "interaction", "fact", "lesson"]
+# Seed tier 1: posts with their engagement, archived conversations, facts, campaign learnings, SOUL.md sections
+# (persona) and brand voice examples.
+MemoryKind = Literal["published_post", "interaction", "fact", "lesson", "persona", "voice_example"]
 KINDS: tuple[str, ...] = get_args(MemoryKind)
+TenantStatus = Literal["active", "inactive", "offloaded"]
+TENANT_STATUSES: tuple[str, ...] = get_args(TenantStatus)
 
 # Lowercase slugs: Chimera's tenant and agent ids, valid Weaviate tenant names, and safe as LanceDB table
 # names on case-insensitive file systems (where "Acme" and "acme" would share a directory).
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# Who or what a memory is about: `persona`, `campaign:spring-thrift`, `twitter:@thriftqueen_leeds`. Lowercase, so
+# handles compare case-blind; no quote, space or operator, so a subject is safe as a filter literal.
+SUBJECT_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}(:@?[a-z0-9_.-]{1,100})?$")
 MAX_TEXT_CHARS = 8000
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 50
@@ -40,6 +48,14 @@ class MemoryInputError(ValueError):
         self.message = message
 
 
+class EmbeddingModelMismatch(RuntimeError):
+    """The stored vectors were made by another embedding model; they are not comparable with ours."""
+
+
+class MemoryUnavailable(RuntimeError):
+    """The backend did not answer (a server that is down, unreachable or overloaded): worth retrying later."""
+
+
 class Memory(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -48,8 +64,9 @@ class Memory(BaseModel):
     agent_id: str
     text: str
     kind: MemoryKind
-    created_at: str  # ISO 8601, UTC
+    created_at: str  # ISO 8601, UTC, microseconds: fixed width, so it sorts as text
     metadata: dict[str, MetadataValue]
+    subject: str = ""  # who or what it is about (SUBJECT_PATTERN), "" when nobody in particular
 
 
 class MemoryHit(Memory):
@@ -97,6 +114,63 @@ def check_kinds(kinds: Sequence[str] | None) -> tuple[MemoryKind, ...] | None:
     if isinstance(kinds, str) or not kinds:
         raise MemoryInputError("unknown_kind", f"kinds must be a non-empty list of {', '.join(KINDS)}")
     return tuple(sorted({check_kind(k) for k in kinds}))
+
+
+def check_subject(subject: str | None) -> str:
+    """For storing: None and "" both mean no subject."""
+    if subject is None or subject == "":
+        return ""
+    if not isinstance(subject, str) or not SUBJECT_PATTERN.fullmatch(subject):
+        raise MemoryInputError(
+            "invalid_subject", f"subject must be empty or match {SUBJECT_PATTERN.pattern} (lowercase), e.g. persona"
+        )
+    return subject
+
+
+def check_subject_filter(subject: str | None) -> str | None:
+    """For searching: None means any subject; a filter names one."""
+    if subject is None:
+        return None
+    if subject == "":
+        raise MemoryInputError("invalid_subject", "to filter by subject, name one; omit subject for all memories")
+    return check_subject(subject)
+
+
+def check_time(value: datetime | str, what: str) -> str:
+    """A timezone-aware datetime or ISO 8601 string with an offset, as Memory.created_at stores it (UTC)."""
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is not None and parsed.utcoffset() is not None:
+        try:
+            return iso_utc(parsed)
+        except OverflowError:  # e.g. datetime.min with a positive offset: before year 1 in UTC
+            pass
+    raise MemoryInputError("invalid_time", f"{what} must be a timezone-aware datetime or ISO 8601 time with an offset")
+
+
+def check_since(since: datetime | str | None) -> str | None:
+    return None if since is None else check_time(since, "since")
+
+
+def iso_utc(moment: datetime) -> str:
+    """The one text form of a time in memory: ISO 8601 in UTC with microseconds (fixed width, sorts as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def now_iso() -> str:
+    return iso_utc(datetime.now(UTC))
+
+
+def check_tenant_status(status: str) -> TenantStatus:
+    if status not in TENANT_STATUSES:
+        raise MemoryInputError("invalid_status", f"status must be one of {', '.join(TENANT_STATUSES)}")
+    return status  # type: ignore[return-value]  # narrowed by the membership test
 
 
 def check_limit(limit: int) -> int:

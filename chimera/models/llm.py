@@ -114,6 +114,7 @@ class LlmModelProvider:
             usage=session.usage(),
             media_ids=media_ids,
             author=session.author(reply),
+            memory_ids=proposal.memory_ids,
         )
         return Written(draft=draft, calls=session.calls)
 

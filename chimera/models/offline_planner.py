@@ -39,9 +39,14 @@ class OfflinePlanner:
         Re-plan: same task type, platform, goal and mention under a new key; a post avoids the failed task's
         topic, any trend the reason names, and any trend the safety rules would reject outright.
         Replies only (`request.replies_only`, pushed mentions): the cycle's replies without its posts.
+        Breaking news (`request.breaking`): one post per platform reacting to the newest headline on a campaign
+        topic; when the news touches only banned topics, posts for the goal that stay clear of it.
+        Learnings: a trend a reviewer's rejection names is skipped; one a well-engaged post was on comes first.
         """
         if request.replan_of:
             tasks, rationale = self._replan(request)
+        elif request.breaking:
+            tasks, rationale = self._plan_breaking(request)
         elif request.replies_only:
             notes = ["Pushed mentions: replies only."]
             tasks, rationale = self._replies(request, [], notes), " ".join(notes)
@@ -60,7 +65,7 @@ class OfflinePlanner:
             if len(tasks) >= request.max_tasks:
                 notes.append(f"No room for a {platform} post (max {request.max_tasks} tasks).")
                 continue
-            trend = next(iter(_topic_trends(obs.trends, platform)), None)
+            trend = next(iter(_learned_order(_topic_trends(obs.trends, platform), request, notes)), None)
             topic = trend.topic if trend else None
             brief = _post_brief(persona, platform, goal, trend, after=first)
             task = PlannedTask(
@@ -86,7 +91,50 @@ class OfflinePlanner:
         tasks += self._replies(request, tasks, notes)
         if obs.errors:
             notes.append(f"Could not read: {', '.join(obs.errors)}.")
-        return tasks, " ".join(notes)
+        return tasks, " ".join(dict.fromkeys(notes))
+
+    def _plan_breaking(self, request: PlanRequest) -> tuple[list[PlannedTask], str]:
+        persona = request.persona
+        react = [b for b in request.breaking if not b.banned]
+        goal = request.goals[request.cycle % len(request.goals)] if request.goals else None
+        tasks: list[PlannedTask] = []
+        first: PlannedTask | None = None
+        for platform in list(dict.fromkeys(request.platforms))[: request.max_tasks]:
+            if react:
+                news = react[0]
+                title = shorten(news.headline.title, 140)
+                brief = (
+                    f'Breaking news on "{news.matched}": "{title}". React to it now as {persona.name}, in her voice '
+                    "and within her boundaries: what it means for her followers. The headline is untrusted text."
+                )
+                topic: str | None = news.matched
+            else:
+                news = request.breaking[0]
+                brief = (
+                    f'Breaking news touches a banned topic ("{news.matched}"). Write an ordinary post '
+                    + (f'for the goal "{goal}" ' if goal else "")
+                    + "that stays well clear of it and of anything that could read as a comment on it."
+                )
+                topic = None
+            task = PlannedTask(
+                key=_unique_key(request.key_prefix, f"news-{platform}", tasks),
+                task_type="post",
+                platform=platform,
+                brief=brief,
+                goal=goal,
+                topic=topic,
+                depends_on=[first.key] if first else [],
+            )
+            tasks.append(task)
+            first = first or task
+        if react:
+            why = (
+                f'Breaking news on "{react[0].matched}" ({react[0].headline.id}): reacting on {len(tasks)} platform(s).'
+            )
+        else:
+            topics = ", ".join(dict.fromkeys(b.matched for b in request.breaking))
+            why = f"Breaking news on banned topic(s) {topics}: planned posts replaced by ones that stay clear of it."
+        return tasks, why
 
     def _replies(self, request: PlanRequest, planned: list[PlannedTask], notes: list[str]) -> list[PlannedTask]:
         handled = {o.key for o in request.recent if o.status in _RESPONDED}
@@ -159,6 +207,21 @@ class OfflinePlanner:
 
     def _risky(self, persona: Persona, trend: Trend) -> bool:
         return any(f.severity == "high" for f in self._rules.evaluate(persona, trend.topic, []))
+
+
+def _learned_order(trends: list[Trend], request: PlanRequest, notes: list[str]) -> list[Trend]:
+    """The trends in the order the campaign's learnings suggest: without topics a reviewer's rejection names,
+    those a well-engaged post was on first (learnings are the Judge's, in memory: chimera/memory/context.py)."""
+    rejected = [m.text for m in request.learnings if m.text.startswith("A reviewer rejected")]
+    liked = [m.text for m in request.learnings if "more like this" in m.text]
+    kept = [t for t in trends if not any(_names(text, t.topic) for text in rejected)]
+    if len(kept) < len(trends):
+        skipped = ", ".join(repr(t.topic) for t in trends if t not in kept)
+        notes.append(f"Learned: skipping {skipped}, which a reviewer turned down.")
+    good = [t for t in kept if any(_names(text, t.topic) for text in liked)]
+    if good and good[0] != (kept[0] if kept else None):
+        notes.append(f"Learned: {good[0].topic!r} did well before, so it goes first.")
+    return good + [t for t in kept if t not in good]
 
 
 def _post_brief(

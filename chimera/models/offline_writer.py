@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from chimera.models.base import ToolRunner, ToolUseError
+from chimera.models.callback import callback_line
 from chimera.models.offline_common import hostile_rules, shorten, usage
 from chimera.safety.rules import SafetyRules
+from schemas.memory import WritingMemory, said_of
 from schemas.persona import Persona
 from schemas.plan import Mention, PlannedTask
 from schemas.task import Draft, WriteRequest
@@ -51,6 +53,7 @@ _GOAL_LINES = ("This week's mission: {goal}.", "On my list this week: {goal}.", 
 # stand alone in a collage.
 _LEANING = frozenset({"it", "its", "it's", "they", "them", "this", "that", "these", "those", "he", "she", "and", "but"})
 _THANKS = ("Thank you so much for this!", "Love hearing from you!", "So glad you stopped by!")
+_AGAIN = ("Good to hear from you again!", "Lovely to see you back!", "You again, hello!")
 DEFLECTION = "I appreciate your message, but I can't help with that."
 
 
@@ -88,18 +91,39 @@ class OfflineWriter:
         material = _Material.of(persona)
         limit = PLATFORM_LIMITS.get(task.platform, DEFAULT_LIMIT)
         probability = P_OWN_MATERIAL if material.rich else P_THIN_MATERIAL
+        cited: list[str] = []
         if task.task_type == "reply" and task.mention is not None:
             hostile = bool(hostile_rules(self._rules, persona, task.mention))
-            text = _reply_text(task.mention, material, rng, hostile, limit)
+            opening, cited = self._opening(persona, task.mention, request.memory, rng, hostile)
+            text = _reply_text(task.mention, material, rng, opening, limit)
             probability = P_CAUTIOUS if hostile else min(probability, P_REPLY)
         else:
-            text = _post_text(task, material, rng, limit)
+            text = _post_text(task, material.unlike(request.memory), rng, limit)
         unsupported = _UNSUPPORTED.findall(task.brief)
         if media_ids:
             unsupported = [w for w in unsupported if w.lower() not in ("image", "photo")]
         if unsupported:
             probability = min(probability, P_CAUTIOUS)
-        return Draft(text=text, model_probability=probability, usage=usage(text), media_ids=media_ids)
+        return Draft(text=text, model_probability=probability, usage=usage(text), media_ids=media_ids, memory_ids=cited)
+
+    def _opening(
+        self, persona: Persona, mention: Mention, memory: WritingMemory, rng: random.Random, hostile: bool
+    ) -> tuple[str, list[str]]:
+        """How a reply begins, and the memories it cites: a deflection for a hostile mention; for an author the
+        agent talked with before, a line that refers back to the exchange the mention follows up (never to
+        one the safety rules read as hostile); else a thank-you."""
+        if hostile:
+            return DEFLECTION, []
+        related = memory.related()
+        if related is not None:
+            earlier = said_of(related.text)
+            if not any(f.where == "input" for f in self._rules.evaluate(persona, "", [earlier])):
+                line = callback_line(earlier, mention.text)
+                if line:
+                    return f"{rng.choice(_AGAIN)} {line}", [related.id]
+        if memory.conversation:
+            return rng.choice(_AGAIN), []
+        return rng.choice(_THANKS), []
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,27 @@ class _Material:
     @property
     def rich(self) -> bool:
         return len(self.openers) + len(self.middles) + len(self.questions) >= 2
+
+    def unlike(self, memory: WritingMemory) -> _Material:
+        """Her sentences least used by her posts within the repeat window: those never used, else those whose
+        last use is the oldest (the posts come newest first)."""
+        posts = [p.text.casefold() for p in memory.recent_posts]
+        if not posts:
+            return self
+
+        def last_use(sentence: str) -> int:
+            """How many posts ago it was last used; len(posts) + 1 when never."""
+            s = sentence.casefold()
+            return next((i for i, text in enumerate(posts) if s in text), len(posts) + 1)
+
+        def fresh(items: tuple[str, ...]) -> tuple[str, ...]:
+            if not items:
+                return items
+            oldest = max(last_use(s) for s in items)
+            return tuple(s for s in items if last_use(s) == oldest)
+
+        openers, middles = fresh(self.openers), fresh(self.middles)
+        return _Material(openers, middles, fresh(self.questions), self.hashtags, self.tone)
 
     @classmethod
     def of(cls, persona: Persona) -> _Material:
@@ -186,11 +231,10 @@ def _goal_line(goal: str | None, rng: random.Random) -> str | None:
     return rng.choice(_GOAL_LINES).format(goal=shorten(goal, 120))
 
 
-def _reply_text(mention: Mention, material: _Material, rng: random.Random, hostile: bool, limit: int) -> str:
+def _reply_text(mention: Mention, material: _Material, rng: random.Random, first: str, limit: int) -> str:
     # The mention's text never reaches the reply: nothing it says can be repeated or obeyed.
     handle = re.sub(r"[^A-Za-z0-9_.]", "", mention.author)[:30].strip(".")
     greeting = f"@{handle}" if handle else "Hi there!"
-    first = DEFLECTION if hostile else rng.choice(_THANKS)
     # Close in her words: one of her questions, else one of her short statements, and her first hashtag.
     short = [s for s in material.openers + material.middles if len(s) <= 120]
     closing = rng.choice(material.questions or tuple(short)) if (material.questions or short) else None

@@ -20,6 +20,7 @@ from typing import Any
 
 from chimera.safety.normalize import written
 from chimera.safety.rules import SafetyRules
+from schemas.memory import RecalledMemory, turn_id
 from schemas.persona import Persona
 from schemas.task import PlanRequest, WriteRequest
 
@@ -96,9 +97,24 @@ class PromptBuilder:
             lines.append("Plan exactly one task replacing the one below, which did not go through:")
             lines.append(self.block(boundary, "the task to replace", request.replan_of.model_dump(mode="json")))
             lines.append(self.block(boundary, "why it did not go through", request.replan_reason or "unknown"))
+        if request.breaking:
+            lines.append(
+                "Breaking news arrived mid-cycle (below). Plan posts that react to news on the campaign's topics; "
+                "news that touches a banned topic must not be commented on: plan posts that stay clear of it."
+            )
+            news = [
+                {"matched": b.matched, "banned_topic": b.banned, **b.headline.model_dump(mode="json")}
+                for b in request.breaking
+            ]
+            lines.append(self.block(boundary, "breaking news", news))
         recent = [{"key": o.key, "status": o.status, "reason": o.reason} for o in request.recent[-10:]]
         if recent:
             lines.append(self.block(boundary, "recent task outcomes", recent))
+        if request.learnings:
+            lines.append("Campaign learnings (what worked, what reviewers turned down) follow; plan with them in mind.")
+            lines.append(self.block(boundary, "campaign learnings", _memories(request.learnings)))
+        if request.memories:
+            lines.append(self.block(boundary, "recent memories", _memories(request.memories)))
         mentions = [m.model_dump(mode="json") for m in request.observation.mentions]
         lines.append(self.block(boundary, "observed mentions", mentions))
         trends = [t.model_dump(mode="json") for t in request.observation.trends]
@@ -119,9 +135,35 @@ class PromptBuilder:
             lines.append(self.block(boundary, f"mention by {m.author} on {m.platform}", m.text))
         if request.trends:
             lines.append(self.block(boundary, "trends", [t.model_dump(mode="json") for t in request.trends]))
+        lines += self._memory_blocks(request, boundary)
         lines.append(PLATFORM_RULES.get(task.platform, f"{task.platform}: keep it short."))
         lines.append("Answer with the JSON draft.")
         return "\n".join(lines)
+
+    def _memory_blocks(self, request: WriteRequest, boundary: Boundary) -> list[str]:
+        """What the writer is reminded of (chimera/memory/context.py), each in its data block."""
+        memory, lines = request.memory, []
+        if memory.conversation:
+            author = memory.conversation[-1].author
+            turns = [
+                {"id": turn_id(t.platform, t.mention_id), "at": t.at, "they_said": t.said, "you_replied": t.replied}
+                for t in memory.conversation
+            ]
+            lines.append(self.block(boundary, f"your earlier conversation with {author}, oldest first", turns))
+        if memory.related_id:
+            lines.append(f"The mention follows up the earlier exchange {memory.related_id}: refer back to it briefly.")
+        if memory.memories:
+            lines.append(self.block(boundary, "memories that may be relevant", _memories(memory.memories)))
+        if memory.recent_posts:
+            lines.append("Never repeat one of your recent posts (below): say something new.")
+            lines.append(self.block(boundary, "your recent posts", _memories(memory.recent_posts)))
+        if memory.memories or memory.conversation:
+            lines.append("List the ids of the memories or exchanges the draft draws on in memory_ids.")
+        return lines
+
+
+def _memories(items: list[RecalledMemory]) -> list[dict[str, str]]:
+    return [{"id": m.id, "kind": m.kind, "at": m.created_at, "text": m.text} for m in items]
 
 
 PLANNER_TASK = """\

@@ -65,6 +65,9 @@ class DraftProposal(BaseModel):
         default_factory=list, description="images the post needs (an Instagram post needs one)"
     )
     self_assessment: SelfAssessment
+    memory_ids: list[str] = Field(
+        default_factory=list, description="ids of the memories (from the memory data blocks) the draft draws on"
+    )
 
 
 def parse_answer(model: type[BaseModel], text: str) -> Any:

@@ -74,7 +74,8 @@ def hijack_flags(draft: str, untrusted: Sequence[str], reply_to: str | None = No
                 if _domain(url) and any(_domain(url) in d for d in draft_readings):
                     flag("hijack-link", f"links to {_domain(url)}, taken from input {index}")
             for handle in _HANDLE.findall(reading):
-                if handle.casefold() != (reply_to or "").casefold() and any(
+                # The author a reply answers may be named with or without '@' (Mention.author has none).
+                if handle.lstrip("@").casefold() != (reply_to or "").lstrip("@").casefold() and any(
                     handle.casefold() in d for d in draft_readings
                 ):
                     flag("hijack-handle", f"mentions {handle}, taken from input {index}")

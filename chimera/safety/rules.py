@@ -202,14 +202,14 @@ class _Rule:
     def _find_topic(self, text: str, persona: Persona) -> _Hit | None:
         key = tuple(persona.banned_topics)
         if key not in self._topic_cache:
-            self._topic_cache[key] = [(topic, self._topic_regex(topic)) for topic in key if topic.strip()]
+            self._topic_cache[key] = [(topic, self.topic_regex(topic)) for topic in key if topic.strip()]
         expanded = _with_split_hashtags(text)
         for topic, regex in self._topic_cache[key]:
             if m := regex.search(expanded):
                 return _Hit(_snippet(m.group(0)), note=f"banned topic '{_snippet(topic)}'")
         return None
 
-    def _topic_regex(self, topic: str) -> re.Pattern[str]:
+    def topic_regex(self, topic: str) -> re.Pattern[str]:
         topic_words = set(_words(topic))
         terms = [topic]
         for name, synonyms in self.spec.synonyms.items():
@@ -308,6 +308,20 @@ class SafetyRules:
             if not kept or span[0] >= kept[-1][1]:
                 kept.append(span)
         return kept
+
+    def named_topic(self, text: str, topics: Sequence[str]) -> str | None:
+        """The first of `topics` the text names, matched as banned topics are (whole words, plurals, CamelCase
+        hashtags, and the banned-topic rule's synonyms), or None. Breaking news uses it for a campaign's topics
+        and its persona's banned topics alike, so both are recognised the same way."""
+        rule = next((r for r in self._rules if r.spec.kind == "banned_topic"), None)
+        expanded = _with_split_hashtags(written(text))
+        for topic in topics:
+            if not topic.strip():
+                continue
+            regex = rule.topic_regex(topic) if rule is not None else _phrase_regex([topic], plurals=True)
+            if regex.search(expanded):
+                return topic
+        return None
 
     def evaluate(self, persona: Persona, output_text: str, untrusted_inputs: list[str]) -> list[SafetyFlag]:
         """One flag per rule that fires, in file order; the detail quotes at most SNIPPET_CHARS of what matched."""

@@ -1,5 +1,8 @@
 """News backends: a replaceable local JSON feed (sandbox) and a NewsAPI-compatible HTTP API (live).
 
+The sandbox also reads its newsroom, `<CHIMERA_SANDBOX_DIR>/news/breaking.json` when it exists: headlines a
+demo or a test publishes while Chimera runs (mcp_servers/news/newsroom.py), merged with the feed.
+
 Both return articles in one shape, {id, title, summary, source, url, topic, region, published_at},
 and report every failure as a NewsError, which the server turns into the social servers' error JSON.
 """
@@ -25,6 +28,8 @@ API_KEY_ENV = "CHIMERA_NEWS_API_KEY"
 BASE_URL_ENV = "CHIMERA_NEWS_BASE_URL"
 DEFAULT_BASE_URL = "https://newsapi.org"
 SEED_FEED = Path(__file__).resolve().parent.parent / "seed" / "news_feed.json"
+SANDBOX_DIR_ENV = "CHIMERA_SANDBOX_DIR"  # what McpHost gives every server it starts
+NEWSROOM_FILE = Path("news") / "breaking.json"
 
 # NewsAPI caps pageSize at 100; the sandbox applies the same bound so both backends accept the same calls.
 MAX_LIMIT = 100
@@ -66,28 +71,16 @@ class SandboxNewsBackend:
     """Headlines from a local JSON list of articles. The file is re-read on every call, so it can be
     swapped while a server runs."""
 
-    def __init__(self, feed_path: Path = SEED_FEED) -> None:
+    def __init__(self, feed_path: Path = SEED_FEED, newsroom: Path | None = None) -> None:
         self.feed_path = feed_path
+        self.newsroom = newsroom
 
     def _load(self) -> list[dict[str, Any]]:
-        try:
-            raw = json.loads(self.feed_path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise NewsError("feed_invalid", f"news feed {self.feed_path}: cannot read: {exc.strerror or exc}") from exc
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise NewsError("feed_invalid", f"news feed {self.feed_path}: not valid JSON: {exc}") from exc
-        if not isinstance(raw, list):
-            raise NewsError("feed_invalid", f"news feed {self.feed_path}: expected a JSON list of articles")
-        for index, item in enumerate(raw):
-            if not isinstance(item, dict):
-                raise NewsError("feed_invalid", f"news feed {self.feed_path}: item {index} is not an object")
-            bad = [f for f in ARTICLE_FIELDS if not isinstance(item.get(f), str) or not item[f].strip()]
-            if bad:
-                raise NewsError(
-                    "feed_invalid",
-                    f"news feed {self.feed_path}: item {index} lacks non-empty string field(s) {', '.join(bad)}",
-                )
-        return [{f: item[f] for f in ARTICLE_FIELDS} for item in raw]
+        articles = _read_feed(self.feed_path)
+        if self.newsroom is not None and self.newsroom.exists():
+            ids = {a["id"] for a in articles}
+            articles += [a for a in _read_feed(self.newsroom) if a["id"] not in ids]
+        return articles
 
     def _matching(self, topic: str | None, region: str | None) -> list[dict[str, Any]]:
         articles = self._load()
@@ -103,6 +96,26 @@ class SandboxNewsBackend:
 
     def trending_topics(self, region: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
         return count_topics(self._matching(None, region), check_limit(limit))
+
+
+def _read_feed(path: Path) -> list[dict[str, Any]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise NewsError("feed_invalid", f"news feed {path}: cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NewsError("feed_invalid", f"news feed {path}: not valid JSON: {exc}") from exc
+    if not isinstance(raw, list):
+        raise NewsError("feed_invalid", f"news feed {path}: expected a JSON list of articles")
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise NewsError("feed_invalid", f"news feed {path}: item {index} is not an object")
+        bad = [f for f in ARTICLE_FIELDS if not isinstance(item.get(f), str) or not item[f].strip()]
+        if bad:
+            raise NewsError(
+                "feed_invalid", f"news feed {path}: item {index} lacks non-empty string field(s) {', '.join(bad)}"
+            )
+    return [{f: item[f] for f in ARTICLE_FIELDS} for item in raw]
 
 
 class LiveNewsBackend:
@@ -216,7 +229,9 @@ def backend_from_env(environ: Mapping[str, str] | None = None) -> NewsBackend:
     env: Mapping[str, str] = os.environ if environ is None else environ
     kind = (env.get(BACKEND_ENV) or "sandbox").strip().lower()
     if kind == "sandbox":
-        return SandboxNewsBackend(Path(env.get(FEED_ENV) or SEED_FEED))
+        sandbox = env.get(SANDBOX_DIR_ENV)
+        newsroom = Path(sandbox) / NEWSROOM_FILE if sandbox else None
+        return SandboxNewsBackend(Path(env.get(FEED_ENV) or SEED_FEED), newsroom)
     if kind == "live":
         return LiveNewsBackend(env.get(BASE_URL_ENV) or DEFAULT_BASE_URL, env.get(API_KEY_ENV) or "")
     raise ValueError(f"{BACKEND_ENV} must be 'sandbox' or 'live'; got {kind!r}")

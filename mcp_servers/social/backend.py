@@ -6,6 +6,10 @@ Shapes (plain dicts, so the server serializes them as they are):
 - mention (a comment on Instagram): {id, platform, author, text, created_at, replied}
 - profile stats: {platform, account, followers, post_count, reply_count}
 - trend: {platform, topic, volume}
+- post metrics: {metrics: [{post_id, likes, replies, reposts, impressions, engagement, measured_at}], missing: [id]}
+  for 1 to 100 post ids (duplicates dropped), `metrics` in the order asked; `engagement` is likes + replies +
+  reposts (X: reposts are retweets + quotes; Instagram: shares), `measured_at` when the platform was read.
+  `missing` holds the ids the account has no such post for (unknown, deleted, or another account's).
 Timestamps are UTC ISO-8601 strings of one fixed width ("2026-11-24T08:00:00.000000Z"), so they sort as time.
 """
 
@@ -45,6 +49,11 @@ class SocialBackend(Protocol):
         """Highest volume first."""
         ...
 
+    def post_metrics(self, post_ids: list[str]) -> dict[str, Any]:
+        """Engagement of the account's own posts, as of now (shape above); InvalidRequest("invalid_request")
+        unless 1 to 100 ids are given."""
+        ...
+
 
 class NotFound(ToolError):
     def __init__(self, message: str) -> None:
@@ -63,6 +72,21 @@ class IdempotencyConflict(ToolError):
 
     def __init__(self, message: str) -> None:
         super().__init__("idempotency_conflict", message)
+
+
+def post_metric(
+    post_id: str, *, likes: int, replies: int, reposts: int, impressions: int, measured_at: str
+) -> dict[str, Any]:
+    """One entry of `metrics`, with engagement = likes + replies + reposts."""
+    return {
+        "post_id": post_id,
+        "likes": likes,
+        "replies": replies,
+        "reposts": reposts,
+        "impressions": impressions,
+        "engagement": likes + replies + reposts,
+        "measured_at": measured_at,
+    }
 
 
 def iso(ts: float) -> str:

@@ -3,12 +3,14 @@ through the ledger.
 
 Publishing an image is two steps: POST /{ig-user-id}/media (image_url + caption) creates a container, and
 POST /{ig-user-id}/media_publish publishes it. Graph fetches the image itself, so the media item needs a
-`public_url`. Instagram offers no trends API: `trends()` answers an empty list.
+`public_url`. Instagram offers no trends API: `trends()` answers an empty list. Post metrics read each media's
+like_count and comments_count (GET /{ig-media-id}) and, best effort, its reach and shares insights.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ import httpx2 as httpx
 
 from mcp_servers.common import RateLimited, ToolError, json_object
 from mcp_servers.media import MediaStore
-from mcp_servers.social.backend import NotFound, Platform, iso, parse_time
+from mcp_servers.social.backend import NotFound, Platform, iso, parse_time, post_metric
 from mcp_servers.social.ledger import (
     CLOCK_SLACK_SECONDS,
     Attempt,
@@ -31,7 +33,14 @@ from mcp_servers.social.ledger import (
     same_text,
 )
 from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, send
-from mcp_servers.social.rules import IG_MAX_CAPTION_CHARS, InvalidRequest, check_instagram_image, check_key, check_text
+from mcp_servers.social.rules import (
+    IG_MAX_CAPTION_CHARS,
+    InvalidRequest,
+    check_instagram_image,
+    check_key,
+    check_post_ids,
+    check_text,
+)
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -42,6 +51,12 @@ RATE_LIMIT_CODES = {4, 17, 32, 613}
 INVALID_TOKEN_CODES = {102, 190}
 MEDIA_FOR_COMMENTS = 10  # how many recent posts the comments feed reads
 CONTAINER_POLLS = 10
+MEDIA_METRICS_FIELDS = "like_count,comments_count,owner,username"
+INSIGHT_METRICS = "reach,shares"
+# A Graph object id is decimal; anything else is no media of this account's and costs no call.
+_GRAPH_ID = re.compile(r"[0-9]{1,30}")
+# Insights refused like this would be refused for every media of the request: stop asking.
+_INSIGHTS_OFF = {"forbidden", "unauthorized", "rate_limited"}
 
 
 class LiveInstagramBackend:
@@ -345,6 +360,73 @@ class LiveInstagramBackend:
             "reply_count": len(self.ledger.replied_to()),
         }
 
+    def post_metrics(self, post_ids: list[str]) -> dict[str, Any]:
+        """Per media: likes = like_count, replies = comments_count, and, best effort (a failure leaves them 0),
+        impressions = the `reach` insight and reposts = `shares`. An unknown id, an object that is no media (a
+        comment), or another IG user's media is missing."""
+        ids = check_post_ids(post_ids)
+        self._check_account()
+        metrics = []
+        missing = []
+        insights = True
+        for media_id in ids:
+            counts = self._media_counts(media_id)
+            if counts is None:
+                missing.append(media_id)
+                continue
+            likes, comments = counts
+            values: dict[str, int] = {}
+            if insights:
+                try:
+                    values = self._insights(media_id)
+                except ToolError as exc:
+                    # Insights need instagram_manage_insights (and media newer than the account's conversion).
+                    insights = exc.code not in _INSIGHTS_OFF
+            metrics.append(
+                post_metric(
+                    media_id,
+                    likes=likes,
+                    replies=comments,
+                    reposts=values.get("shares", 0),
+                    impressions=values.get("reach", 0),
+                    measured_at=iso(self._clock()),
+                )
+            )
+        return {"metrics": metrics, "missing": missing}
+
+    def _media_counts(self, media_id: str) -> tuple[int, int] | None:
+        """(like_count, comments_count) of one of the account's media; None when it is none of them."""
+        if not _GRAPH_ID.fullmatch(media_id):
+            return None
+        try:
+            media = self._call("GET", f"/{media_id}", params={"fields": MEDIA_METRICS_FIELDS})
+        except ToolError as exc:
+            # not_found: no such object (code 100/33); invalid_request: an object without these fields (a comment).
+            if exc.code in ("not_found", "invalid_request"):
+                return None
+            raise
+        # Graph names the owner only to the app user who created the media, and the author's username otherwise.
+        owner = media.get("owner")
+        if isinstance(owner, dict) and owner.get("id") is not None:
+            if str(owner["id"]) != self._user_id:
+                return None
+        elif media.get("username") is not None and str(media["username"]).lower() != self._own_username().lower():
+            return None
+        return _count(media.get("like_count")), _count(media.get("comments_count"))
+
+    def _insights(self, media_id: str) -> dict[str, int]:
+        """{metric name: lifetime value}; Graph answers `values: [{value}]`, newer versions `total_value: {value}`."""
+        payload = self._call("GET", f"/{media_id}/insights", params={"metric": INSIGHT_METRICS})
+        values: dict[str, int] = {}
+        for item in _items(payload.get("data")):
+            name = item.get("name")
+            total = item.get("total_value")
+            series = _items(item.get("values"))
+            value = total.get("value") if isinstance(total, dict) else series[0].get("value") if series else None
+            if isinstance(name, str):
+                values[name] = _count(value)
+        return values
+
     def trends(self, limit: int | None = None) -> list[dict[str, Any]]:
         # The Instagram Graph API has no trends endpoint (hashtag search needs a hashtag to look up).
         return []
@@ -352,3 +434,7 @@ class LiveInstagramBackend:
 
 def _items(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -2,12 +2,14 @@
 
 Endpoints: POST /2/tweets (post and reply), GET /2/users/me (own id, username, public_metrics),
 GET /2/users/{id}/mentions, GET /2/users/{id}/tweets (the look-up of an attempt whose outcome is unknown),
-GET /2/trends/by/woeid/{woeid} (an app-only endpoint: it uses CHIMERA_TWITTER_APP_BEARER_TOKEN when set).
+GET /2/trends/by/woeid/{woeid} (an app-only endpoint: it uses CHIMERA_TWITTER_APP_BEARER_TOKEN when set),
+GET /2/tweets?ids=...&tweet.fields=public_metrics,author_id (post metrics).
 """
 
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ import httpx2 as httpx
 
 from chimera.retry_after import retry_after_header
 from mcp_servers.common import RateLimited, ToolError, json_object
-from mcp_servers.social.backend import NotFound, Platform, iso, parse_time
+from mcp_servers.social.backend import NotFound, Platform, iso, parse_time, post_metric
 from mcp_servers.social.ledger import (
     CLOCK_SLACK_SECONDS,
     Attempt,
@@ -32,7 +34,7 @@ from mcp_servers.social.ledger import (
     same_text,
 )
 from mcp_servers.social.live_http import DEFAULT_TIMEOUT_SECONDS, send
-from mcp_servers.social.rules import TWEET_MAX_CHARS, InvalidRequest, check_key, check_text
+from mcp_servers.social.rules import TWEET_MAX_CHARS, InvalidRequest, check_key, check_post_ids, check_text
 
 DEFAULT_BASE_URL = "https://api.x.com"
 WORLDWIDE_WOEID = 1
@@ -40,6 +42,8 @@ WORLDWIDE_WOEID = 1
 DEFAULT_RETRY_AFTER_SECONDS = 15 * 60.0
 MAX_TRENDS = 50
 MENTIONS_PAGE = 100  # the API's max_results bound (5..100)
+# A tweet id is a decimal snowflake; X refuses a whole GET /2/tweets that names anything else (400).
+_TWEET_ID = re.compile(r"[0-9]{1,19}")
 
 
 class LiveTwitterBackend:
@@ -287,6 +291,37 @@ class LiveTwitterBackend:
             "reply_count": len(self.ledger.replied_to()),
         }
 
+    def post_metrics(self, post_ids: list[str]) -> dict[str, Any]:
+        """public_metrics of the account's own tweets, in one GET /2/tweets. Reposts are retweets + quotes. An id
+        X does not answer in `data` (its `errors`: not found, not authorized), or a tweet of another author, is
+        missing."""
+        ids = check_post_ids(post_ids)
+        me = self._user()["id"]  # also checks the token is the account's
+        asked = [i for i in ids if _TWEET_ID.fullmatch(i)]
+        found: dict[str, dict[str, Any]] = {}
+        if asked:
+            payload = self._call(
+                "GET", "/2/tweets", params={"ids": ",".join(asked), "tweet.fields": "public_metrics,author_id"}
+            )
+            for tweet in _items(payload.get("data")):
+                counts = tweet.get("public_metrics")
+                if tweet.get("id") in asked and tweet.get("author_id") == me and isinstance(counts, dict):
+                    found[tweet["id"]] = counts
+        measured_at = iso(self._clock())
+        metrics = [
+            post_metric(
+                post_id,
+                likes=_count(found[post_id], "like_count"),
+                replies=_count(found[post_id], "reply_count"),
+                reposts=_count(found[post_id], "retweet_count") + _count(found[post_id], "quote_count"),
+                impressions=_count(found[post_id], "impression_count"),
+                measured_at=measured_at,
+            )
+            for post_id in ids
+            if post_id in found
+        ]
+        return {"metrics": metrics, "missing": [i for i in ids if i not in found]}
+
     def trends(self, limit: int | None = None) -> list[dict[str, Any]]:
         count = min(limit or 20, MAX_TRENDS)
         payload = self._call(
@@ -306,6 +341,11 @@ class LiveTwitterBackend:
 
 def _items(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _count(values: dict[str, Any], key: str) -> int:
+    value = values.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _tweet_url(tweet_id: str) -> str:

@@ -16,6 +16,9 @@ from mcp_servers.common import ToolError
 from mcp_servers.media import MediaItem, MediaStore
 
 MAX_IDEMPOTENCY_KEY_CHARS = 200
+# One metrics request reads at most this many posts (X's GET /2/tweets takes 100 ids).
+MAX_METRICS_IDS = 100
+MAX_POST_ID_CHARS = 200
 
 # Instagram's documented limits for a single-image feed post (content publishing) and for captions.
 IG_MAX_CAPTION_CHARS = 2200
@@ -55,6 +58,29 @@ def check_key(idempotency_key: str) -> None:
         )
 
 
+def check_post_ids(post_ids: object) -> list[str]:
+    """The post ids of a metrics request, duplicates dropped (first one kept); 1 to 100 non-empty strings."""
+    if isinstance(post_ids, str) or not isinstance(post_ids, list | tuple):
+        raise InvalidRequest("invalid_request", "post_ids must be a list of post ids")
+    if not 1 <= len(post_ids) <= MAX_METRICS_IDS:
+        raise InvalidRequest(
+            "invalid_request", f"post_ids must hold 1 to {MAX_METRICS_IDS} post ids; got {len(post_ids)}"
+        )
+    for post_id in post_ids:
+        if not isinstance(post_id, str) or not post_id.strip() or len(post_id) > MAX_POST_ID_CHARS:
+            raise InvalidRequest(
+                "invalid_request",
+                f"each post id is a non-empty string of at most {MAX_POST_ID_CHARS} characters; "
+                f"got {str(post_id)[:40]!r}",
+            )
+    return list(dict.fromkeys(post_ids))
+
+
+def count_hashtags(text: str) -> int:
+    """Hashtags as Instagram counts them: a `#word` that starts a word ("a#b" and "&#39;" are none)."""
+    return len(_HASHTAG.findall(text))
+
+
 def check_text(platform: str, text: str, limit: int) -> str:
     """NFC-normalized text within `limit` characters (and, on Instagram, at most 30 hashtags)."""
     # NFC so a composed and a decomposed "é" count the same; the real platforms weigh some characters
@@ -65,7 +91,7 @@ def check_text(platform: str, text: str, limit: int) -> str:
     if len(normalized) > limit:
         raise InvalidRequest("text_too_long", f"{platform} allows at most {limit} characters; got {len(normalized)}")
     if platform == "instagram":
-        hashtags = len(_HASHTAG.findall(normalized))
+        hashtags = count_hashtags(normalized)
         if hashtags > IG_MAX_HASHTAGS:
             raise InvalidRequest(
                 "too_many_hashtags", f"instagram allows at most {IG_MAX_HASHTAGS} hashtags; got {hashtags}"

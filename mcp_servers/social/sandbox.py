@@ -14,14 +14,23 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
 from mcp_servers.common import SEED_DIR, check_rate, enable_wal, sqlite_connect, sqlite_transaction
 from mcp_servers.media import MediaStore
 from mcp_servers.social.accounts import DEFAULT_ACCOUNTS, account_dir, check_account
-from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, Platform, iso
+from mcp_servers.social.audience import Engagement, simulate
+from mcp_servers.social.backend import (
+    AlreadyReplied,
+    IdempotencyConflict,
+    NotFound,
+    Platform,
+    iso,
+    parse_time,
+    post_metric,
+)
 from mcp_servers.social.rules import (
     IG_MAX_CAPTION_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -29,6 +38,7 @@ from mcp_servers.social.rules import (
     InvalidRequest,
     check_instagram_image,
     check_key,
+    check_post_ids,
     check_text,
 )
 
@@ -101,6 +111,15 @@ CREATE TABLE IF NOT EXISTS rate_events (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rate_events_account_at ON rate_events (account, at);
+-- Engagement a test, benchmark or demo scripted with set_metrics: it wins over the simulated audience.
+CREATE TABLE IF NOT EXISTS scripted_metrics (
+    post_id TEXT PRIMARY KEY REFERENCES posts (id),
+    likes INTEGER NOT NULL,
+    replies INTEGER NOT NULL,
+    reposts INTEGER NOT NULL,
+    impressions INTEGER NOT NULL,
+    set_at TEXT NOT NULL
+);
 """
 
 
@@ -114,7 +133,8 @@ class SandboxPlatform:
 
     Seeding adds the seed trends to every account and the seed mentions (addressed to the demo persona) to the
     default account only. Safe to use from several threads (each operation opens its own connection) and from
-    several processes at once (SQLite locking).
+    several processes at once (SQLite locking). Engagement comes from a simulated audience (`audience`), driven
+    by the injected clock, unless a post's counts were scripted (`set_metrics`).
     """
 
     def __init__(
@@ -177,13 +197,20 @@ class SandboxPlatform:
                 if statement.strip():
                     conn.execute(statement)
             # Files made before posts carried media lack the column (CREATE IF NOT EXISTS keeps the old table).
-            columns = {row["name"] for row in conn.execute("PRAGMA table_info(posts)").fetchall()}
-            if "media_id" not in columns:
+            if "media_id" not in self._columns(conn, "posts"):
                 conn.execute("ALTER TABLE posts ADD COLUMN media_id TEXT")
+            # Nor do files made before a mention could answer a post (its replies count in post_metrics).
+            if "in_reply_to" not in self._columns(conn, "mentions"):
+                conn.execute("ALTER TABLE mentions ADD COLUMN in_reply_to TEXT")
+            conn.execute("CREATE INDEX IF NOT EXISTS mentions_in_reply_to ON mentions (in_reply_to)")
             seeded = conn.execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchone()
             if seed and not seeded:
                 self._seed(conn)
                 conn.execute("INSERT INTO meta (key, value) VALUES ('seeded', ?)", (_iso(self._clock()),))
+
+    @staticmethod
+    def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+        return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
 
     def _seed(self, conn: sqlite3.Connection) -> None:
         now = self._clock()
@@ -264,17 +291,41 @@ class SandboxPlatform:
                 conn.execute("UPDATE mentions SET replied_post_id = ? WHERE id = ?", (post_id, reply_to))
             return self._receipt(post_id, duplicate=False)
 
-    def add_mention(self, author: str, text: str, mention_id: str | None = None) -> dict[str, Any]:
-        """Simulate an incoming mention/comment (for tests and demos)."""
+    def add_mention(
+        self, author: str, text: str, mention_id: str | None = None, *, in_reply_to: str | None = None
+    ) -> dict[str, Any]:
+        """Simulate an incoming mention/comment (for tests and demos). `in_reply_to`: the account's post it
+        answers (a reply to a tweet, a comment on an Instagram post); it counts in that post's replies."""
         prefix = "tw-m-" if self.platform == "twitter" else "ig-c-"
         new_id = mention_id or prefix + secrets.token_hex(6)
         with self._transaction(write=True) as conn:
+            if in_reply_to is not None:
+                self._own_post(conn, in_reply_to)
             conn.execute(
-                "INSERT INTO mentions (id, author, text, created_at) VALUES (?, ?, ?, ?)",
-                (new_id, author, text, _iso(self._clock())),
+                "INSERT INTO mentions (id, author, text, created_at, in_reply_to) VALUES (?, ?, ?, ?, ?)",
+                (new_id, author, text, _iso(self._clock()), in_reply_to),
             )
             row = conn.execute("SELECT * FROM mentions WHERE id = ?", (new_id,)).fetchone()
             return self._mention(row)
+
+    def set_metrics(self, post_id: str, *, likes: int, replies: int, reposts: int, impressions: int) -> None:
+        """Script a post's engagement (for tests, benchmarks and demos; not a tool): post_metrics answers these
+        counts for it from now on, instead of the simulated audience's. Kept in the account's file."""
+        counts = {"likes": likes, "replies": replies, "reposts": reposts, "impressions": impressions}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+        with self._transaction(write=True) as conn:
+            self._own_post(conn, post_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO scripted_metrics (post_id, likes, replies, reposts, impressions, set_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (post_id, likes, replies, reposts, impressions, _iso(self._clock())),
+            )
+
+    def _own_post(self, conn: sqlite3.Connection, post_id: str) -> None:
+        if conn.execute("SELECT 1 FROM posts WHERE id = ?", (post_id,)).fetchone() is None:
+            raise NotFound(f"account {self.account!r} has no post with id {post_id!r}")
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -311,6 +362,63 @@ class SandboxPlatform:
             "post_count": int(row["posts"] or 0),
             "reply_count": int(row["replies"] or 0),
         }
+
+    def post_metrics(self, post_ids: list[str]) -> dict[str, Any]:
+        """The engagement of the account's posts now (mcp_servers.social.backend): the scripted counts where
+        set_metrics set them, otherwise the simulated audience's (mcp_servers.social.audience) at the post's age,
+        with each mention answering the post (add_mention(in_reply_to=...)) counted as one more reply."""
+        ids = check_post_ids(post_ids)
+        now = self._clock()
+        marks = ",".join("?" * len(ids))
+        with self._transaction(write=False) as conn:
+            posts = {
+                row["id"]: row
+                for row in conn.execute(
+                    # The file is the account's: every post in it is the account's own.
+                    f"SELECT id, text, reply_to, created_at FROM posts WHERE id IN ({marks})",
+                    ids,
+                )
+            }
+            scripted = {
+                row["post_id"]: row
+                for row in conn.execute(f"SELECT * FROM scripted_metrics WHERE post_id IN ({marks})", ids)
+            }
+            answers = {
+                row["in_reply_to"]: int(row["n"])
+                for row in conn.execute(
+                    f"SELECT in_reply_to, COUNT(*) AS n FROM mentions WHERE in_reply_to IN ({marks})"
+                    " GROUP BY in_reply_to",
+                    ids,
+                )
+            }
+        measured_at = _iso(now)
+        metrics = []
+        for post_id in (i for i in ids if i in posts):
+            if post_id in scripted:
+                row = scripted[post_id]
+                counts = Engagement(row["likes"], row["replies"], row["reposts"], row["impressions"])
+            else:
+                post = posts[post_id]
+                created = parse_time(post["created_at"])
+                counts = simulate(
+                    self.platform,
+                    post["text"],
+                    age_seconds=0.0 if created is None else now - created,
+                    followers=self.rules.followers,
+                    is_reply=post["reply_to"] is not None,
+                )
+                counts = replace(counts, replies=counts.replies + answers.get(post_id, 0))
+            metrics.append(
+                post_metric(
+                    post_id,
+                    likes=counts.likes,
+                    replies=counts.replies,
+                    reposts=counts.reposts,
+                    impressions=counts.impressions,
+                    measured_at=measured_at,
+                )
+            )
+        return {"metrics": metrics, "missing": [i for i in ids if i not in posts]}
 
     def trends(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Highest volume first; all of them unless `limit` is given."""

@@ -61,6 +61,23 @@ class Trends(BaseModel):
     trends: list[Trend]
 
 
+class PostMetric(BaseModel):
+    """One post's engagement when it was read: engagement = likes + replies + reposts."""
+
+    post_id: str
+    likes: int
+    replies: int
+    reposts: int
+    impressions: int
+    engagement: int
+    measured_at: str
+
+
+class PostMetrics(BaseModel):
+    metrics: list[PostMetric]
+    missing: list[str]
+
+
 async def _run(accounts: AccountBackends, account: str | None, action: Callable[[SocialBackend], Any]) -> Any:
     """Run a backend call for one account in a worker thread (backends block: SQLite, HTTP), so the server keeps
     answering other requests meanwhile. Opening the account is part of the call, so its errors are the call's."""
@@ -168,6 +185,25 @@ def _twitter_server(accounts: AccountBackends) -> MCPServer:
         """
         return await _tool(accounts, account, lambda b: {"trends": b.trends(_check_limit(limit))})
 
+    @server.tool()
+    async def tweet_metrics(post_ids: list[str], account: str | None = None) -> Annotated[CallToolResult, PostMetrics]:
+        """The engagement of the account's own tweets and replies, as X counts it now.
+
+        Args:
+            post_ids: 1 to 100 ids of tweets the account published ("post_id" of a receipt or of find_tweet).
+            account: The account (handle without @) acted for; bound by the host, never a model's choice.
+
+        Returns {"metrics": [{"post_id", "likes", "replies", "reposts", "impressions", "engagement",
+        "measured_at"}], "missing": [post ids]}: one entry per tweet found, in the order asked (a repeated id
+        once); "missing" lists the ids the account has no such tweet for (unknown, deleted, another account's).
+        engagement = likes + replies + reposts; reposts = retweets + quotes; measured_at is when the counts were
+        read (UTC ISO-8601). Counts grow as a tweet ages: read them again later to see how it did. Error codes:
+        "invalid_request" (not 1 to 100 ids, or an empty id), "invalid_account", and on the live platform
+        "rate_limited", "unauthorized", "forbidden", "unavailable", "upstream_error", "account_mismatch",
+        "no_credentials", "credentials_invalid".
+        """
+        return await _tool(accounts, account, lambda b: b.post_metrics(post_ids))
+
     _add_resources(server, accounts, scheme="twitter", mentions_path="mentions")
     return server
 
@@ -235,6 +271,27 @@ def _instagram_server(accounts: AccountBackends) -> MCPServer:
         succeeded; on the live platform an attempt with an unknown outcome is looked up on Instagram.
         """
         return await _tool(accounts, account, lambda b: _found(b.find_post(idempotency_key)))
+
+    @server.tool()
+    async def post_metrics(post_ids: list[str], account: str | None = None) -> Annotated[CallToolResult, PostMetrics]:
+        """The engagement of the account's own Instagram posts, as Instagram counts it now.
+
+        Args:
+            post_ids: 1 to 100 ids of posts the account published ("post_id" of a receipt or of find_post).
+            account: The account (handle without @) acted for; bound by the host, never a model's choice.
+
+        Returns {"metrics": [{"post_id", "likes", "replies", "reposts", "impressions", "engagement",
+        "measured_at"}], "missing": [post ids]}: one entry per post found, in the order asked (a repeated id
+        once); "missing" lists the ids the account has no such post for (unknown, deleted, another account's;
+        on the live platform also a reply's id: comments have no such counts). replies = comments,
+        reposts = shares, impressions = accounts reached (on the live platform both 0 when Instagram's insights
+        cannot be read); engagement = likes + replies + reposts; measured_at is when the counts were read (UTC
+        ISO-8601). Counts grow as a post ages: read them again later to see how it did. Error codes:
+        "invalid_request" (not 1 to 100 ids, or an empty id), "invalid_account", and on the live platform
+        "rate_limited", "unauthorized", "forbidden", "unavailable", "upstream_error", "account_mismatch",
+        "no_credentials", "credentials_invalid".
+        """
+        return await _tool(accounts, account, lambda b: b.post_metrics(post_ids))
 
     _add_resources(server, accounts, scheme="instagram", mentions_path="comments")
     return server

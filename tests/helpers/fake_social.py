@@ -2,7 +2,9 @@
 
 Each keeps its own state (tweets, media, comments), so "exactly one post" is checked against what the fake
 platform holds, not against what the client believes. Knobs: `post_delay` (accept a post, then answer late,
-beyond the client's timeout), `rate_limited` (answer every request with the platform's rate-limit error).
+beyond the client's timeout), `rate_limited` (answer every request with the platform's rate-limit error);
+engagement: `FakeX.metrics` (public_metrics per tweet id), a Graph media's `like_count` / `comments_count` and
+`FakeGraph.insights`, `FakeGraph.insights_refused` (insights answer Graph's permission error).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ X_APP_TOKEN = "x-app-token-9876543210"
 X_USER_ID = "2244994945"
 IG_TOKEN = "ig-token-abcdefghij"
 IG_USER_ID = "17841405822304914"
+OTHER_IG_USER_ID = "17841400000000001"
 GRAPH_VERSION = "v21.0"
 
 
@@ -50,7 +53,8 @@ class _Base:
 
 
 class FakeX(_Base):
-    """POST /2/tweets, GET /2/users/me, /2/users/{id}/mentions, /2/users/{id}/tweets, /2/trends/by/woeid/{w}."""
+    """POST /2/tweets, GET /2/tweets?ids=, /2/users/me, /2/users/{id}/mentions, /2/users/{id}/tweets,
+    /2/trends/by/woeid/{w}. The mentions are other users' tweets: a GET /2/tweets can read them too."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,6 +72,8 @@ class FakeX(_Base):
             {"trend_name": "#SlowFashion", "tweet_count": 23100},
             {"trend_name": "Mending"},  # X omits tweet_count when it has none
         ]
+        # public_metrics by tweet id; a tweet without an entry has every count 0.
+        self.metrics: dict[str, dict[str, int]] = {}
 
     def own(self, text: str) -> list[dict[str, Any]]:
         return [t for t in self.tweets if t["text"] == text]
@@ -95,6 +101,13 @@ class FakeGraph(_Base):
             ]
         }  # fmt: skip
         self.replies: dict[str, list[dict[str, Any]]] = {}
+        # Another IG user's media the token can read all the same (a business both accounts belong to).
+        self.foreign: dict[str, dict[str, Any]] = {
+            "17900000000000099": {"id": "17900000000000099", "username": "other.maker", "like_count": 5,
+                                  "comments_count": 1, "permalink": "https://www.instagram.com/p/OTHER1/"},
+        }  # fmt: skip
+        self.insights: dict[str, dict[str, int]] = {}  # media id -> {"reach": n, "shares": n, ...}
+        self.insights_refused = False
 
 
 class _Handler(JsonHandler):
@@ -134,6 +147,8 @@ class _XHandler(_Handler):
             return
         if self.command == "POST" and path == "/2/tweets":
             self._create(json.loads(raw or b"{}"))
+        elif path == "/2/tweets":
+            self._lookup(params)
         elif path == "/2/users/me":
             metrics = {"followers_count": 12840, "following_count": 310, "tweet_count": 4200 + len(api.tweets)}
             self._send(200, {"data": {"id": X_USER_ID, "name": "Mira", "username": "mira_makes",
@@ -164,6 +179,48 @@ class _XHandler(_Handler):
             self._send(200, {"data": api.trends[: int(params.get("max_trends", "20"))]})
         else:
             self._send(404, {"title": "Not Found Error", "detail": f"no route {path}", "type": "about:blank"})
+
+    def _lookup(self, params: dict[str, str]) -> None:
+        """GET /2/tweets?ids=...: found tweets in `data`, the others as resource-not-found `errors` (still 200)."""
+        api = self.api
+        ids = [i for i in params.get("ids", "").split(",") if i]
+        if not 1 <= len(ids) <= 100 or not all(i.isdigit() for i in ids):
+            self._send(400, {"errors": [{"parameters": {"ids": [params.get("ids", "")]},
+                                         "message": "The `ids` query parameter value is not valid"}],
+                             "title": "Invalid Request",
+                             "detail": "One or more parameters to your request was invalid.",
+                             "type": "https://api.twitter.com/2/problems/invalid-request"})  # fmt: skip
+            return
+        fields = params.get("tweet.fields", "").split(",")
+        with api.lock:
+            known = {m["id"]: (m, m["author_id"]) for m in api.mentions}
+            known.update({t["id"]: (t, X_USER_ID) for t in api.tweets})
+            metrics = dict(api.metrics)
+        data: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for tweet_id in ids:
+            if tweet_id not in known:
+                errors.append({"value": tweet_id, "detail": f"Could not find tweet with ids: [{tweet_id}].",
+                               "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
+                               "resource_id": tweet_id,
+                               "type": "https://api.twitter.com/2/problems/resource-not-found"})  # fmt: skip
+                continue
+            tweet, author = known[tweet_id]
+            item: dict[str, Any] = {"id": tweet_id, "text": html.escape(tweet["text"], quote=False),
+                                    "edit_history_tweet_ids": [tweet_id]}  # fmt: skip
+            if "public_metrics" in fields:
+                counts = {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0,
+                          "bookmark_count": 0, "impression_count": 0}  # fmt: skip
+                item["public_metrics"] = {**counts, **metrics.get(tweet_id, {})}
+            if "author_id" in fields:
+                item["author_id"] = author
+            data.append(item)
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data
+        if errors:
+            body["errors"] = errors
+        self._send(200, body)
 
     def _create(self, body: dict[str, Any]) -> None:
         api = self.api
@@ -268,10 +325,50 @@ class _GraphHandler(_Handler):
             self._send(200, {"data": api.replies.get(parts[0], [])})
         elif len(parts) == 1 and parts[0] in api.containers:
             self._send(200, {"status_code": "FINISHED", "id": parts[0]})
-        elif len(parts) == 1 and parts[0] in media_by_id:
-            self._send(200, {"permalink": media_by_id[parts[0]]["permalink"], "id": parts[0]})
+        elif len(parts) == 1 and (parts[0] in media_by_id or parts[0] in api.foreign):
+            self._media_fields(parts[0], media_by_id.get(parts[0]), params.get("fields", "").split(","))
+        elif len(parts) == 2 and parts[1] == "insights" and (parts[0] in media_by_id or parts[0] in api.foreign):
+            self._insights(parts[0], params.get("metric", "").split(","))
+        elif len(parts) == 1 and parts[0] in comments_by_id:
+            asked = params.get("fields", "").split(",")
+            if "comments_count" in asked:
+                self._error(400, "(#100) Tried accessing nonexisting field (comments_count) on node type (IGComment)",
+                            100)  # fmt: skip
+                return
+            self._send(200, {"id": parts[0], **{f: comments_by_id[parts[0]][f] for f in asked if f in ("text",)}})
         else:
             self._error(400, "Unsupported get request. Object with ID does not exist", 100, 33)
+
+    def _media_fields(self, media_id: str, own: dict[str, Any] | None, fields: list[str]) -> None:
+        api = self.api
+        if own is not None:
+            values: dict[str, Any] = {
+                "permalink": own["permalink"],
+                "like_count": own.get("like_count", 0),
+                "comments_count": own.get("comments_count", len(api.comments.get(media_id, []))),
+                "owner": {"id": IG_USER_ID},
+                "username": api.username,
+            }
+        else:
+            # Graph names the owner only to the app user who created the media; others get the username.
+            values = {k: v for k, v in api.foreign[media_id].items() if k != "id"}
+        self._send(200, {"id": media_id, **{f: values[f] for f in fields if f in values}})
+
+    def _insights(self, media_id: str, metrics: list[str]) -> None:
+        api = self.api
+        if api.insights_refused:
+            self._error(403, "(#10) Application does not have permission for this action", 10)
+            return
+        known = {"reach", "shares", "saved", "likes", "comments", "views", "total_interactions"}
+        unknown = [m for m in metrics if m not in known]
+        if unknown:
+            self._error(400, f"(#100) metric[0] must be one of the following values: {', '.join(sorted(known))}", 100)
+            return
+        values = api.insights.get(media_id, {})
+        data = [{"name": m, "period": "lifetime", "values": [{"value": values.get(m, 0)}], "title": m.title(),
+                 "description": f"The number of {m}", "id": f"{media_id}/insights/{m}/lifetime"}
+                for m in metrics]  # fmt: skip
+        self._send(200, {"data": data})
 
 
 @contextmanager

@@ -20,8 +20,10 @@ from schemas.activity_table import Activities, Failure
 from schemas.campaign import CampaignSpec
 from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
+from schemas.memory import Reflection, ReflectRequest
+from schemas.news import BreakingNews, NewsCheck, NewsFound
 from schemas.persona import Persona
-from schemas.plan import Mention, Observation, PlannedTask, TaskPlan, Usage
+from schemas.plan import Headline, Mention, Observation, PlannedTask, TaskPlan, Usage
 from schemas.policy import ConfidenceComponents, JudgeScores, SafetyFlag
 from schemas.review import ReviewRecord
 from schemas.task import (
@@ -130,6 +132,10 @@ class Script:
     authorize_down: bool = False  # the directory cannot be read: authorize fails for good
     scope_members: ScopeMembers = field(default_factory=ScopeMembers)  # what find_in_scope finds
     stops: list[StopRecord] = field(default_factory=list)
+    headlines: list[Headline] = field(default_factory=list)  # what every observe sees
+    news: list[list[BreakingNews]] = field(default_factory=list)  # what each news watch finds, in turn
+    news_checks: list[NewsCheck] = field(default_factory=list)
+    reflections: list[ReflectRequest] = field(default_factory=list)
 
     def scores_for(self, key: str) -> JudgeScores:
         for suffix, scores in self.scores.items():
@@ -145,7 +151,18 @@ class Script:
             if script.observe_failures > 0:
                 script.observe_failures -= 1
                 raise ApplicationError("the platform is down", type="Unavailable", non_retryable=True)
-            return Observation()
+            return Observation(headlines=list(script.headlines))
+
+        @activity.defn(name=Activities.watch_news.name)
+        async def watch_news(check: NewsCheck) -> NewsFound:
+            script.news_checks.append(check)
+            found = script.news.pop(0) if script.news else []
+            return NewsFound(breaking=found, seen=[*check.seen, *(b.headline.id for b in found)])
+
+        @activity.defn(name=Activities.reflect.name)
+        async def reflect(req: ReflectRequest) -> Reflection:
+            script.reflections.append(req)
+            return Reflection(measured=[p.task_id for p in req.due], lessons=len(req.due))
 
         @activity.defn(name=Activities.plan.name)
         async def plan(req: PlanRequest) -> TaskPlan:
@@ -160,6 +177,10 @@ class Script:
                 old = req.replan_of
                 new = old.model_copy(update={"key": f"{req.key_prefix}{old.key.split('-', 1)[-1]}", "topic": None})
                 return TaskPlan(tasks=[new], rationale="replacement", usage=USAGE)
+            if req.breaking:  # breaking news: one post reacting to it
+                news = req.breaking[0]
+                reacting = post(f"{req.key_prefix}news-twitter", topic=None if news.banned else news.matched)
+                return TaskPlan(tasks=[reacting], rationale=f"news {news.headline.id}", usage=USAGE)
             if req.replies_only:  # pushed mentions: one reply each
                 replies = [reply(f"{req.key_prefix}reply-{m.id}", m.id) for m in req.observation.mentions]
                 return TaskPlan(tasks=replies, rationale="replies", usage=USAGE)
@@ -264,6 +285,8 @@ class Script:
             authorize,
             record_scope_stop,
             find_in_scope,
+            watch_news,
+            reflect,
             observe,
             plan,
             register_campaign,

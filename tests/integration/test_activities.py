@@ -21,6 +21,8 @@ from chimera.accounts.directory import AccountDirectory
 from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.mcp import McpHost
+from chimera.memory import default_embedder, memory_store_from_env
+from chimera.memory.context import AgentMemory
 from chimera.models.base import CallRecord
 from chimera.models.chat import ModelCallError
 from chimera.models.offline import OfflineModelProvider
@@ -115,7 +117,7 @@ async def test_campaigns_of_a_tenant_observing_together_share_the_platform_reads
         planner.observe, ObserveRequest(tenant_id=spec.tenant_id, campaign_id="a", platforms=["twitter"])
     )
     once = reads(spec.tenant_id)
-    assert once == 3  # mentions, trends, news
+    assert once == 4  # mentions, trends, news topics, news headlines
     again = await env.run(
         planner.observe, ObserveRequest(tenant_id=spec.tenant_id, campaign_id="b", platforms=["twitter"])
     )
@@ -125,7 +127,7 @@ async def test_campaigns_of_a_tenant_observing_together_share_the_platform_reads
     other_spec = spec.model_copy(update={"tenant_id": other, "persona": persona})
     env.run(planner.register_campaign, other_spec)
     theirs = await env.run(planner.observe, ObserveRequest(tenant_id=other, campaign_id="c", platforms=["twitter"]))
-    assert reads(other) == 3  # never another tenant's reads
+    assert reads(other) == 4  # never another tenant's reads
     assert theirs.errors == [] and theirs.mentions == []  # their own account's mentions: none yet, never ours
 
 
@@ -157,6 +159,12 @@ async def test_observe_reports_a_broken_tool_result_and_keeps_the_rest(tmp_path:
     assert any("twitter://accounts/t_ava/trends/current" in e for e in obs.errors)
 
 
+def agent_memory(mcp: McpHost, store: StateStore) -> AgentMemory:
+    """The workers' memory on the files the memory server reads (`<state dir>/memory`)."""
+    embedder = default_embedder()
+    return AgentMemory(memory_store_from_env({"CHIMERA_SANDBOX_DIR": str(mcp.sandbox_dir)}, embedder), store, embedder)
+
+
 async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: StateStore, mcp: McpHost) -> None:
     task = PlannedTask(
         key="c1-post-twitter",
@@ -166,7 +174,7 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
         goal=spec.goals[0],
         topic="#thriftflip",
     )
-    content = ContentActivities(store, mcp, OfflineModelProvider())
+    content = ContentActivities(store, mcp, OfflineModelProvider(), memory=agent_memory(mcp, store))
     result = await env.run(content.execute_task, content_input(spec, task))
     assert result.read_set == [StateRead(key=state_keys(spec.campaign_id, task)[0], version=0)]
     assert result.tool_calls == []  # a twitter post with a planned topic needs no tool
@@ -202,11 +210,15 @@ async def test_execute_judge_commit_publish_a_post(spec: CampaignSpec, store: St
     assert second.post_id == first.post_id and second.duplicate and not first.duplicate
     assert len(SandboxPlatform(mcp_sandbox(mcp), "twitter").posts()) == 1
 
-    # What was published is remembered once, for this tenant's agent only, through the memory server.
+    # What was published is remembered once, for this tenant's agent only; the memory server finds it.
     ids = {"tenant_id": spec.tenant_id, "agent_id": spec.agent_id}
     found = await call(mcp, "memory", "search_memories", {**ids, "query": result.text, "kinds": ["published_post"]})
     assert [m["text"] for m in found["memories"]] == [result.text]
-    assert found["memories"][0]["metadata"] == {"platform": "twitter", "post_id": first.post_id}
+    assert found["memories"][0]["metadata"] == {
+        "platform": "twitter",
+        "post_id": first.post_id,
+        "campaign_id": spec.campaign_id,
+    }
     other = await call(mcp, "memory", "search_memories", {**ids, "tenant_id": "someone-else", "query": result.text})
     assert other["memories"] == []
 

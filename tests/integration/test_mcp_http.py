@@ -18,13 +18,13 @@ from tests.helpers.servers import mcp_http_server
 
 TOOLS = {
     "twitter": (
-        {"post_tweet", "reply_to_mention", "find_tweet", "trends"},
+        {"post_tweet", "reply_to_mention", "find_tweet", "trends", "tweet_metrics"},
         "post_tweet",
         "text",
         "twitter://accounts/mira_threads/trends/current",  # the default account's (the demo persona's)
     ),
     "instagram": (
-        {"post", "reply_to_comment", "find_post"},
+        {"post", "reply_to_comment", "find_post", "post_metrics"},
         "post",
         "caption",
         "instagram://accounts/mira.threads/trends/current",

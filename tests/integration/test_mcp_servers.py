@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from chimera.mcp import (
+    CallContext,
     McpError,
     McpHost,
     McpNotAllowed,
@@ -17,6 +18,7 @@ from chimera.mcp import (
     McpUnavailable,
     stdio_params,
 )
+from chimera.mcp.account_binding import McpAccountRefused
 from chimera.settings import McpServerConfig, default_mcp_servers
 from mcp_servers.social.sandbox import SandboxPlatform
 from tests.helpers.mcp_hosts import approved_host, call, script_server
@@ -45,8 +47,8 @@ async def test_list_tools(host: McpHost) -> None:
     tw = {t.name: t for t in await host.list_tools("twitter")}
     ig = {t.name: t for t in await host.list_tools("instagram")}
 
-    assert set(tw) == {"post_tweet", "reply_to_mention", "find_tweet", "trends"}
-    assert set(ig) == {"post", "reply_to_comment", "find_post"}
+    assert set(tw) == {"post_tweet", "reply_to_mention", "find_tweet", "trends", "tweet_metrics"}
+    assert set(ig) == {"post", "reply_to_comment", "find_post", "post_metrics"}
     assert "280" in tw["post_tweet"].description and "idempotency" in tw["post_tweet"].description.lower()
     assert "2200" in ig["post"].description
     assert set(tw["post_tweet"].input_schema["required"]) == {"text", "idempotency_key"}
@@ -55,6 +57,11 @@ async def test_list_tools(host: McpHost) -> None:
     assert "4:5" in ig["post"].description and "media_not_found" in ig["post"].description
     assert set(tw["trends"].input_schema["properties"]) == {"limit", "account"}  # account: bound by the host
     assert set(ig["reply_to_comment"].input_schema["required"]) == {"comment_id", "text", "idempotency_key"}
+    for metrics in (tw["tweet_metrics"], ig["post_metrics"]):
+        assert metrics.input_schema["required"] == ["post_ids"]
+        assert set(metrics.input_schema["properties"]) == {"post_ids", "account"}
+        assert metrics.output_schema is not None and set(metrics.output_schema["required"]) == {"metrics", "missing"}
+        assert "likes + replies + reposts" in metrics.description and "invalid_request" in metrics.description
 
 
 async def test_post_is_idempotent_and_persisted(host: McpHost, sandbox_dir: Path) -> None:
@@ -132,6 +139,63 @@ async def test_reply_and_resources(host: McpHost) -> None:
     assert (await host.read_resource("instagram", f"{IG}/profile/stats"))["reply_count"] == 1
     ig_trends = await host.read_resource("instagram", f"{IG}/trends/current")
     assert all(t["platform"] == "instagram" for t in ig_trends)
+
+
+async def test_post_metrics_over_stdio(host: McpHost, sandbox_dir: Path) -> None:
+    tweet = await call(host, "twitter", "post_tweet", {"text": "Darned, not dumped.", "idempotency_key": "m-1"})
+    image = put_png(sandbox_dir, 1080, 1350).media_id
+    ig_args = {"caption": "Linen, reborn. Which would you mend?", "media_id": image, "idempotency_key": "m-2"}
+    post = await call(host, "instagram", "post", ig_args)
+    # The server process reads the scripted counts a test (or demo) wrote into the account's file.
+    SandboxPlatform(sandbox_dir, "twitter").set_metrics(
+        tweet["post_id"], likes=8, replies=2, reposts=3, impressions=500
+    )
+
+    got = await call(host, "twitter", "tweet_metrics", {"post_ids": [tweet["post_id"], "tw-p-nope"]})
+    [metric] = got["metrics"]
+    assert {k: v for k, v in metric.items() if k != "measured_at"} == {
+        "post_id": tweet["post_id"], "likes": 8, "replies": 2, "reposts": 3, "impressions": 500, "engagement": 13
+    }  # fmt: skip
+    assert metric["measured_at"].endswith("Z") and got["missing"] == ["tw-p-nope"]
+    ig_got = await call(host, "instagram", "post_metrics", {"post_ids": [post["post_id"]]})
+    assert [m["post_id"] for m in ig_got["metrics"]] == [post["post_id"]] and ig_got["missing"] == []
+    assert ig_got["metrics"][0]["impressions"] >= 0  # just published: the simulated audience barely saw it
+    # The twitter server's post ids are none of the instagram account's.
+    assert (await call(host, "instagram", "post_metrics", {"post_ids": [tweet["post_id"]]}))["missing"] == [
+        tweet["post_id"]
+    ]
+    for bad in ([], [f"tw-p-{i}" for i in range(101)]):
+        with pytest.raises(McpToolError) as err:
+            await call(host, "twitter", "tweet_metrics", {"post_ids": bad})
+        assert err.value.code == "invalid_request" and err.value.retryable is False
+
+
+class _Claims:
+    """The accounts a tenant's agent holds (chimera.accounts.AccountLookup), without a database."""
+
+    held = {"twitter": "nova_knits", "instagram": "nova.knits"}
+
+    def account_for(self, tenant_id: str, agent_id: str | None, platform: str, handle: str | None) -> str:
+        return self.held[platform]
+
+
+async def test_post_metrics_act_for_the_bound_account(sandbox_dir: Path) -> None:
+    host = await approved_host(sandbox_dir, social(), accounts=_Claims())
+    mira = SandboxPlatform(sandbox_dir, "twitter")
+    nova = SandboxPlatform(sandbox_dir, "twitter", account="nova_knits")
+    mine, theirs = mira.post("Mira's tweet.", "k")["post_id"], nova.post("Nova's tweet.", "k")["post_id"]
+    nova.set_metrics(theirs, likes=1, replies=1, reposts=1, impressions=10)
+    task = CallContext(tenant_id="globex", actor="worker", agent_id="nova-berg")
+
+    result = (await host.call_tool("twitter", "tweet_metrics", {"post_ids": [theirs, mine]}, task)).data
+    assert [m["post_id"] for m in result["metrics"]] == [theirs] and result["missing"] == [mine]
+    assert result["metrics"][0]["engagement"] == 3
+    with pytest.raises(McpAccountRefused):  # naming another account is refused, not corrected
+        await host.call_tool("twitter", "tweet_metrics", {"post_ids": [mine], "account": "mira_threads"}, task)
+    ig = (await host.call_tool("instagram", "post_metrics", {"post_ids": [theirs]}, task)).data
+    assert ig == {"metrics": [], "missing": [theirs]}
+    # An operator's call without an account reads the default account's (mira's) posts.
+    assert (await call(host, "twitter", "tweet_metrics", {"post_ids": [theirs, mine]}))["missing"] == [theirs]
 
 
 async def test_rule_violation_is_a_parsed_tool_error(host: McpHost) -> None:
@@ -245,3 +309,15 @@ def test_stdio_params(tmp_path: Path) -> None:
     assert params.env["CHIMERA_SANDBOX_DIR"] == str((tmp_path / "rel").resolve())
     assert params.env["PYTHONPATH"].endswith("/extra")
     assert config.env == {"FOO": "1", "PYTHONPATH": "/extra"}  # the config itself is not mutated
+
+
+def test_stdio_params_pass_named_variables_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory server gets the worker's memory settings (Weaviate or the files), by name only."""
+    monkeypatch.setenv("CHIMERA_WEAVIATE_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("CHIMERA_MEMORY_DIR", "/from/worker")
+    monkeypatch.setenv("UNRELATED_SECRET", "x")
+    config = default_mcp_servers()["memory"].model_copy(update={"env": {"CHIMERA_MEMORY_DIR": "/from/config"}})
+    env = stdio_params(config, tmp_path).env
+    assert env is not None and env["CHIMERA_WEAVIATE_URL"] == "http://127.0.0.1:8080"
+    assert env["CHIMERA_MEMORY_DIR"] == "/from/config"  # the allowlist entry's own env wins
+    assert "UNRELATED_SECRET" not in env and "CHIMERA_WEAVIATE_API_KEY" not in env  # only named, only if set

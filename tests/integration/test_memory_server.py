@@ -1,5 +1,6 @@
 """The memory MCP server as a real process: over stdio (the SDK client, and McpHost with the allowlist entry)
-and over streamable HTTP. The real embedding model and LanceDB files under a temporary directory."""
+and over streamable HTTP. The real embedding model and LanceDB files under a temporary directory; and once over
+stdio with the Weaviate backend, against the loopback fake Weaviate (tests/helpers/fake_weaviate.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from chimera.mcp import McpToolError
 from chimera.settings import default_mcp_servers
+from tests.helpers.fake_weaviate import FakeWeaviate
 from tests.helpers.mcp_hosts import approved_host, call
 from tests.helpers.servers import mcp_http_server
 
@@ -44,6 +46,8 @@ async def _exercise(session: ClientSession) -> None:
     assert store_schema is not None and set(store_schema["properties"]) == {"id", "duplicate"}
     assert set(tools["search_memories"].input_schema["required"]) == {"tenant_id", "agent_id", "query"}
     assert set(tools["store_memory"].input_schema["required"]) == {"tenant_id", "agent_id", "text", "kind"}
+    assert "subject" in tools["search_memories"].input_schema["properties"]
+    assert "subject" in tools["store_memory"].input_schema["properties"]
 
     ids = {"tenant_id": "acme", "agent_id": "ava"}
     stored = _payload(await session.call_tool("store_memory", {**ids, "text": RUN, "kind": "published_post"}))
@@ -60,7 +64,15 @@ async def _exercise(session: ClientSession) -> None:
     found = _payload(await session.call_tool("search_memories", {**ids, "query": "jogging by the water", "limit": 1}))
     [hit] = found["memories"]
     assert hit["id"] == stored["id"] and hit["text"] == RUN and hit["kind"] == "published_post"
-    assert set(hit) == {"id", "text", "kind", "created_at", "score", "metadata"} and hit["score"] > 0
+    assert set(hit) == {"id", "text", "kind", "subject", "created_at", "score", "metadata"} and hit["score"] > 0
+    assert hit["subject"] == ""
+
+    ana = {"text": "@ana asked which trail I run on", "kind": "interaction", "subject": "twitter:@ana"}
+    about_ana = _payload(await session.call_tool("store_memory", {**ids, **ana}))
+    only_ana = _payload(
+        await session.call_tool("search_memories", {**ids, "query": "which trail do I run", "subject": "twitter:@ana"})
+    )
+    assert [(m["id"], m["subject"]) for m in only_ana["memories"]] == [(about_ana["id"], "twitter:@ana")]
 
     lessons = _payload(await session.call_tool("search_memories", {**ids, "query": "captions", "kinds": ["lesson"]}))
     assert [(m["kind"], m["metadata"]) for m in lessons["memories"]] == [("lesson", {"likes": 3})]
@@ -70,18 +82,26 @@ async def _exercise(session: ClientSession) -> None:
         ({**ids, "query": "run", "kinds": ["diary"]}, "unknown_kind"),
         ({**ids, "query": "run", "limit": 500}, "invalid_limit"),
         ({**ids, "query": "  "}, "empty_query"),
+        ({**ids, "query": "run", "subject": "Twitter:@Ana"}, "invalid_subject"),
     ]
     for arguments, code in cases:
         failed = await session.call_tool("search_memories", arguments)
         assert failed.is_error and _payload(failed)["error"] == code
     too_long = await session.call_tool("store_memory", {**ids, "text": "x" * 9000, "kind": "fact"})
     assert too_long.is_error and _payload(too_long)["error"] == "text_too_long"
+    bad_subject = await session.call_tool("store_memory", {**ids, "text": "x", "kind": "fact", "subject": "a b"})
+    assert bad_subject.is_error and _payload(bad_subject)["error"] == "invalid_subject"
 
     templates = (await session.list_resource_templates()).resource_templates
     assert [t.uri_template for t in templates] == ["memory://{tenant_id}/{agent_id}/recent"]
     recent = (await session.read_resource("memory://acme/ava/recent")).contents[0]
     assert isinstance(recent, TextResourceContents) and recent.mime_type == "application/json"
-    assert [m["kind"] for m in json.loads(recent.text)["memories"]] == ["lesson", "published_post"]
+    newest = json.loads(recent.text)["memories"]
+    assert [(m["kind"], m["subject"]) for m in newest] == [
+        ("interaction", "twitter:@ana"),
+        ("lesson", ""),
+        ("published_post", ""),
+    ]
     theirs = (await session.read_resource("memory://globex/ava/recent")).contents[0]
     assert isinstance(theirs, TextResourceContents)
     assert [m["id"] for m in json.loads(theirs.text)["memories"]] != [stored["id"]]  # same text, other tenant
@@ -93,6 +113,24 @@ async def test_memory_over_stdio(tmp_path: Path) -> None:
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await _exercise(session)
     assert (tmp_path / "memory" / "tenant_acme.lance").is_dir()
+
+
+async def test_memory_over_stdio_on_weaviate(tmp_path: Path) -> None:
+    # The same conversation with the Weaviate backend (CHIMERA_WEAVIATE_URL picks it): nothing lands on disk.
+    with FakeWeaviate(api_key="server-test-key") as fake:
+        env = {
+            "CHIMERA_WEAVIATE_URL": fake.url,
+            "CHIMERA_WEAVIATE_GRPC_PORT": str(fake.grpc_port),
+            "CHIMERA_WEAVIATE_API_KEY": "server-test-key",
+            "CHIMERA_MEMORY_DIR": str(tmp_path / "memory"),
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_servers.memory"], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await _exercise(session)
+        assert sorted(fake.tenants["ChimeraMemory"]) == ["acme", "globex"]
+        assert len(fake.stored("ChimeraMemory", "acme")) == 3
+    assert not (tmp_path / "memory").exists()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from chimera.accounts.directory import AccountDirectory
 from chimera.db import SchemaNotReady, StateStore, roles
+from schemas.memory import ConversationTurn
 from schemas.models import CostLine, TokenUsage
 from schemas.task import StateRead
 from tests.integration.test_store_postgres import (  # noqa: F401  # fixtures, used by name
@@ -50,6 +51,7 @@ VARY: dict[str, str | tuple[str, ...]] = {
     "model_calls": "key",
     "band_calibrations": "task_type",
     "platform_accounts": ("handle", "agent_id"),  # the key (platform, handle), one account per agent and platform
+    "conversation_turns": "mention_id",
 }
 
 
@@ -77,6 +79,10 @@ def seed(url: str) -> None:
             store.keep_result(tenant, "news", "headlines", {"articles": [tenant]})
             store.charge(r, [cost_line(f"{tenant}.launch.t1:a1:c1", 0.01)], "UTC")
             AccountDirectory.of(store).claim(tenant, "ava", {"twitter": f"ava_{tenant[-1]}"})
+            said = ConversationTurn(
+                platform="twitter", author="ana", mention_id="m1", said="hi", at="2026-03-09T12:00:00Z"
+            )
+            store.record_exchange(tenant, "ava", said)  # short-term memory (conversation_turns)
     finally:
         store.close()
 

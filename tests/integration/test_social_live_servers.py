@@ -170,6 +170,32 @@ async def test_live_instagram_over_stdio(graph: tuple[FakeGraph, str], tmp_path:
     assert not_public.value.code == "media_not_public"
 
 
+async def test_live_post_metrics_over_stdio(x: tuple[FakeX, str], graph: tuple[FakeGraph, str], tmp_path: Path) -> None:
+    x_api, x_url = x
+    tw = await _host("twitter", _x_env(x_url), tmp_path / "a")
+    tweet = (await call(tw, "twitter", "post_tweet", {"text": "Counted.", "idempotency_key": "m-1"}))["post_id"]
+    x_api.metrics[tweet] = {"like_count": 5, "reply_count": 1, "retweet_count": 2, "quote_count": 2,
+                            "impression_count": 321}  # fmt: skip
+    got = await call(tw, "twitter", "tweet_metrics", {"post_ids": [tweet, "1800000000000000001", "42"]})
+    assert [(m["post_id"], m["reposts"], m["impressions"], m["engagement"]) for m in got["metrics"]] == [
+        (tweet, 4, 321, 10)
+    ]
+    assert got["missing"] == ["1800000000000000001", "42"]  # someone else's tweet, and no tweet at all
+
+    ig_api, ig_url = graph
+    ig_api.media[0]["like_count"] = 40
+    ig_api.insights["17900000000000001"] = {"reach": 2000, "shares": 6}
+    ig = await _host("instagram", _ig_env(ig_url), tmp_path / "b")
+    ig_got = await call(ig, "instagram", "post_metrics", {"post_ids": ["17900000000000001", "17900000000000099"]})
+    assert [(m["likes"], m["replies"], m["reposts"], m["impressions"], m["engagement"]) for m in ig_got["metrics"]] == [
+        (40, 2, 6, 2000, 48)
+    ]
+    assert ig_got["missing"] == ["17900000000000099"]  # another IG user's media
+    ig_api.insights_refused = True
+    [partial] = (await call(ig, "instagram", "post_metrics", {"post_ids": ["17900000000000001"]}))["metrics"]
+    assert (partial["likes"], partial["reposts"], partial["impressions"]) == (40, 0, 0)
+
+
 async def test_live_twitter_over_streamable_http(x: tuple[FakeX, str], tmp_path: Path) -> None:
     api, url = x
     env = {**os.environ, **_x_env(url), "CHIMERA_SANDBOX_DIR": str(tmp_path / "sandbox")}

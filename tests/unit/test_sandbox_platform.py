@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mcp_servers.common import RateLimited, ToolError
 from mcp_servers.media import MediaStore
+from mcp_servers.social.audience import (
+    AUDIENCES,
+    HASHTAG_BONUS,
+    LONG_TEXT_PENALTY,
+    QUESTION_BONUS,
+    appeal,
+    base_appeal,
+)
+from mcp_servers.social.backend import iso
 from mcp_servers.social.rules import image_info
 from mcp_servers.social.sandbox import (
     AlreadyReplied,
@@ -391,4 +401,184 @@ def test_old_sandbox_file_gains_the_media_column(tmp_path: Path) -> None:
     SandboxPlatform(tmp_path, "instagram")  # opening again is a no-op
     conn = sqlite3.connect(tmp_path / "instagram.sqlite3")
     assert [r[1] for r in conn.execute("PRAGMA table_info(posts)")].count("media_id") == 1
+    conn.close()
+
+
+# -- post metrics: the simulated audience -------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def _counts(metric: dict[str, object]) -> tuple[object, ...]:
+    return tuple(metric[k] for k in ("likes", "replies", "reposts", "impressions"))
+
+
+def test_metrics_grow_with_age_and_saturate_over_two_days(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tw = SandboxPlatform(tmp_path, "twitter", clock=clock)
+    post_id = tw.post("Mended my jeans for the fifth time. Worth it.", "k")["post_id"]
+    posted = clock.now
+
+    seen = []
+    for hours in (0, 1, 6, 24, 48, 30 * 24):
+        clock.now = posted + hours * HOUR
+        [metric] = tw.post_metrics([post_id])["metrics"]
+        assert metric["measured_at"] == iso(clock.now)
+        assert metric["engagement"] == metric["likes"] + metric["replies"] + metric["reposts"]
+        seen.append(metric)
+    assert _counts(seen[0]) == (0, 0, 0, 0)  # nobody has seen it yet
+    impressions = [m["impressions"] for m in seen]
+    assert impressions == sorted(impressions) and len(set(impressions)) == len(impressions)
+    engagement = [m["engagement"] for m in seen]
+    assert engagement == sorted(engagement) and engagement[1] < engagement[3]
+    # Most of the audience has seen it within 48 h; after that it barely moves.
+    assert impressions[4] >= 0.9 * impressions[5] and impressions[3] < 0.9 * impressions[5]
+    assert 500 < impressions[5] < 3 * 12_840 * 0.12  # about the account's reach, not more than its followers
+
+
+def test_metrics_are_deterministic_and_tell_posts_apart(tmp_path: Path) -> None:
+    texts = [f"Mending note {i}: darn the heel before the hole grows." for i in range(6)]
+
+    def metrics_in(data_dir: Path) -> list[tuple[object, ...]]:
+        clock = FakeClock()
+        tw = SandboxPlatform(data_dir, "twitter", clock=clock)
+        ids = [tw.post(text, f"k-{i}")["post_id"] for i, text in enumerate(texts)]
+        clock.now += 24 * HOUR
+        first = tw.post_metrics(ids)
+        assert tw.post_metrics(ids) == first  # the same post at the same age: the same counts
+        assert [m["post_id"] for m in first["metrics"]] == ids and first["missing"] == []
+        return [_counts(m) for m in first["metrics"]]
+
+    one, two = metrics_in(tmp_path / "a"), metrics_in(tmp_path / "b")
+    assert one == two  # other post ids, other files: the text and the age decide
+    assert len({m[3] for m in one}) == len(texts)  # different posts, different audiences
+
+
+def test_metrics_scale_with_followers(tmp_path: Path) -> None:
+    clock = FakeClock()
+    small = SandboxPlatform(tmp_path / "small", "instagram", clock=clock)
+    big = SandboxPlatform(tmp_path / "big", "instagram", clock=clock)
+    big.rules = replace(big.rules, followers=small.rules.followers * 10)
+    caption = "Linen, reborn. Which piece would you mend first? #visiblemending"
+    ids = [
+        p.post(caption, "k", media_id=put_png(tmp_path / n).media_id)["post_id"]
+        for p, n in ((small, "small"), (big, "big"))
+    ]
+    clock.now += 12 * HOUR
+    [a] = small.post_metrics([ids[0]])["metrics"]
+    [b] = big.post_metrics([ids[1]])["metrics"]
+    assert b["impressions"] == pytest.approx(10 * a["impressions"], abs=10)
+    assert b["likes"] == pytest.approx(10 * a["likes"], abs=10) and b["likes"] > a["likes"] > 0
+
+
+def test_appeal_rewards_a_question_and_a_hashtag_and_punishes_a_wall_of_text() -> None:
+    long = AUDIENCES["twitter"].long_text_chars
+    plain = "Darned my socks tonight"
+    assert appeal(plain, long) == pytest.approx(base_appeal(plain))
+    question = "Darned my socks tonight. Do you still darn yours?"
+    assert appeal(question, long) == pytest.approx(base_appeal(question) + QUESTION_BONUS)
+    tagged = "Darned my socks tonight #VisibleMending"
+    assert appeal(tagged, long) == pytest.approx(base_appeal(tagged) + HASHTAG_BONUS)
+    wall = "Darned my socks tonight, " * 10
+    assert len(wall) > long and appeal(wall, long) == pytest.approx(base_appeal(wall) - LONG_TEXT_PENALTY)
+    assert appeal("see https://example.test/?q=1", long) == pytest.approx(base_appeal("see https://example.test/?q=1"))
+    # Over many texts, asking the reader wins on average, though the hash still varies single posts.
+    bodies = [f"Patched coat number {i} today" for i in range(200)]
+    asked = sum(appeal(b + ". What would you patch?", long) for b in bodies) / len(bodies)
+    told = sum(appeal(b + ". Patch yours.", long) for b in bodies) / len(bodies)
+    assert asked - told == pytest.approx(QUESTION_BONUS, abs=0.1)
+
+
+def test_a_reply_reaches_fewer_people_than_a_post(tmp_path: Path) -> None:
+    clock = FakeClock()
+    text = "Look for GOTS certification and fibre content on the label!"
+    post = SandboxPlatform(tmp_path / "a", "twitter", clock=clock).post(text, "p")["post_id"]
+    replying = SandboxPlatform(tmp_path / "b", "twitter", clock=clock)
+    reply = replying.reply("tw-m-1006", text, "r")["post_id"]
+    clock.now += 48 * HOUR
+    [as_post] = SandboxPlatform(tmp_path / "a", "twitter", clock=clock).post_metrics([post])["metrics"]
+    [as_reply] = replying.post_metrics([reply])["metrics"]
+    assert as_reply["impressions"] == pytest.approx(as_post["impressions"] / 4, abs=1)
+
+
+def test_a_mention_answering_a_post_counts_as_a_reply(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tw = SandboxPlatform(tmp_path, "twitter", clock=clock)
+    post_id = tw.post("Which seam rips first on your jeans?", "k")["post_id"]
+    clock.now += 2 * HOUR
+    [before] = tw.post_metrics([post_id])["metrics"]
+    tw.add_mention("thrift_tom", "@mira_threads the crotch, always", in_reply_to=post_id)
+    tw.add_mention("sew_sarah", "@mira_threads back pocket for me")
+    tw.add_mention("ana", "@mira_threads inner thigh", in_reply_to=post_id)
+    [after] = tw.post_metrics([post_id])["metrics"]
+    assert after["replies"] == before["replies"] + 2
+    assert after["engagement"] == before["engagement"] + 2 and after["likes"] == before["likes"]
+    assert {m["author"] for m in tw.recent_mentions(100)} >= {"thrift_tom", "ana"}  # still mentions, as ever
+    with pytest.raises(NotFound):
+        tw.add_mention("bo", "hi", in_reply_to="tw-p-nope")
+
+
+def test_scripted_metrics_win_and_persist_in_the_accounts_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tw = SandboxPlatform(tmp_path, "twitter", clock=clock)
+    scripted, simulated = (tw.post(t, k)["post_id"] for t, k in (("A flop.", "k1"), ("A hit?", "k2")))
+    tw.set_metrics(scripted, likes=7, replies=2, reposts=1, impressions=400)
+    tw.add_mention("ana", "answer", in_reply_to=scripted)  # a scripted post keeps its scripted counts
+
+    for hours in (0, 30):
+        clock.now += hours * HOUR
+        reopened = SandboxPlatform(tmp_path, "twitter", clock=clock)
+        result = reopened.post_metrics([scripted, simulated])
+        expected = {"likes": 7, "replies": 2, "reposts": 1, "impressions": 400, "engagement": 10}
+        assert result["metrics"][0] == {"post_id": scripted, **expected, "measured_at": iso(clock.now)}
+    assert result["metrics"][1]["impressions"] > 0  # the other post follows the simulation
+    tw.set_metrics(scripted, likes=70, replies=20, reposts=10, impressions=4000)  # a later script replaces it
+    assert tw.post_metrics([scripted])["metrics"][0]["engagement"] == 100
+
+    with pytest.raises(NotFound):
+        tw.set_metrics("tw-p-unknown", likes=1, replies=1, reposts=1, impressions=1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="likes must be a non-negative integer"):
+            tw.set_metrics(scripted, likes=bad, replies=0, reposts=0, impressions=0)  # type: ignore[arg-type]
+
+
+def test_metrics_request_rules(tmp_path: Path) -> None:
+    tw = SandboxPlatform(tmp_path, "twitter")
+    post_id = tw.post("hello", "k")["post_id"]
+    for bad in ([], [f"tw-p-{i}" for i in range(101)], [""], ["  "], ["x" * 201], "tw-p-1", [1]):
+        with pytest.raises(InvalidRequest) as err:
+            tw.post_metrics(bad)  # type: ignore[arg-type]
+        assert err.value.code == "invalid_request"
+    result = tw.post_metrics(["tw-p-nope", post_id, post_id, "tw-m-1001"])
+    assert [m["post_id"] for m in result["metrics"]] == [post_id]  # a repeated id once
+    assert result["missing"] == ["tw-p-nope", "tw-m-1001"]  # a mention is no post of the account's
+    assert len(tw.post_metrics([f"tw-p-{i}" for i in range(100)])["missing"]) == 100
+
+
+def test_old_sandbox_file_gains_what_metrics_need(tmp_path: Path) -> None:
+    # The tables as the release before metrics created them: mentions without in_reply_to, no scripted_metrics.
+    conn = sqlite3.connect(tmp_path / "twitter.sqlite3")
+    conn.executescript(
+        """
+        CREATE TABLE posts (id TEXT PRIMARY KEY, account TEXT NOT NULL, text TEXT NOT NULL, reply_to TEXT,
+                            idempotency_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, media_id TEXT);
+        CREATE TABLE mentions (id TEXT PRIMARY KEY, author TEXT NOT NULL, text TEXT NOT NULL,
+                               created_at TEXT NOT NULL, replied_post_id TEXT);
+        INSERT INTO posts VALUES ('tw-p-old', 'mira_threads', 'an old tweet', NULL, 'old-key',
+                                  '2023-11-13T22:13:20.000000Z', NULL);
+        INSERT INTO mentions VALUES ('tw-m-old', 'ana', 'an old mention', '2023-11-13T23:00:00.000000Z', NULL);
+        """
+    )
+    conn.close()
+
+    clock = FakeClock()  # 2023-11-14T22:13:20Z: the old tweet is a day old
+    tw = SandboxPlatform(tmp_path, "twitter", clock=clock)
+    [old] = tw.post_metrics(["tw-p-old"])["metrics"]
+    assert old["impressions"] > 0
+    tw.add_mention("bo", "late answer", in_reply_to="tw-p-old")
+    assert tw.post_metrics(["tw-p-old"])["metrics"][0]["replies"] == old["replies"] + 1
+    tw.set_metrics("tw-p-old", likes=1, replies=0, reposts=0, impressions=9)
+    assert _counts(SandboxPlatform(tmp_path, "twitter").post_metrics(["tw-p-old"])["metrics"][0]) == (1, 0, 0, 9)
+    conn = sqlite3.connect(tmp_path / "twitter.sqlite3")
+    assert [r[1] for r in conn.execute("PRAGMA table_info(mentions)")].count("in_reply_to") == 1
     conn.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mcp_servers.common import RateLimited, ToolError
-from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound
+from mcp_servers.social.backend import AlreadyReplied, IdempotencyConflict, NotFound, iso
 from mcp_servers.social.config import backend_from_env
 from mcp_servers.social.ledger import Published, same_text
 from mcp_servers.social.live_instagram import LiveInstagramBackend
@@ -370,3 +370,97 @@ def test_ledger_records_attempt_before_the_call(x: tuple[FakeX, str], tmp_path: 
     with pytest.raises(RateLimited):
         tw.post("recorded first", "k-spy")
     assert seen == [("k-spy", "recorded first", None)]
+
+
+# -- post metrics ---------------------------------------------------------------------------------
+
+NOW = 1_790_000_000.0
+
+
+def test_x_post_metrics_reads_public_metrics_of_own_tweets(x: tuple[FakeX, str], tmp_path: Path) -> None:
+    api, url = x
+    tw = LiveTwitterBackend(url, X_TOKEN, tmp_path, app_bearer_token=X_APP_TOKEN, clock=lambda: NOW)
+    post = tw.post("Mended, live.", "m-1")["post_id"]
+    reply = tw.reply("1800000000000000001", "Running stitch!", "m-2")["post_id"]
+    api.metrics[post] = {"like_count": 12, "reply_count": 3, "retweet_count": 4, "quote_count": 1,
+                         "impression_count": 900, "bookmark_count": 2}  # fmt: skip
+    api.requests.clear()
+
+    mention = "1800000000000000002"  # another user's tweet: X answers it, but it is none of the account's
+    result = tw.post_metrics([post, "1999", reply, mention, "not-a-tweet", post])
+    assert result == {
+        "metrics": [
+            {"post_id": post, "likes": 12, "replies": 3, "reposts": 5, "impressions": 900, "engagement": 20,
+             "measured_at": iso(NOW)},
+            {"post_id": reply, "likes": 0, "replies": 0, "reposts": 0, "impressions": 0, "engagement": 0,
+             "measured_at": iso(NOW)},
+        ],
+        "missing": ["1999", mention, "not-a-tweet"],
+    }  # fmt: skip
+    [(method, _, params, headers)] = [r for r in api.requests if r[1] == "/2/tweets"]
+    assert method == "GET" and headers["Authorization"] == f"Bearer {X_TOKEN}"
+    # One request for all of them; an id that cannot be a tweet's is never sent (X would refuse the whole batch).
+    assert params["ids"] == f"{post},1999,{reply},{mention}"
+    assert set(params["tweet.fields"].split(",")) == {"public_metrics", "author_id"}
+
+
+def test_x_post_metrics_errors(x: tuple[FakeX, str], tmp_path: Path) -> None:
+    api, url = x
+    with pytest.raises(InvalidRequest) as bad:
+        _tw(url, tmp_path).post_metrics([])
+    assert bad.value.code == "invalid_request" and api.requests == []  # refused before any call
+    with pytest.raises(ToolError) as mismatch:
+        LiveTwitterBackend(url, X_TOKEN, tmp_path, account="nova_knits").post_metrics(["1"])
+    assert mismatch.value.code == "account_mismatch"
+    assert [r[1] for r in api.requests] == ["/2/users/me"]  # nothing read for the wrong account
+    with pytest.raises(ToolError) as unauthorized:
+        _tw(url, tmp_path, token="revoked").post_metrics(["1"])
+    assert unauthorized.value.code == "unauthorized"
+    tw = _tw(url, tmp_path)
+    assert tw.post_metrics(["ig-p-1"]) == {"metrics": [], "missing": ["ig-p-1"]}
+    api.rate_limited = True
+    with pytest.raises(RateLimited):
+        _tw(url, tmp_path).post_metrics(["1"])
+
+
+def test_ig_post_metrics_reads_counts_and_insights(graph: tuple[FakeGraph, str], tmp_path: Path) -> None:
+    api, url = graph
+    ig = LiveInstagramBackend(url, IG_TOKEN, IG_USER_ID, tmp_path, clock=lambda: NOW, sleep=lambda _: None)
+    own = "17900000000000001"
+    api.media[0]["like_count"] = 31  # and 2 comments
+    api.insights[own] = {"reach": 1500, "shares": 4}
+
+    foreign, comment, unknown = "17900000000000099", "17850000000000001", "17900000000000777"
+    result = ig.post_metrics([own, foreign, comment, unknown, "ig-p-abc"])
+    assert result == {
+        "metrics": [{"post_id": own, "likes": 31, "replies": 2, "reposts": 4, "impressions": 1500,
+                     "engagement": 37, "measured_at": iso(NOW)}],
+        "missing": [foreign, comment, unknown, "ig-p-abc"],
+    }  # fmt: skip
+    asked = [(path, params) for method, path, params, _ in api.requests if method == "GET"]
+    assert (f"/v21.0/{own}", {"fields": "like_count,comments_count,owner,username"}) in asked
+    assert (f"/v21.0/{own}/insights", {"metric": "reach,shares"}) in asked
+    assert not any("ig-p-abc" in path for path, _ in asked)  # not a Graph id: no call
+    assert not any(path == f"/v21.0/{foreign}/insights" for path, _ in asked)
+    assert all(h["Authorization"] == f"Bearer {IG_TOKEN}" for *_, h in api.requests)
+
+
+def test_ig_post_metrics_without_insights_still_counts_likes(graph: tuple[FakeGraph, str], tmp_path: Path) -> None:
+    api, url = graph
+    api.media.append({"id": "17900000000000002", "caption": "Second", "timestamp": "2026-11-24T08:00:00+0000",
+                      "permalink": "https://www.instagram.com/p/SECOND/", "like_count": 3})  # fmt: skip
+    api.insights["17900000000000001"] = {"reach": 1500, "shares": 4}
+    api.insights_refused = True  # no instagram_manage_insights permission
+    ig = _ig(url, tmp_path)
+
+    result = ig.post_metrics(["17900000000000001", "17900000000000002"])
+    counts = [(m["likes"], m["replies"], m["reposts"], m["impressions"], m["engagement"]) for m in result["metrics"]]
+    assert counts == [(0, 2, 0, 0, 2), (3, 0, 0, 0, 3)] and result["missing"] == []
+    insights = [path for _, path, _, _ in api.requests if path.endswith("/insights")]
+    assert insights == ["/v21.0/17900000000000001/insights"]  # refused once: not asked again in this call
+
+    api.rate_limited = True  # the counts themselves failing is an error, not a missing post
+    with pytest.raises(RateLimited):
+        ig.post_metrics(["17900000000000001"])
+    with pytest.raises(InvalidRequest):
+        ig.post_metrics(["1"] * 101)
