@@ -106,9 +106,12 @@ class AgentMemory:
                 )
                 conversation = [t for t in earlier if t.mention_id != mention.id][-policy.conversation_limit :]
             author_history = self._store.search(
-                tenant_id, agent_id, mention.text, limit=AUTHOR_HISTORY_LIMIT, kinds=["interaction"], subject=subject
-            )
-        query = mention.text if mention is not None else " ".join(p for p in [task.brief, task.topic or ""] if p)
+                tenant_id, agent_id, _gist(mention.text), limit=AUTHOR_HISTORY_LIMIT, kinds=["interaction"],
+                subject=subject,
+            )  # fmt: skip
+        # One query text for every search of the task (its embedding is computed once): what was said, without
+        # handles and links, for a reply; the brief and topic for a post.
+        query = _gist(mention.text) if mention is not None else " ".join(p for p in [task.brief, task.topic or ""] if p)
         memories = [_recalled(h, "memory") for h in author_history]
         if policy.recall_limit:
             seen = {m.id for m in memories}
@@ -116,7 +119,7 @@ class AgentMemory:
             memories += [_recalled(h, "memory") for h in hits if h.id not in seen]
         memories = memories[: max(policy.recall_limit, len(author_history))]
         recent_posts: list[RecalledMemory] = []
-        if policy.repeat_window_seconds:
+        if policy.repeat_window_seconds and task.task_type == "post":  # replies are never checked for repeats
             since = self._clock() - timedelta(seconds=policy.repeat_window_seconds)
             posts = self._store.recent(tenant_id, agent_id, RECENT_POSTS_LIMIT, kinds=["published_post"], since=since)
             recent_posts = [_recalled(p, "recent_post") for p in posts]

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 Vectors = NDArray[np.float32]
+QUERY_CACHE = 256
 
 
 class Embedder(Protocol):
@@ -46,6 +47,7 @@ class E5Embedder:
         self._model: Any = None
         # One lock for loading and for calls: the C engine's scratch buffers are per model, not per thread.
         self._lock = threading.Lock()
+        self._queries: dict[str, Vectors] = {}  # the newest QUERY_CACHE query embeddings, oldest first
 
     def _loaded(self) -> Any:
         if self._model is None:
@@ -69,9 +71,17 @@ class E5Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def embed_query(self, text: str) -> Vectors:
+        # One task asks with the same text several times (the author's history, the hybrid search, the follow-up
+        # check): the last answers are kept, read-only, so each is computed once.
         with self._lock:
-            vector = self._loaded().query(text)
-        return np.asarray(vector, dtype=np.float32).reshape(self.dimension)
+            cached = self._queries.get(text)
+            if cached is None:
+                cached = np.asarray(self._loaded().query(text), dtype=np.float32).reshape(self.dimension)
+                cached.setflags(write=False)
+                self._queries[text] = cached
+                while len(self._queries) > QUERY_CACHE:
+                    self._queries.pop(next(iter(self._queries)))
+        return cached
 
 
 _shared: E5Embedder | None = None
