@@ -67,7 +67,7 @@ class Progress:
             return
         used = f" · tools: {', '.join(view.tools_used)}" if view.tools_used else ""
         image = f" · image {view.media_ids[0]}" if view.media_ids else ""
-        await self._step(task, steps, "written", f"“{_short(view.text, 90)}”{image}{used}")
+        await self._step(task, steps, "written", f"“{_short(view.text, 140)}”{image}{used}")
         for memory in (m for m in view.memories_used if m.id in view.memories_cited):
             what = "an earlier exchange" if memory.source == "conversation" else f"a {memory.kind} memory"
             text = f"↳ {what}: “{_short(memory.text, 80)}”"

@@ -93,7 +93,7 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     chimera_env: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
     state = Path(chimera_env["CHIMERA_STATE_DIR"])
-    demo = chimera(chimera_env, "demo", "--cycles", "2", "--cycle-seconds", "3", timeout=300)
+    demo = chimera(chimera_env, "demo", "--cycles", "2", "--cycle-seconds", "4", timeout=300)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "published" in demo.stdout and "wait for a human" in demo.stdout, demo.stdout
     flat = " ".join(demo.stdout.split())
@@ -102,7 +102,7 @@ def test_demo_then_restart_then_approve_publishes_exactly_once(
     # Her follow-up's reply refers back to the earlier exchange with her, and the demo says which memory it used.
     # (Whether the Judge then approves it or asks a human varies with the draft: the citation is what is checked.)
     assert "@thriftqueen_leeds follows up" in flat, demo.stdout
-    assert "Last time you asked me about sashiko thread" in flat and "↳ an earlier exchange" in flat, demo.stdout
+    assert "Last time you asked me about sashiko" in flat and "↳ an earlier exchange" in flat, demo.stdout
     spec = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
     store = StateStore(f"sqlite:///{state / 'chimera.db'}")
     [first, *_] = store.conversation(spec.tenant_id, spec.agent_id, "twitter", "thriftqueen_leeds")
