@@ -79,18 +79,18 @@ def _set(tenant: str, status: str) -> None:
     from chimera.db import StateStore
 
     settings = Settings()
-    state = StateStore.from_settings(settings)
-    try:
-        actor = check_authority(
-            state, load_credentials(settings), "memory.manage", tenant, f"memory {status} {tenant}"
-        ).actor
-    except NotSignedIn as exc:
-        render.fail(str(exc), render.EXIT_USAGE)
-    except NotAllowed as exc:
-        render.fail(f"refused: {exc}")
-    with _store() as (backend, store):
-        store.set_tenant_activity(tenant, status)
-    state.append_audit(tenant, actor, "memory.tenant", f"memory/{tenant}", {"status": status, "backend": backend})
+    with StateStore.from_settings(settings) as state:
+        try:
+            creds = load_credentials(settings)
+            actor = check_authority(state, creds, "memory.manage", tenant, f"memory {status} {tenant}").actor
+        except NotSignedIn as exc:
+            render.fail(str(exc), render.EXIT_USAGE)
+        except NotAllowed as exc:
+            render.fail(f"refused: {exc}")
+        with _store() as (backend, store):
+            store.set_tenant_activity(tenant, status)
+        detail = {"status": status, "backend": backend}
+        state.append_audit(tenant, actor, "memory.tenant", f"memory/{tenant}", detail)
     render.say(f"[green]done:[/] tenant {escape(tenant)} is {status} ({backend} backend)")
 
 
