@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install inspector demo dev test lint unit clean
+.PHONY: install inspector chain demo dev test lint unit clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,13 @@ tools/inspector/node_modules/.installed: tools/inspector/package-lock.json
 	npm ci --prefix tools/inspector --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Foundry's anvil (pinned in tools/chain): the local EVM node of the sandbox wallet chain (specs/chain.md).
+chain: tools/chain/node_modules/.installed
+
+tools/chain/node_modules/.installed: tools/chain/package-lock.json
+	npm ci --prefix tools/chain --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: install  ## run the example campaign on embedded defaults (no accounts, no network)
 	$(BIN)/chimera demo
 
@@ -31,11 +38,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint inspector  ## every test: unit, workflow (time-skipping), replay, integration, end to end
+test: lint inspector chain  ## every test: unit, workflow (time-skipping), replay, integration, end to end
 	$(BIN)/pytest
 
 unit: install
 	$(BIN)/pytest tests/unit -q
 
 clean:
-	rm -rf $(VENV) .chimera .mypy_cache .ruff_cache .pytest_cache tools/inspector/node_modules
+	rm -rf $(VENV) .chimera .mypy_cache .ruff_cache .pytest_cache tools/inspector/node_modules tools/chain/node_modules
