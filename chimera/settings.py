@@ -58,6 +58,9 @@ MEMORY_ENV = (
     "CHIMERA_WEAVIATE_COLLECTION",
 )
 
+# What reaches the sandbox chain and the keystore password (mcp_servers/wallet/sandbox.py, chimera/chain/keystore.py).
+WALLET_ENV = ("CHIMERA_WALLET_RPC_URL", "CHIMERA_WALLET_SCRYPT_N", "CHIMERA_SECRET_WALLET_KEYSTORE_PASSWORD")
+
 
 def _sandbox_server(module: str, **kwargs: Any) -> McpServerConfig:
     return McpServerConfig(command=sys.executable, args=["-m", module], **kwargs)
@@ -99,6 +102,13 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
             bound_arguments=["tenant_id", "agent_id"],
             max_sessions=2,
             pass_env=list(MEMORY_ENV),  # the server reads the memory the workers read (Weaviate or files)
+        ),
+        # transfer and pay_request move money: never offered to a model, called only by an approved step.
+        "wallet": _sandbox_server(
+            "mcp_servers.wallet",
+            publish_tools=["transfer", "pay_request"],
+            bound_arguments=["tenant_id", "agent_id"],
+            pass_env=list(WALLET_ENV),
         ),
     }
 

@@ -1,0 +1,162 @@
+"""The wallet's idempotency ledger: one SQLite file per sandbox dir (specs/mcp/wallet.md).
+
+A row is written, with the signed raw transaction and its hash, BEFORE the transaction is broadcast. A retry
+after an unknown outcome finds the row and rebroadcasts the same bytes (same nonce, same hash), so one
+idempotency key is never two transfers. The raw transaction is signed data, public once broadcast; no key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_servers.common import enable_wal, sqlite_transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers (
+    tenant_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    to_address TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    reference TEXT,
+    memo TEXT,
+    nonce INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL UNIQUE,
+    raw_tx BLOB NOT NULL,
+    status TEXT NOT NULL,
+    block_number INTEGER,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (tenant_id, agent_id, idempotency_key)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row. `amount` is stored as text: token units can exceed SQLite's 64-bit integers."""
+
+    tenant_id: str
+    agent_id: str
+    idempotency_key: str
+    kind: str
+    sender: str
+    to_address: str
+    amount: int
+    asset: str
+    reference: str | None
+    memo: str | None
+    nonce: int
+    tx_hash: str
+    raw_tx: bytes
+    status: str
+    block_number: int | None
+    created_at: float
+
+    def same_request(self, kind: str, to_address: str, amount: int, reference: str | None, memo: str | None) -> bool:
+        return (self.kind, self.to_address, self.amount, self.reference, self.memo) == (
+            kind,
+            to_address,
+            amount,
+            reference,
+            memo,
+        )
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    values = dict(row)
+    values["amount"] = int(values["amount"])
+    values["raw_tx"] = bytes(values["raw_tx"])
+    return Entry(**values)
+
+
+class Ledger:
+    """The ledger file at `path` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        enable_wal(path)
+        with sqlite_transaction(path, write=True) as conn:
+            conn.execute(_SCHEMA)
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: lookup, nonce choice and insert are atomic across server processes."""
+        with sqlite_transaction(self.path, write=True) as conn:
+            yield conn
+
+    @staticmethod
+    def find(conn: sqlite3.Connection, tenant_id: str, agent_id: str, key: str) -> Entry | None:
+        row = conn.execute(
+            "SELECT * FROM transfers WHERE tenant_id = ? AND agent_id = ? AND idempotency_key = ?",
+            (tenant_id, agent_id, key),
+        ).fetchone()
+        return None if row is None else _entry(row)
+
+    @staticmethod
+    def highest_unmined_nonce(conn: sqlite3.Connection, sender: str) -> int | None:
+        row = conn.execute(
+            "SELECT MAX(nonce) AS n FROM transfers WHERE sender = ? AND status = 'pending'", (sender,)
+        ).fetchone()
+        return None if row["n"] is None else int(row["n"])
+
+    @staticmethod
+    def insert(conn: sqlite3.Connection, entry: Entry) -> None:
+        conn.execute(
+            "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.tenant_id,
+                entry.agent_id,
+                entry.idempotency_key,
+                entry.kind,
+                entry.sender,
+                entry.to_address,
+                str(entry.amount),
+                entry.asset,
+                entry.reference,
+                entry.memo,
+                entry.nonce,
+                entry.tx_hash,
+                entry.raw_tx,
+                entry.status,
+                entry.block_number,
+                entry.created_at,
+            ),
+        )
+
+    def get(self, tenant_id: str, agent_id: str, *, key: str | None = None, tx_hash: str | None = None) -> Entry | None:
+        """This agent's entry by idempotency key or by transaction hash (another agent's is never found)."""
+        column, value = ("idempotency_key", key) if key is not None else ("tx_hash", (tx_hash or "").lower())
+        with sqlite_transaction(self.path, write=False) as conn:
+            row = conn.execute(
+                f"SELECT * FROM transfers WHERE tenant_id = ? AND agent_id = ? AND {column} = ?",
+                (tenant_id, agent_id, value),
+            ).fetchone()
+        return None if row is None else _entry(row)
+
+    def recent(self, tenant_id: str, agent_id: str, limit: int) -> list[Entry]:
+        with sqlite_transaction(self.path, write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM transfers WHERE tenant_id = ? AND agent_id = ? ORDER BY created_at DESC, nonce DESC "
+                "LIMIT ?",
+                (tenant_id, agent_id, limit),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def set_status(self, tx_hash: str, status: str, block_number: int | None) -> None:
+        with sqlite_transaction(self.path, write=True) as conn:
+            conn.execute(
+                "UPDATE transfers SET status = ?, block_number = ? WHERE tx_hash = ?", (status, block_number, tx_hash)
+            )
+
+
+def now() -> float:
+    return time.time()

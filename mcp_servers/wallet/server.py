@@ -1,0 +1,217 @@
+"""The wallet MCP server: an agent's USDC wallet (specs/mcp/wallet.md).
+
+tenant_id and agent_id are bound arguments: the host fills them from the task and hides them from the model.
+`transfer` and `pay_request` move money: they are allowlisted as publish_tools, so no model is ever offered
+them. The backend is the sandbox chain (mcp_servers.wallet.sandbox). Failures are is_error results with
+`{"error", "message", "retry_after_seconds"}`; only `chain_unavailable` is worth retrying.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel
+
+from mcp_servers.common import ToolError, run_tool, sandbox_dir_from_env, serve
+from mcp_servers.wallet.backend import ASSET, WalletBackend
+
+RECENT_LIMIT = 10
+ADDRESS_URI = "wallet://{tenant_id}/{agent_id}/address"
+RECENT_URI = "wallet://{tenant_id}/{agent_id}/transactions/recent"
+Status = Literal["pending", "confirmed", "failed"]
+
+
+class Balance(BaseModel):
+    address: str
+    asset: str
+    amount: int
+    display: str
+    native_wei: int
+
+
+class Sent(BaseModel):
+    tx_hash: str
+    status: Status
+    nonce: int
+    duplicate: bool
+
+
+class TxStatus(BaseModel):
+    tx_hash: str
+    status: Status
+    confirmations: int
+    block_number: int | None
+    nonce: int
+
+
+class Listed(BaseModel):
+    tx_hash: str
+    idempotency_key: str
+    kind: str
+    to: str
+    amount: int
+    asset: str
+    reference: str | None
+    memo: str | None
+    status: Status
+    nonce: int
+    block_number: int | None
+    created_at: float
+
+
+class Transactions(BaseModel):
+    transactions: list[Listed]
+
+
+class PaymentRequest(BaseModel):
+    """A payment request: pay `amount` base units of `asset` to `to`, quoting `reference`."""
+
+    to: str
+    amount: int
+    asset: str
+    reference: str
+
+
+def build_server(backend: WalletBackend | None = None) -> MCPServer:
+    """A wallet MCP server; `backend` defaults to the sandbox backend configured from the environment."""
+    if backend is None:
+        from mcp_servers.wallet.sandbox import sandbox_wallet_from_env
+
+        backend = sandbox_wallet_from_env(sandbox_dir_from_env())
+    wallet = backend
+    server = MCPServer(
+        "wallet",
+        log_level="WARNING",
+        instructions="The agent's USDC wallet: its balance and its transactions. Amounts are integer base units "
+        "(6 decimals: 1000000 is 1 USDC).",
+    )
+
+    @server.tool()
+    def balance(tenant_id: str, agent_id: str) -> Annotated[CallToolResult, Balance]:
+        """The wallet's USDC balance.
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+
+        Returns {"address", "asset": "USDC", "amount" (integer base units, 6 decimals), "display" (e.g.
+        "1.500000 USDC"), "native_wei" (gas money)}. Error codes: "invalid_id", "wallet_unavailable",
+        "chain_unavailable" (retry later).
+        """
+        return run_tool(lambda: wallet.balance(tenant_id, agent_id))
+
+    @server.tool()
+    def transfer(
+        tenant_id: str, agent_id: str, to: str, amount: int, idempotency_key: str, memo: str | None = None
+    ) -> Annotated[CallToolResult, Sent]:
+        """Send USDC. The same idempotency_key again never sends twice: it answers the first transfer
+        (duplicate=true), rebroadcasting its signed transaction if its outcome was unknown.
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            to: The recipient's EVM address (0x and 40 hex digits).
+            amount: Integer base units, more than 0 (1000000 is 1 USDC).
+            idempotency_key: 1 to 128 of letters, digits, "_", ".", ":", "-"; one key is one payment.
+            memo: Optional note kept in the wallet's ledger (not on chain), at most 256 characters.
+
+        Returns {"tx_hash", "status": "pending"|"confirmed"|"failed", "nonce", "duplicate"}. Error codes:
+        "invalid_address", "invalid_amount", "invalid_idempotency_key", "invalid_memo", "idempotency_conflict"
+        (the key was used with other arguments), "insufficient_funds", "invalid_id", "wallet_unavailable",
+        "chain_unavailable" (retry later, with the same key).
+        """
+        return run_tool(lambda: wallet.transfer(tenant_id, agent_id, to, amount, idempotency_key, memo=memo))
+
+    @server.tool()
+    def pay_request(
+        tenant_id: str, agent_id: str, request: PaymentRequest, idempotency_key: str
+    ) -> Annotated[CallToolResult, Sent]:
+        """Pay a payment request: a transfer of its amount to its address, with its reference kept in the ledger.
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            request: {"to", "amount" (integer base units), "asset" (only "USDC"), "reference" (1 to 128 chars)}.
+            idempotency_key: As for transfer; one key is one payment.
+
+        Returns {"tx_hash", "status", "nonce", "duplicate"} as transfer. Error codes: transfer's, and
+        "unsupported_asset", "invalid_reference".
+        """
+
+        def action() -> dict[str, Any]:
+            if request.asset != ASSET:
+                raise ToolError("unsupported_asset", f'this wallet pays only "{ASSET}", not {request.asset!r}')
+            if not 1 <= len(request.reference) <= 128:
+                raise ToolError("invalid_reference", "a payment request's reference is 1 to 128 characters")
+            return wallet.transfer(
+                tenant_id,
+                agent_id,
+                request.to,
+                request.amount,
+                idempotency_key,
+                reference=request.reference,
+                kind="pay_request",
+            )
+
+        return run_tool(action)
+
+    @server.tool()
+    def transaction_status(
+        tenant_id: str, agent_id: str, tx_hash: str | None = None, idempotency_key: str | None = None
+    ) -> Annotated[CallToolResult, TxStatus]:
+        """The status of one of this wallet's transactions, by its hash or by its idempotency key (exactly one).
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            tx_hash: The transaction hash a transfer returned.
+            idempotency_key: The key the transfer was sent with.
+
+        Returns {"tx_hash", "status", "confirmations" (0 while pending, 1 once mined, +1 a block),
+        "block_number", "nonce"}. Error codes: "invalid_arguments", "invalid_idempotency_key", "not_found" (not
+        this wallet's), "chain_unavailable" (retry later).
+        """
+        return run_tool(
+            lambda: wallet.transaction_status(tenant_id, agent_id, tx_hash=tx_hash, idempotency_key=idempotency_key)
+        )
+
+    @server.tool()
+    def list_transactions(tenant_id: str, agent_id: str, limit: int = 10) -> Annotated[CallToolResult, Transactions]:
+        """This wallet's transactions, newest first.
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            limit: At most this many, 1 to 100.
+
+        Returns {"transactions": [{tx_hash, idempotency_key, kind, to, amount, asset, reference, memo, status,
+        nonce, block_number, created_at}]}. Error codes: "invalid_limit".
+        """
+        return run_tool(lambda: {"transactions": wallet.list_transactions(tenant_id, agent_id, limit)})
+
+    @server.resource(ADDRESS_URI, mime_type="application/json", description='{"address": ...}: the wallet address')
+    def address(tenant_id: str, agent_id: str) -> str:
+        try:
+            return json.dumps({"address": wallet.address(tenant_id, agent_id)})
+        except ToolError as exc:
+            raise ValueError(f"{exc.code}: {exc.message}") from exc
+
+    @server.resource(
+        RECENT_URI,
+        mime_type="application/json",
+        description=f'{{"transactions": [...]}}: the wallet\'s {RECENT_LIMIT} newest transactions, newest first',
+    )
+    def recent(tenant_id: str, agent_id: str) -> str:
+        try:
+            return json.dumps({"transactions": wallet.list_transactions(tenant_id, agent_id, RECENT_LIMIT)})
+        except ToolError as exc:
+            raise ValueError(f"{exc.code}: {exc.message}") from exc
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(build_server, "python -m mcp_servers.wallet", argv)
