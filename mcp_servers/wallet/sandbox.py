@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -145,7 +146,7 @@ class SandboxWallet:
             known = Ledger.find(conn, tenant_id, agent_id, idempotency_key)
             if known is None:
                 entry = self._signed(conn, token, signer, tenant_id, agent_id, idempotency_key, kind, recipient, amount)
-                entry = Entry(**{**entry.__dict__, "reference": reference, "memo": memo})
+                entry = replace(entry, reference=reference, memo=memo)
                 Ledger.insert(conn, entry)  # committed before the broadcast below
         if known is not None:
             if not known.same_request(kind, recipient, amount, reference, memo):
@@ -222,7 +223,7 @@ class SandboxWallet:
             if receipt is not None:
                 status = "confirmed" if receipt.succeeded else "failed"
                 self._book().set_status(entry.tx_hash, status, receipt.block_number)
-                entry = Entry(**{**entry.__dict__, "status": status, "block_number": receipt.block_number})
+                entry = replace(entry, status=status, block_number=receipt.block_number)
         return {"tx_hash": entry.tx_hash, "status": entry.status, "nonce": entry.nonce, "duplicate": duplicate}
 
     def transaction_status(

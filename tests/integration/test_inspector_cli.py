@@ -32,6 +32,13 @@ SERVERS: dict[str, tuple[set[str], str, dict[str, str], str]] = {
         {"tenant_id": "acme", "agent_id": "mira", "query": "linen"},
         "memories",
     ),
+    # No chain here: the ledger answers without one.
+    "wallet": (
+        {"balance", "transfer", "pay_request", "transaction_status", "list_transactions"},
+        "list_transactions",
+        {"tenant_id": "acme", "agent_id": "mira"},
+        "transactions",
+    ),
 }
 
 

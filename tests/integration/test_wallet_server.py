@@ -317,3 +317,17 @@ def test_a_retry_after_an_unknown_outcome_rebroadcasts_the_same_signed_transfer(
     key = Keystore(tmp_path / "wallet" / "keys", password).unlock("acme", "ava")._account.key
     ledger_bytes = (tmp_path / "wallet" / "ledger.sqlite3").read_bytes()
     assert bytes(key) not in ledger_bytes and key.hex().encode() not in ledger_bytes
+
+
+async def test_the_model_is_offered_only_the_reading_tools_without_the_bound_ids(tmp_path: Path) -> None:
+    from chimera.db import StateStore
+    from chimera.mcp.toolset import ToolCatalog
+    from tests.helpers.mcp_hosts import approved_host
+
+    store = StateStore(f"sqlite:///{tmp_path / 'chimera.db'}")
+    host = await approved_host(tmp_path / "sb", {"wallet": default_mcp_servers()["wallet"]}, store=store)
+    catalog = await ToolCatalog(host).catalog()
+    offered = {t.name: t for t in catalog.tools}
+    assert set(offered) == {"balance", "transaction_status", "list_transactions"}  # no transfer, no pay_request
+    for tool in offered.values():
+        assert not {"tenant_id", "agent_id"} & set(tool.input_schema.get("properties", {}))
