@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from web3 import Web3
 from web3.exceptions import Web3Exception, Web3RPCError
 
-from chimera.chain.keystore import AgentSigner, Keystore, KeystoreError, keystore_password
+from chimera.chain.keystore import ID_PATTERN, AgentSigner, Keystore, KeystoreError, keystore_password
 from chimera.chain.token import TestUSDC, TokenError, TransferRevertedError
 from chimera.secrets.base import SecretSource
 from mcp_servers.common import ToolError
@@ -89,16 +89,21 @@ class SandboxWallet:
 
     def address(self, tenant_id: str, agent_id: str) -> str:
         """The agent's address; its key is made (and stored encrypted) on first use."""
+        for kind, value in (("tenant", tenant_id), ("agent", agent_id)):
+            if not isinstance(value, str) or not ID_PATTERN.match(value):
+                raise ToolError("invalid_id", f"invalid {kind} id {value!r}")
         keys = self._keys()
         try:
             with self._lock:
                 if not keys.path(tenant_id, agent_id).exists():
-                    return keys.create(tenant_id, agent_id)
+                    try:
+                        return keys.create(tenant_id, agent_id)
+                    except KeystoreError:
+                        if not keys.path(tenant_id, agent_id).exists():
+                            raise  # not another process's key made just now
             return keys.address(tenant_id, agent_id)
         except KeystoreError as exc:
             raise ToolError("wallet_unavailable", str(exc)) from exc
-        except ValueError as exc:  # a tenant or agent id that is not an id
-            raise ToolError("invalid_id", str(exc)) from exc
 
     def _signer(self, tenant_id: str, agent_id: str) -> AgentSigner:
         self.address(tenant_id, agent_id)

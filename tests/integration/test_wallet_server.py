@@ -176,6 +176,8 @@ async def test_refusals_send_nothing(node: Anvil, tmp_path: Path) -> None:
         assert missing["error"] == "not_found"
         both = await refused(session, "transaction_status", **ACME)
         assert both["error"] == "invalid_arguments"
+        for ids in ({"tenant_id": "ACME", "agent_id": "ava"}, {"tenant_id": "acme", "agent_id": "../bob"}):
+            assert (await refused(session, "balance", **ids))["error"] == "invalid_id"
 
     async with wallet_session(tmp_path / "poor", node.url) as session:  # tokens but no gas money
         poor = str((await ok(session, "balance", **ACME))["address"])
