@@ -55,7 +55,12 @@ class GeminiChat:
                 raise ModelCallError(
                     "no_credentials", "gemini: GEMINI_API_KEY is not set", provider="gemini", model=model
                 )
-            options = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
+            options = types.HttpOptions(
+                retry_options=types.HttpRetryOptions(attempts=1),
+                # httpx, not aiohttp (which the SDK takes whenever it is installed, as web3 installs it): the
+                # timeouts and connection errors handled below are httpx's.
+                async_client_args={"transport": httpx.AsyncHTTPTransport()},
+            )
             self._client = genai.Client(http_options=options)
         return self._client
 

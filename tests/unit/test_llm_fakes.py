@@ -244,7 +244,11 @@ def _gemini_client(fake: FakeGemini, *, api_key: str | None = None, timeout_ms: 
     return genai.Client(
         api_key=api_key or fake.api_key,
         http_options=types.HttpOptions(
-            base_url=fake.base_url, timeout=timeout_ms, retry_options=types.HttpRetryOptions(attempts=1)
+            base_url=fake.base_url,
+            timeout=timeout_ms,
+            retry_options=types.HttpRetryOptions(attempts=1),
+            # as chimera/models/gemini_chat.py does: httpx, also when aiohttp is installed
+            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
         ),
     )
 
