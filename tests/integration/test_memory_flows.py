@@ -5,6 +5,7 @@ A reply is given the conversation with its author and refers back to it; a repea
 human's rejection and a post's engagement (read from the sandbox platform's stats) become learnings the planner
 reads; breaking news is found in the newsroom; the persona is indexed when its campaign registers."""
 
+# ruff: noqa: F811  (the fixtures of test_activities, imported by name, are the tests' parameters)
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -16,29 +17,31 @@ from temporalio.testing import ActivityEnvironment
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
 from activities.planning import PlannerActivities
-from chimera.accounts.directory import AccountDirectory
-from chimera.campaign_file import load_campaign
 from chimera.db import StateStore
 from chimera.mcp import McpHost
 from chimera.mcp.shared_reads import SharedReads
-from chimera.memory import default_embedder, memory_store_from_env
 from chimera.memory.context import AgentMemory
 from chimera.models.offline import OfflineModelProvider
 from chimera.persona_similarity import EmbeddingPersonaSimilarity
 from chimera.safety.rules import SafetyRules
-from chimera.temporal_config import TemporalConfig
 from mcp_servers.news.newsroom import publish_headline
 from mcp_servers.social.sandbox import SandboxPlatform
 from schemas.campaign import CampaignSpec
-from schemas.campaign_run import CampaignProgress, task_id_for
+from schemas.campaign_run import CampaignProgress
 from schemas.memory import MemoryPolicy, PublishedPost, ReflectRequest, turn_id
 from schemas.news import NewsCheck
 from schemas.plan import Mention, Observation, PlannedTask, Trend
 from schemas.policy import decide
 from schemas.review import ReviewRecord
-from schemas.task import PublishInput, TaskRef
-from tests.helpers.mcp_hosts import approved_host
+from schemas.task import PublishInput
 from tests.helpers.tasks import content_input
+from tests.integration.test_activities import (  # noqa: F401  # fixtures, used by name
+    agent_memory,
+    mcp,
+    ref,
+    spec,
+    store,
+)
 from workflows.campaign_inputs import plan_request
 from workflows.task_inputs import judge_input
 
@@ -49,37 +52,8 @@ FOLLOW_UP = "@mira_threads found a shop in Leeds that sells sashiko thread! Whic
 
 
 @pytest.fixture
-def spec() -> CampaignSpec:
-    return load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
-
-
-@pytest.fixture
-def store(tmp_path: Path, spec: CampaignSpec) -> StateStore:
-    s = StateStore(f"sqlite:///{tmp_path / 'chimera.db'}")
-    AccountDirectory.of(s).claim(spec.tenant_id, spec.agent_id, spec.persona.handles)
-    s.ensure_campaign(spec)
-    return s
-
-
-@pytest.fixture
-async def mcp(tmp_path: Path, store: StateStore) -> McpHost:
-    return await approved_host(tmp_path / "sandbox", store=store)
-
-
-@pytest.fixture
 def memory(mcp: McpHost, store: StateStore) -> AgentMemory:
-    embedder = default_embedder()
-    return AgentMemory(memory_store_from_env({"CHIMERA_SANDBOX_DIR": str(mcp.sandbox_dir)}, embedder), store, embedder)
-
-
-def ref(spec: CampaignSpec, key: str) -> TaskRef:
-    return TaskRef(
-        task_id=task_id_for(spec.tenant_id, spec.campaign_id, key),
-        tenant_id=spec.tenant_id,
-        campaign_id=spec.campaign_id,
-        agent_id=spec.agent_id,
-        campaign_workflow_id=spec.workflow_id,
-    )
+    return agent_memory(mcp, store)
 
 
 def reply_task(key: str, mention: Mention) -> PlannedTask:
