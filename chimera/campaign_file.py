@@ -78,6 +78,19 @@ KEYS: dict[str, Any] = {
     "content": dict.fromkeys(ContentPolicy.model_fields),
     "memory": dict.fromkeys(["short_term_window", "repeat_window", "recall", "conversation_turns", "engagement_after"]),
     "news": {"topics": None, "check_every": None},
+    # What the campaign's agent may pay, and to whom (specs/payments.md); the daily caps are the tenant's.
+    "payments": dict.fromkeys(
+        [
+            "per_payment_usdc",
+            "review_above_usdc",
+            "counterparties",
+            "agents",
+            "anomaly_factor",
+            "anomaly_history",
+            "approval_deadline",
+            "confirmations",
+        ]
+    ),
     # Per-tier model changes (specs/models.md), merged into the process's tiers.
     "models": {
         tier: {
@@ -108,6 +121,7 @@ FIELD_PATHS: dict[str, YamlPath] = {
     "content": ("content",),
     "memory": ("memory",),
     "news": ("news",),
+    "payments": ("payments",),
 }
 # Sections whose file keys differ from their model's fields: file key -> (field, is a duration).
 SECTION_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
@@ -119,6 +133,7 @@ SECTION_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
         "engagement_after": ("engagement_after_seconds", True),
     },
     "news": {"topics": ("topics", False), "check_every": ("check_every_seconds", True)},
+    "payments": {"approval_deadline": ("approval_deadline_seconds", True)},
 }
 _DURATION_FIELDS = frozenset({"cycle_interval_seconds", "review_deadline_seconds"})
 _PLATFORMS: tuple[str, ...] = get_args(Platform)
@@ -219,7 +234,7 @@ def parse_campaign(text: str, source: str, base_dir: Path, defaults: TemporalCon
 
 
 def _section(field: str, value: Any, lines: dict[YamlPath, int], issues: list[FileIssue]) -> dict[str, Any] | None:
-    """A `memory:` or `news:` section with its keys as the model's fields and its durations in seconds."""
+    """A `memory:`, `news:` or `payments:` section with its keys as the model's fields and its durations in seconds."""
     if not isinstance(value, dict):
         return None  # _check_keys has said it must be a mapping
     out: dict[str, Any] = {}

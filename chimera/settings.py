@@ -7,11 +7,12 @@ see chimera/temporal_config.py.
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.models import ModelPrice
@@ -113,6 +114,17 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
     }
 
 
+class PaymentSettings(BaseModel):
+    """The default daily payment caps (until `chimera payment limit` sets a tenant's or an agent's), and how
+    often a sent payment's confirmations are checked (specs/payments.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_daily_usdc: Decimal = Field(Decimal(25), ge=0, description="an agent pays at most this much a day")
+    tenant_daily_usdc: Decimal = Field(Decimal(100), ge=0, description="a tenant's agents pay at most this a day")
+    confirm_poll_seconds: int = Field(2, ge=1, le=600, description="between two looks at a sent payment")
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a validation error never echoes the environment it read (it holds secrets).
     model_config = SettingsConfigDict(
@@ -196,6 +208,7 @@ class Settings(BaseSettings):
     # Where alerts go (specs/alerts.md), e.g. CHIMERA_NOTIFIERS as a JSON list of chimera.alerts.config.NotifierConfig
     # objects. Validated when the notifiers are built (chimera.alerts.dispatch.notifiers_from), whose errors never
     # echo the input (a webhook URL may hold a token).
+    payments: PaymentSettings = PaymentSettings()
     notifiers: list[Any] = Field(default_factory=list, description="webhook and smtp notifiers (unique names)")
     anomaly_factor: float = Field(3.0, gt=1, description="an agent's hour alerts at this multiple of its normal")
     anomaly_min_spend_usd_per_hour: float = Field(1.0, ge=0, description="spend in an hour below this never alerts")

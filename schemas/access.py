@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-Role = Literal["content_reviewer", "campaign_manager", "administrator"]
+Role = Literal["content_reviewer", "campaign_manager", "finance_approver", "administrator"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 Action = Literal[
@@ -34,6 +34,9 @@ Action = Literal[
     "tenant.budget",
     "user.manage",
     "memory.manage",  # where a tenant's memories live (Weaviate tenant activity: active, inactive, offloaded)
+    "payment.approve",  # an escalated payment (specs/payments.md): finance approvers and administrators
+    "payment.reject",
+    "payment.limit",  # a tenant's or an agent's daily payment cap
 ]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 
@@ -45,10 +48,13 @@ _MANAGER: frozenset[Action] = _REVIEWER | {
     "campaign.goals",
     "campaign.stop",
 }
-# Seed 2.4: each role may do what the one below it may, and more.
+# Seed 2.4: each content role may do what the one below it may, and more. Money is kept apart: a finance
+# approver decides escalated payments and nothing else, and no content role may approve a payment.
+_FINANCE: frozenset[Action] = frozenset({"payment.approve", "payment.reject"})
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     "content_reviewer": _REVIEWER,
     "campaign_manager": _MANAGER,
+    "finance_approver": _FINANCE,
     "administrator": frozenset(ACTIONS),
 }
 

@@ -21,6 +21,19 @@ from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
 from schemas.memory import Reflection, ReflectRequest
 from schemas.news import NewsCheck, NewsFound
+from schemas.payment import (
+    AssessRequest,
+    PaymentAssessment,
+    PaymentConfirmation,
+    PaymentEvent,
+    PaymentInput,
+    PaymentReservation,
+    PaymentSettle,
+    Prepared,
+    ReserveRequest,
+    SendRequest,
+    WalletSent,
+)
 from schemas.plan import Observation, TaskPlan
 from schemas.policy import JudgeScores
 from schemas.review import ReviewRecord
@@ -65,6 +78,8 @@ class Failure(StrEnum):
     BUDGET_EXHAUSTED = "BudgetExhausted"  # no budget left today for this step
     ACCOUNT_TAKEN = "AccountTaken"  # a persona's handle is another tenant's or agent's account (specs/accounts.md)
     INVALID_ACCOUNT = "InvalidAccount"  # a persona's handle names no account
+    INVALID_PAYMENT = "InvalidPayment"  # the request cannot be paid at all (unknown campaign, agent or payee)
+    PAYMENT_FAILED = "PaymentFailed"  # the wallet or the chain refused it (funds, conflict): resending cannot help
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,19 @@ class Activities:
     )
     settle_budget = ActivityDef("settle_budget", "planner", SettleRequest, Reservation)
     record_outcome = ActivityDef("record_outcome", "judge", OutcomeRecord, type(None))
+
+    # PaymentWorkflow (specs/payments.md): resolve, reserve, assess, (record), send, confirm, settle.
+    prepare_payment = ActivityDef(
+        "prepare_payment", "worker", PaymentInput, Prepared, _never(Failure.INVALID_PAYMENT, Failure.PAYMENT_FAILED)
+    )
+    reserve_payment = ActivityDef("reserve_payment", "planner", ReserveRequest, PaymentReservation)
+    assess_payment = ActivityDef("assess_payment", "judge", AssessRequest, PaymentAssessment)
+    record_payment = ActivityDef("record_payment", "judge", PaymentEvent, type(None))
+    send_payment = ActivityDef(
+        "send_payment", "worker", SendRequest, WalletSent, _never(Failure.PAYMENT_FAILED, Failure.CAMPAIGN_STOPPED)
+    )
+    payment_status = ActivityDef("payment_status", "worker", SendRequest, PaymentConfirmation)
+    settle_payment = ActivityDef("settle_payment", "planner", PaymentSettle, type(None))
 
     @classmethod
     def all(cls) -> tuple[ActivityDef[Any, Any], ...]:

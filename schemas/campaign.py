@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schemas.memory import MemoryPolicy
 from schemas.models import TierName, TierSettings
 from schemas.news import NewsWatch
+from schemas.payment import PaymentPolicy
 from schemas.persona import Persona
 from schemas.policy import ContentPolicy, JudgePolicy
 
@@ -37,6 +38,7 @@ class CampaignSpec(BaseModel):
     content: ContentPolicy = ContentPolicy()
     memory: MemoryPolicy = MemoryPolicy()
     news: NewsWatch = NewsWatch()
+    payments: PaymentPolicy = PaymentPolicy()
     # Per-tier changes to the process's model tiers (specs/models.md), e.g. {"post": {"temperature": 0.9}}.
     models: dict[TierName, dict[str, Any]] = Field(default_factory=dict)
 

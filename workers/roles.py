@@ -16,8 +16,10 @@ from activities.access import AccessActivities
 from activities.budget import BudgetActivities
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
+from activities.payments import PaymentActivities
 from activities.planning import PlannerActivities
 from activities.registry import by_role
+from chimera.finance.purpose_review import PurposeReviewer
 from chimera.mcp.shared_reads import SharedReads
 from chimera.models.factory import resolve_mode
 from chimera.safety.model_review import ModelReviewer
@@ -29,6 +31,7 @@ from schemas.options import TaskQueues
 from workers.dependencies import Dependencies
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.payment import PaymentWorkflow
 from workflows.scope_stop import ScopeStopWorkflow
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long to finish on Ctrl-C
@@ -39,7 +42,7 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)  # in-flight activities get this long 
 DEFAULT_VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
 
 
-WORKFLOWS = [CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow]
+WORKFLOWS = [CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow, PaymentWorkflow]
 
 
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
@@ -88,6 +91,9 @@ def activity_classes(deps: Dependencies) -> list[object]:
             alerts=deps.alerts,
             memory=deps.memory,
             mcp=deps.mcp,
+        ),
+        PaymentActivities(
+            deps.store, deps.mcp, s.payments, reviewer=PurposeReviewer(deps.model) if live else None
         ),
     ]
 

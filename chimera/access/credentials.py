@@ -66,6 +66,8 @@ def _named(request: S, user: str) -> S:
         fields["actor"] = user
     if "reviewer" in type(request).model_fields:
         fields["reviewer"] = user
+    if "approver" in type(request).model_fields:
+        fields["approver"] = user
     return request.model_copy(update=fields)
 
 

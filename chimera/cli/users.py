@@ -69,7 +69,9 @@ def _errors() -> Iterator[None]:
 def add(
     name: Annotated[str, typer.Argument(help="The user's name (lowercase: letters, digits, . _ @ -).")],
     tenant: Annotated[str, typer.Option("--tenant", help="The tenant they act for; '*' for the fleet's operators.")],
-    role: Annotated[str, typer.Option("--role", help="content_reviewer, campaign_manager or administrator.")],
+    role: Annotated[
+        str, typer.Option("--role", help="content_reviewer, campaign_manager, finance_approver or administrator.")
+    ],
     out: OutOption = None,
     bootstrap: Annotated[bool, typer.Option("--bootstrap", help="The first user of an empty directory.")] = False,
 ) -> None:

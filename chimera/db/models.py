@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -237,6 +238,76 @@ class Budget(Base):
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     scope_id: Mapped[str] = mapped_column(ID, primary_key=True, doc="the agent id; the tenant id for scope tenant")
     daily_usd: Mapped[float] = mapped_column(MONEY)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+PAYMENT_STATES = (
+    "requested",
+    "reserved",
+    "pending_approval",
+    "approved",
+    "sent",
+    "settled",
+    "refused",
+    "rejected",
+    "expired",
+    "cancelled",
+    "failed",
+)  # schemas.payment.PaymentStatus
+PAYMENT_LIMIT_SCOPES = ("tenant", "agent")
+
+
+class PaymentRow(Base):
+    """One payment in one direction (chimera/db/payments.py; revision 0013). An outgoing row is written when the
+    payment is reserved, before anything is signed; an incoming row when another agent's payment settles."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        CheckConstraint(_one_of("status", PAYMENT_STATES), name="ck_payments_status"),
+        CheckConstraint("direction IN ('out', 'in')", name="ck_payments_direction"),
+        CheckConstraint("amount_units > 0", name="ck_payments_amount"),
+        Index("ix_payments_day", "tenant_id", "day", "agent_id"),
+        Index("ix_payments_campaign", "tenant_id", "campaign_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID, doc="the campaign it is charged to, or credited to (in)")
+    agent_id: Mapped[str] = mapped_column(ID, doc="the paying agent (out), the paid one (in)")
+    kind: Mapped[str] = mapped_column(String(16))
+    counterparty: Mapped[str] = mapped_column(String(255))
+    to_address: Mapped[str] = mapped_column(String(42))
+    amount_units: Mapped[int] = mapped_column(BigInteger)
+    asset: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date, doc="the campaign's local day the caps count it on")
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentLimit(Base):
+    """A daily payment cap of a tenant or one of its agents, in USDC base units (`chimera payment limit`)."""
+
+    __tablename__ = "payment_limits"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        CheckConstraint(_one_of("scope", PAYMENT_LIMIT_SCOPES), name="ck_payment_limits_scope"),
+        CheckConstraint("daily_units >= 0", name="ck_payment_limits_daily"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    daily_units: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(255))
 

@@ -45,6 +45,8 @@ TENANT_TABLES: dict[str, str] = {
     "band_calibrations": "tenant_id",
     "platform_accounts": "tenant_id",
     "conversation_turns": "tenant_id",
+    "payments": "tenant_id",
+    "payment_limits": "tenant_id",
 }
 # Deployment-wide tables (no tenant column, so no row policy): the MCP servers' pinned definitions.
 SHARED_TABLES: dict[str, str] = {"mcp_pins": ""}

@@ -30,6 +30,7 @@ from chimera.db import (
     deliveries,
     mcp,
     outcomes,
+    payments,
     reviews,
     routes,
     state,
@@ -58,6 +59,7 @@ from schemas.access import Role
 from schemas.campaign import CampaignSpec
 from schemas.memory import ConversationTurn
 from schemas.models import CostLine
+from schemas.payment import PaymentInput, PaymentReservation, PaymentStatus, Prepared
 from schemas.policy import BandCalibration, Verdict
 from schemas.review import ReviewRecord
 from schemas.task import Reservation, StateRead, TaskRef
@@ -134,6 +136,16 @@ class StateStore:
         with self._db.transaction(tenant_id, write=False) as s:
             row = s.get(Campaign, (tenant_id, campaign_id))
             return campaigns.to_record(row) if row is not None else None
+
+    def campaigns_of_agent(self, tenant_id: str, agent_id: str) -> list[str]:
+        """The ids of the agent's campaigns that are not stopped, running ones first, then by id."""
+        with self._db.transaction(tenant_id, write=False) as s:
+            rows = s.execute(
+                select(Campaign.id, Campaign.status).where(
+                    Campaign.tenant_id == tenant_id, Campaign.agent_id == agent_id, Campaign.status != "stopped"
+                )
+            ).all()
+            return [cid for cid, _ in sorted(rows, key=lambda r: (r[1] != "running", r[0]))]
 
     def campaign_status(self, tenant_id: str, campaign_id: str) -> str | None:
         with self._db.transaction(tenant_id, write=False) as s:
@@ -650,6 +662,80 @@ class StateStore:
         """Delete the agent's turns of those mentions on `platform` (once archived); returns how many were deleted."""
         with self._db.transaction(tenant_id, write=True) as s:
             return conversations.forget(s, tenant_id, agent_id, platform, mention_ids)
+
+    # ---- payments (chimera/db/payments.py) ---------------------------------------------------
+
+    def reserve_payment(self, inp: PaymentInput, prepared: Prepared, defaults: payments.Caps) -> PaymentReservation:
+        """Count a payment against its agent's and tenant's daily caps (the campaign's local day), or refuse it."""
+        with self._db.transaction(inp.tenant_id, write=True) as s:
+            campaigns.get(s, inp.tenant_id, inp.campaign_id)
+            now = self._now()
+            day = budget.local_day(now, prepared.timezone)
+            return payments.reserve(s, inp, prepared, day, defaults, now)
+
+    def move_payment(
+        self,
+        inp: PaymentInput,
+        status: PaymentStatus,
+        actor: str,
+        reason: str,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        decided_by: str | None = None,
+        detail: dict[str, object] | None = None,
+        credit: Prepared | None = None,
+    ) -> payments.PaymentLine:
+        """Move a payment to `status` and audit it; with `credit`, also credit the payee agent's campaign."""
+        with self._db.transaction(inp.tenant_id, write=True) as s:
+            now = self._now()
+            line = payments.move(
+                s,
+                inp,
+                status,
+                actor,
+                reason,
+                now,
+                tx_hash=tx_hash,
+                block_number=block_number,
+                decided_by=decided_by,
+                detail=detail,
+            )
+            if credit is not None and tx_hash is not None:
+                payments.credit(s, inp, credit, tx_hash, block_number, now)
+            return line
+
+    def payment_history(self, tenant_id: str, agent_id: str, to_address: str) -> payments.History:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return payments.history(s, tenant_id, agent_id, to_address)
+
+    def payment(self, tenant_id: str, payment_id: str, direction: str = "out") -> payments.PaymentLine | None:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return payments.get(s, tenant_id, payment_id, direction)
+
+    def list_payments(
+        self, tenant_id: str, campaign_id: str | None = None, limit: int = 100
+    ) -> list[payments.PaymentLine]:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return payments.lines(s, tenant_id, campaign_id, limit)
+
+    def campaign_money(self, tenant_id: str, campaign_id: str) -> payments.CampaignMoney:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return payments.campaign_money(s, tenant_id, campaign_id)
+
+    def set_payment_limit(
+        self, tenant_id: str, scope: str, scope_id: str, daily_units: int | None, actor: str
+    ) -> tuple[int | None, int | None]:
+        if scope == "tenant" and scope_id != tenant_id:
+            raise ValueError(f"a tenant cap's scope id is the tenant itself ({tenant_id!r}), not {scope_id!r}")
+        with self._db.transaction(tenant_id, write=True) as s:
+            if scope == "agent":
+                campaigns.require_agent(s, tenant_id, scope_id)
+            return payments.set_limit(s, tenant_id, scope, scope_id, daily_units, actor, self._now())
+
+    def payment_caps(self, tenant_id: str, agent_id: str, defaults: payments.Caps) -> payments.Caps:
+        with self._db.transaction(tenant_id, write=False) as s:
+            return payments.caps(s, tenant_id, agent_id, defaults)
 
 
 def _scope_name(scope: str, tenant_id: str | None, agent_id: str | None) -> str:
