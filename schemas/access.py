@@ -34,6 +34,7 @@ Action = Literal[
     "tenant.budget",
     "user.manage",
     "memory.manage",  # where a tenant's memories live (Weaviate tenant activity: active, inactive, offloaded)
+    "payment.request",  # ask an agent to pay (the CFO Judge then decides)
     "payment.approve",  # an escalated payment (specs/payments.md): finance approvers and administrators
     "payment.reject",
     "payment.limit",  # a tenant's or an agent's daily payment cap
@@ -47,6 +48,7 @@ _MANAGER: frozenset[Action] = _REVIEWER | {
     "campaign.budget",
     "campaign.goals",
     "campaign.stop",
+    "payment.request",
 }
 # Seed 2.4: each content role may do what the one below it may, and more. Money is kept apart: a finance
 # approver decides escalated payments and nothing else, and no content role may approve a payment.

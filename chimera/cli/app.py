@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from chimera.cli import campaign, codec, mcp, memory, persona, processes, review, sandbox, stops, users
+from chimera.cli import campaign, codec, mcp, memory, payments, persona, processes, review, sandbox, stops, users
 from chimera.cli import evaluation as eval_commands
 from chimera.cli import models as models_commands
 from chimera.cli import ops as ops_commands
@@ -30,6 +30,7 @@ app.add_typer(campaign.app, name="campaign")
 app.add_typer(review.app, name="review")
 app.add_typer(persona.app, name="persona")
 app.add_typer(users.app, name="user")
+app.add_typer(payments.app, name="payment")
 
 # --- top-level commands from other modules: one `<module>.register(app)` line each -------------
 processes.register(app)  # chimera dev | worker | ingress | demo (imported when they run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,9 +16,11 @@ from chimera.cli.render import AllFlag, JsonFlag, LimitOption, PageOption
 from chimera.control import campaigns
 from chimera.control.listing import PAGE_SIZE, Page
 from schemas.events import CampaignStatus
+from schemas.payment import display_usdc
 
 if TYPE_CHECKING:
     from chimera.db import UsageSummary
+    from chimera.db.payments import CampaignMoney
 
 app = typer.Typer(help="Start, inspect and steer campaigns.", no_args_is_help=True)
 
@@ -112,6 +115,8 @@ class StatusView(CampaignStatus):
 
     usage: dict[str, Any] | None = None  # chimera.db.UsageSummary (today, the campaign's time zone), as JSON
     usage_error: str | None = None  # why the ledger could not be read (usage is then null)
+    payments: dict[str, int] | None = None  # spent_units, received_units, open_units (USDC base units)
+    payments_error: str | None = None
 
 
 @app.command()
@@ -119,14 +124,24 @@ def status(ref: CampaignRef, json_: JsonFlag = False) -> None:
     """The campaign's state, goals, budget and tasks, and today's calls: cost per published post, tokens by tier."""
     st = render.run(lambda client, _: campaigns.campaign_status(client, ref))
     summary, problem = usage.read_today(st.tenant_id, st.campaign_id)
+    money, money_problem = usage.read_money(st.tenant_id, st.campaign_id)
     if json_:
         ledger = None if summary is None else summary.model_dump(mode="json")
-        render.emit_json(StatusView(**st.model_dump(), usage=ledger, usage_error=problem))
+        paid = None if money is None else dataclasses.asdict(money)
+        view = StatusView(
+            **st.model_dump(), usage=ledger, usage_error=problem, payments=paid, payments_error=money_problem
+        )
+        render.emit_json(view)
         return
-    print_status(st, summary, problem)
+    print_status(st, summary, problem, money)
 
 
-def print_status(st: CampaignStatus, summary: UsageSummary | None = None, problem: str | None = None) -> None:
+def print_status(
+    st: CampaignStatus,
+    summary: UsageSummary | None = None,
+    problem: str | None = None,
+    money: CampaignMoney | None = None,
+) -> None:
     lines = [
         f"[bold]{st.tenant_id}/{st.campaign_id}[/] · agent {st.agent_id} · {render.styled(st.state)}"
         f" · cycle {st.cycle}",
@@ -137,6 +152,11 @@ def print_status(st: CampaignStatus, summary: UsageSummary | None = None, proble
         lines += [usage.headline(summary), *filter(None, [usage.tokens_line(summary)])]
     elif problem:
         lines.append(f"[dim]{escape(problem)}[/]")
+    if money is not None and (money.spent_units or money.received_units or money.open_units):
+        lines.append(
+            f"Payments: revenue {display_usdc(money.received_units)} · paid {display_usdc(money.spent_units)}"
+            + (f" · under way {display_usdc(money.open_units)}" if money.open_units else "")
+        )
     lines += [
         "Tasks: " + (", ".join(f"{k} {v}" for k, v in sorted(st.tasks_by_state.items())) or "none yet"),
         f"Re-plans: {st.replans}",

@@ -14,6 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from chimera.db import StateStore, UsageSummary
+    from chimera.db.payments import CampaignMoney
 
 
 def _usd(value: float) -> str:
@@ -105,6 +106,33 @@ def store_today(store: StateStore, tenant_id: str, campaign_id: str) -> tuple[Us
 def read_today(tenant_id: str, campaign_id: str) -> tuple[UsageSummary | None, str | None]:
     """store_today with the settings' database (as `budget show` connects); a SQLite file that does not exist
     is not created: the ledger is then reported unavailable."""
+    store, problem = _settings_store("call ledger")
+    if store is None:
+        return None, problem
+    try:
+        return store_today(store, tenant_id, campaign_id)
+    finally:
+        store.close()
+
+
+def read_money(tenant_id: str, campaign_id: str) -> tuple[CampaignMoney | None, str | None]:
+    """What the campaign paid and received (the payment ledger), or (None, why it could not be read)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chimera.db import StoreError
+
+    store, problem = _settings_store("payment ledger")
+    if store is None:
+        return None, problem
+    try:
+        return store.campaign_money(tenant_id, campaign_id), None
+    except (StoreError, SQLAlchemyError, ValueError) as exc:
+        return None, f"payment ledger unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    finally:
+        store.close()
+
+
+def _settings_store(what: str) -> tuple[StateStore | None, str | None]:
     from sqlalchemy.engine import make_url
 
     from chimera.db import StateStore
@@ -113,12 +141,8 @@ def read_today(tenant_id: str, campaign_id: str) -> tuple[UsageSummary | None, s
     url = Settings().resolved_database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        return None, f"call ledger unavailable: no state database at {parsed.database}"
+        return None, f"{what} unavailable: no state database at {parsed.database}"
     try:
-        store = StateStore(url)
+        return StateStore(url), None
     except ValueError as exc:
-        return None, f"call ledger unavailable: {exc}"
-    try:
-        return store_today(store, tenant_id, campaign_id)
-    finally:
-        store.close()
+        return None, f"{what} unavailable: {exc}"

@@ -201,7 +201,7 @@ async def pending(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 def decision(creds: UserCredentials, handle: WorkflowHandle[Any, Any], action: str, request_id: str) -> PaymentDecision:
-    raw = PaymentDecision(request_id=request_id, action=action, approver=creds.user, reason="checked the invoice")  # type: ignore[arg-type]
+    raw = PaymentDecision(request_id=request_id, action=action, approver=creds.user, reason="checked the invoice")
     return creds.sign(raw, raw.access_action, handle.id)
 
 
