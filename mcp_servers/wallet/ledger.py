@@ -142,6 +142,15 @@ class Ledger:
             ).fetchone()
         return None if row is None else _entry(row)
 
+    def unmined_before(self, sender: str, nonce: int) -> list[Entry]:
+        """The sender's signed, not yet mined transfers with a lower nonce, lowest first."""
+        with sqlite_transaction(self.path, write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM transfers WHERE sender = ? AND status = 'pending' AND nonce < ? ORDER BY nonce",
+                (sender, nonce),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
     def recent(self, tenant_id: str, agent_id: str, limit: int) -> list[Entry]:
         with sqlite_transaction(self.path, write=False) as conn:
             rows = conn.execute(

@@ -8,6 +8,7 @@ chain; each call that needs one answers `chain_unavailable` until it is reachabl
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -215,12 +216,11 @@ class SandboxWallet:
         if entry.status == "pending":
             receipt = self._guarded(lambda: token.receipt(entry.tx_hash))
             if receipt is None:
-                try:
-                    self._guarded(lambda: token.w3.eth.send_raw_transaction(entry.raw_tx))
-                except ToolError as exc:
-                    # "already known" / "nonce too low": the same bytes are in the pool or mined already.
-                    if not isinstance(exc.__cause__, Web3RPCError):
-                        raise
+                # A node that dropped an earlier transfer of this sender (a nonce gap) holds every later one.
+                for earlier in self._book().unmined_before(entry.sender, entry.nonce):
+                    if self._guarded(functools.partial(token.receipt, earlier.tx_hash)) is None:
+                        self._broadcast(token, earlier.raw_tx)
+                self._broadcast(token, entry.raw_tx)
                 try:
                     receipt = token.wait_for_receipt(entry.tx_hash, timeout=RECEIPT_WAIT_SECONDS)
                 except (TokenError, OSError, Web3Exception):
@@ -230,6 +230,14 @@ class SandboxWallet:
                 self._book().set_status(entry.tx_hash, status, receipt.block_number)
                 entry = replace(entry, status=status, block_number=receipt.block_number)
         return {"tx_hash": entry.tx_hash, "status": entry.status, "nonce": entry.nonce, "duplicate": duplicate}
+
+    def _broadcast(self, token: TestUSDC, raw: bytes) -> None:
+        try:
+            self._guarded(lambda: token.w3.eth.send_raw_transaction(raw))
+        except ToolError as exc:
+            # "already known" / "nonce too low": the same bytes are in the pool or mined already.
+            if not isinstance(exc.__cause__, Web3RPCError):
+                raise
 
     def transaction_status(
         self, tenant_id: str, agent_id: str, *, tx_hash: str | None = None, idempotency_key: str | None = None
