@@ -27,7 +27,7 @@ tools/chain/node_modules/.installed: tools/chain/package-lock.json
 	npm ci --prefix tools/chain --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: install  ## run the example campaign on embedded defaults (no accounts, no network)
+demo: install chain  ## run the example campaign on embedded defaults (no accounts, no network)
 	$(BIN)/chimera demo
 
 dev: install  ## Temporal dev server + workers of every role, until Ctrl-C

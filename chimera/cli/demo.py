@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from chimera.cli import usage
 from chimera.cli.demo_audience import Audience
+from chimera.cli.demo_money import Treasury, partner_file, sandbox_chain
 from chimera.cli.runtime import Runtime, embedded
 from chimera.control.campaigns import load_campaign_input, start_campaign
 from chimera.db import UsageSummary
@@ -95,30 +96,40 @@ class Progress:
 
 
 async def _run(path: Path, cycles: int, cycle_seconds: int) -> None:
-    async with embedded(ui=True, rehearsal=True) as rt:
-        stop = asyncio.Event()
-        workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
-        try:
-            # Under a fresh id, so every demo run is a new campaign.
-            stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
-            inp = load_campaign_input(
-                path,
-                rt.config,
-                max_cycles=cycles,
-                id_suffix=stamp,
-                cycle_interval_seconds=cycle_seconds,
-                news_check_seconds=NEWS_CHECK_SECONDS,
-            )
-            audience = Audience(rt.settings.sandbox_dir, stamp, console)
-            audience.ask_first()
-            handle = await start_campaign(rt.client, inp)
-            _intro(rt, inp.spec, cycles)
-            final = await _follow(rt.client, handle, audience)
-            ledger = await asyncio.to_thread(usage.store_today, rt.deps.store, final.tenant_id, final.campaign_id)
-            _summary(rt, final, ledger[0])
-        finally:
-            stop.set()
-            await workers
+    with sandbox_chain(console) as node:  # before the runtime: the wallet server inherits the chain's URL
+        async with embedded(ui=True, rehearsal=True) as rt:
+            stop = asyncio.Event()
+            workers = asyncio.create_task(run_workers(rt.client, ROLES, rt.deps, rt.config.task_queues, stop))
+            treasury: Treasury | None = None
+            try:
+                # Under a fresh id, so every demo run is a new campaign.
+                stamp = dt.datetime.now().strftime("%m%d-%H%M%S")
+                inp = load_campaign_input(
+                    path,
+                    rt.config,
+                    max_cycles=cycles,
+                    id_suffix=stamp,
+                    cycle_interval_seconds=cycle_seconds,
+                    news_check_seconds=NEWS_CHECK_SECONDS,
+                )
+                if node is not None:
+                    partner = load_campaign_input(partner_file(path), rt.config, id_suffix=stamp).spec
+                    treasury = await Treasury.open(rt, node, console, inp.spec, partner)
+                    inp = inp.model_copy(update={"spec": treasury.policy_for(inp.spec)})
+                audience = Audience(rt.settings.sandbox_dir, stamp, console)
+                audience.ask_first()
+                handle = await start_campaign(rt.client, inp)
+                _intro(rt, inp.spec, cycles)
+                final = await _follow(rt.client, handle, audience)
+                ledger = await asyncio.to_thread(usage.store_today, rt.deps.store, final.tenant_id, final.campaign_id)
+                _summary(rt, final, ledger[0])
+                if treasury is not None:
+                    await treasury.run(inp.spec, stamp)
+            finally:
+                if treasury is not None:
+                    treasury.close()
+                stop.set()
+                await workers
 
 
 async def _follow(
