@@ -46,7 +46,7 @@ class TxStatus(BaseModel):
     confirmations: int
     block_number: int | None
     nonce: int | None  # the sender's transaction nonce; None for x402 (the facilitator sends the transaction)
-    kind: str
+    kind: str | None = None  # optional, so a backend from before x402 still fits the schema
 
 
 class Listed(BaseModel):
