@@ -104,10 +104,10 @@ def default_mcp_servers() -> dict[str, McpServerConfig]:
             max_sessions=2,
             pass_env=list(MEMORY_ENV),  # the server reads the memory the workers read (Weaviate or files)
         ),
-        # transfer and pay_request move money: never offered to a model, called only by an approved step.
+        # transfer, pay_request and pay_x402 move money: never offered to a model, called only by an approved step.
         "wallet": _sandbox_server(
             "mcp_servers.wallet",
-            publish_tools=["transfer", "pay_request"],
+            publish_tools=["transfer", "pay_request", "pay_x402"],
             bound_arguments=["tenant_id", "agent_id"],
             pass_env=list(WALLET_ENV),
         ),

@@ -77,6 +77,15 @@ class AgentSigner:
         signed = self._account.sign_transaction(dict(transaction))
         return bytes(signed.raw_transaction)
 
+    def sign_typed_data(
+        self, domain: Mapping[str, Any], types: Mapping[str, list[dict[str, str]]], message: Mapping[str, Any]
+    ) -> bytes:
+        """The 65-byte EIP-712 signature of `message` (e.g. an EIP-3009 transfer authorization for x402)."""
+        signed = self._account.sign_typed_data(
+            domain_data=dict(domain), message_types={k: list(v) for k, v in types.items()}, message_data=dict(message)
+        )
+        return bytes(signed.signature)
+
     def __repr__(self) -> str:
         return f"AgentSigner({self.address})"
 

@@ -6,7 +6,7 @@ mcp_servers.common.ToolError with a code on failure.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 ASSET = "USDC"
 DECIMALS = 6
@@ -35,6 +35,18 @@ class WalletBackend(Protocol):
     ) -> dict[str, Any]: ...
 
     def list_transactions(self, tenant_id: str, agent_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class X402Payer(Protocol):
+    """What a backend adds to pay HTTP 402 resources (x402_payer.py). Optional: without it the x402 tools
+    answer `unsupported_backend`."""
+
+    def x402_quote(self, tenant_id: str, agent_id: str, url: str) -> dict[str, Any]: ...
+
+    def pay_x402(
+        self, tenant_id: str, agent_id: str, url: str, max_amount: int, pay_to: str, idempotency_key: str
+    ) -> dict[str, Any]: ...
 
 
 def display(amount: int) -> str:

@@ -27,6 +27,7 @@ from chimera.secrets.base import SecretSource
 from mcp_servers.common import ToolError
 from mcp_servers.wallet.backend import ASSET, display
 from mcp_servers.wallet.ledger import Entry, Ledger, now
+from mcp_servers.wallet.sandbox_x402 import SandboxX402, listed
 
 RPC_URL_ENV = "CHIMERA_WALLET_RPC_URL"
 SCRYPT_N_ENV = "CHIMERA_WALLET_SCRYPT_N"  # scrypt work factor for new keys; tests lower it, default eth-account's
@@ -39,7 +40,7 @@ T = TypeVar("T")
 
 
 class SandboxWallet:
-    """A WalletBackend over one anvil chain and one sandbox dir."""
+    """A WalletBackend and X402Payer over one anvil chain and one sandbox dir."""
 
     def __init__(
         self, rpc_url: str | None, wallet_dir: Path, secrets: SecretSource, *, scrypt_n: int | None = None
@@ -53,6 +54,7 @@ class SandboxWallet:
         self._keystore: Keystore | None = None
         self._ledger: Ledger | None = None
         self._signers: dict[tuple[str, str], AgentSigner] = {}
+        self._x402 = SandboxX402(self)
 
     # -- setup, lazily: tools/list needs none of it ----------------------------------------------------
 
@@ -150,6 +152,10 @@ class SandboxWallet:
         token = self._chain()
         with self._book().writing() as conn:
             known = Ledger.find(conn, tenant_id, agent_id, idempotency_key)
+            if known is None and Ledger.key_used(conn, tenant_id, agent_id, idempotency_key):
+                raise ToolError(
+                    "idempotency_conflict", f"idempotency_key {idempotency_key!r} was used for an x402 payment"
+                )
             if known is None:
                 entry = self._signed(conn, token, signer, tenant_id, agent_id, idempotency_key, kind, recipient, amount)
                 entry = replace(entry, reference=reference, memo=memo)
@@ -248,6 +254,9 @@ class SandboxWallet:
             _check_key(idempotency_key)
         entry = self._book().get(tenant_id, agent_id, key=idempotency_key, tx_hash=tx_hash)
         if entry is None:
+            paid = self._book().get_x402(tenant_id, agent_id, key=idempotency_key, tx_hash=tx_hash)
+            if paid is not None:
+                return self._x402.status(paid)
             what = f"idempotency_key {idempotency_key!r}" if idempotency_key is not None else f"tx_hash {tx_hash!r}"
             raise ToolError("not_found", f"this wallet has no transaction with {what}")
         token = self._chain()
@@ -261,12 +270,27 @@ class SandboxWallet:
             "confirmations": confirmations,
             "block_number": entry.block_number,
             "nonce": entry.nonce,
+            "kind": entry.kind,
         }
 
     def list_transactions(self, tenant_id: str, agent_id: str, limit: int) -> list[dict[str, Any]]:
         if isinstance(limit, bool) or not 1 <= limit <= 100:
             raise ToolError("invalid_limit", f"limit is 1 to 100, got {limit!r}")
-        return [_listed(e) for e in self._book().recent(tenant_id, agent_id, limit)]
+        book = self._book()
+        rows = [_listed(e) for e in book.recent(tenant_id, agent_id, limit)]
+        rows += [listed(e) for e in book.recent_x402(tenant_id, agent_id, limit)]
+        rows.sort(key=lambda r: r["created_at"], reverse=True)  # stable: a transfers tie keeps its nonce order
+        return rows[:limit]
+
+    # -- x402 (the X402Payer protocol) -----------------------------------------------------------------
+
+    def x402_quote(self, tenant_id: str, agent_id: str, url: str) -> dict[str, Any]:
+        return self._x402.quote(tenant_id, agent_id, url)
+
+    def pay_x402(
+        self, tenant_id: str, agent_id: str, url: str, max_amount: int, pay_to: str, idempotency_key: str
+    ) -> dict[str, Any]:
+        return self._x402.pay(tenant_id, agent_id, url, max_amount, pay_to, idempotency_key)
 
 
 def _listed(entry: Entry) -> dict[str, Any]:

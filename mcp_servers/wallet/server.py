@@ -1,9 +1,10 @@
 """The wallet MCP server: an agent's USDC wallet (specs/mcp/wallet.md).
 
 tenant_id and agent_id are bound arguments: the host fills them from the task and hides them from the model.
-`transfer` and `pay_request` move money: they are allowlisted as publish_tools, so no model is ever offered
-them. The backend is the sandbox chain (mcp_servers.wallet.sandbox). Failures are is_error results with
-`{"error", "message", "retry_after_seconds"}`; only `chain_unavailable` is worth retrying.
+`transfer`, `pay_request` and `pay_x402` move money: they are allowlisted as publish_tools, so no model is ever
+offered them. The backend is the sandbox chain (mcp_servers.wallet.sandbox); the x402 tools need a backend that
+is also an X402Payer, and answer `unsupported_backend` otherwise. Failures are is_error results with
+`{"error", "message", "retry_after_seconds"}`; only `chain_unavailable` and `resource_unavailable` are worth retrying.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel
 
 from mcp_servers.common import ToolError, run_tool, sandbox_dir_from_env, serve
-from mcp_servers.wallet.backend import ASSET, WalletBackend
+from mcp_servers.wallet.backend import ASSET, WalletBackend, X402Payer
 
 RECENT_LIMIT = 10
 ADDRESS_URI = "wallet://{tenant_id}/{agent_id}/address"
@@ -40,15 +41,16 @@ class Sent(BaseModel):
 
 
 class TxStatus(BaseModel):
-    tx_hash: str
+    tx_hash: str | None  # None only for an x402 payment not (yet) settled
     status: Status
     confirmations: int
     block_number: int | None
-    nonce: int
+    nonce: int | None  # the sender's transaction nonce; None for x402 (the facilitator sends the transaction)
+    kind: str | None = None  # optional, so a backend from before x402 still fits the schema
 
 
 class Listed(BaseModel):
-    tx_hash: str
+    tx_hash: str | None
     idempotency_key: str
     kind: str
     to: str
@@ -57,13 +59,36 @@ class Listed(BaseModel):
     reference: str | None
     memo: str | None
     status: Status
-    nonce: int
+    nonce: int | None
     block_number: int | None
     created_at: float
 
 
 class Transactions(BaseModel):
     transactions: list[Listed]
+
+
+class X402Quote(BaseModel):
+    url: str
+    amount: int
+    asset: str
+    asset_symbol: str
+    pay_to: str
+    network: str
+    scheme: str
+    description: str
+    max_timeout_seconds: int | None
+
+
+class X402Paid(BaseModel):
+    tx_hash: str | None
+    status: Status
+    duplicate: bool
+    amount: int
+    pay_to: str
+    content_type: str | None
+    body: Any
+    content_lost: bool
 
 
 class PaymentRequest(BaseModel):
@@ -158,6 +183,54 @@ def build_server(backend: WalletBackend | None = None) -> MCPServer:
 
         return run_tool(action)
 
+    def x402(tenant_id: str, agent_id: str) -> X402Payer:
+        if not isinstance(wallet, X402Payer):
+            raise ToolError("unsupported_backend", f"this wallet's backend ({type(wallet).__name__}) cannot pay x402")
+        wallet.address(tenant_id, agent_id)
+        return wallet
+
+    @server.tool()
+    def x402_quote(tenant_id: str, agent_id: str, url: str) -> Annotated[CallToolResult, X402Quote]:
+        """What an HTTP resource priced with x402 (HTTP 402 Payment Required) asks to be paid. Pays nothing.
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            url: The resource, an http:// or https:// URL.
+
+        Returns {"url", "amount" (integer base units), "asset" (the token address), "asset_symbol": "USDC",
+        "pay_to", "network" (e.g. "eip155:31337"), "scheme": "exact", "description", "max_timeout_seconds"}.
+        Error codes: "invalid_url", "not_payable" (no 402, or no usable requirement), "unsupported_network",
+        "unsupported_asset", "resource_unavailable" (retry later), "unsupported_backend", "invalid_id",
+        "chain_unavailable" (retry later).
+        """
+        return run_tool(lambda: x402(tenant_id, agent_id).x402_quote(tenant_id, agent_id, url))
+
+    @server.tool()
+    def pay_x402(
+        tenant_id: str, agent_id: str, url: str, max_amount: int, pay_to: str, idempotency_key: str
+    ) -> Annotated[CallToolResult, X402Paid]:
+        """Pay an x402 resource and fetch it: at most max_amount, only to pay_to. The same idempotency_key
+        again never pays twice: it answers the first payment (duplicate=true).
+
+        Args:
+            tenant_id: Filled in by the host.
+            agent_id: Filled in by the host.
+            url: The resource, an http:// or https:// URL.
+            max_amount: The approved amount, integer base units; a higher price is refused.
+            pay_to: The approved payee's address; any other payee is refused.
+            idempotency_key: As for transfer; one key is one payment.
+
+        Returns {"tx_hash", "status": "confirmed"|"pending"|"failed", "duplicate", "amount", "pay_to",
+        "content_type", "body" (the resource's JSON, or null when lost), "content_lost"}. Error codes:
+        x402_quote's, and "over_limit", "payee_mismatch", "insufficient_funds", "payment_refused", "invalid_amount",
+        "invalid_address", "invalid_idempotency_key", "idempotency_conflict", "wallet_unavailable",
+        "resource_unavailable" (outcome unknown: retry with the same key).
+        """
+        return run_tool(
+            lambda: x402(tenant_id, agent_id).pay_x402(tenant_id, agent_id, url, max_amount, pay_to, idempotency_key)
+        )
+
     @server.tool()
     def transaction_status(
         tenant_id: str, agent_id: str, tx_hash: str | None = None, idempotency_key: str | None = None
@@ -167,12 +240,13 @@ def build_server(backend: WalletBackend | None = None) -> MCPServer:
         Args:
             tenant_id: Filled in by the host.
             agent_id: Filled in by the host.
-            tx_hash: The transaction hash a transfer returned.
-            idempotency_key: The key the transfer was sent with.
+            tx_hash: The transaction hash a transfer or an x402 payment returned.
+            idempotency_key: The key the payment was sent with.
 
         Returns {"tx_hash", "status", "confirmations" (0 while pending, 1 once mined, +1 a block),
-        "block_number", "nonce"}. Error codes: "invalid_arguments", "invalid_idempotency_key", "not_found" (not
-        this wallet's), "chain_unavailable" (retry later).
+        "block_number", "nonce" (null for x402), "kind" ("transfer", "pay_request" or "x402")}. Error codes:
+        "invalid_arguments", "invalid_idempotency_key", "not_found" (not this wallet's), "chain_unavailable"
+        (retry later).
         """
         return run_tool(
             lambda: wallet.transaction_status(tenant_id, agent_id, tx_hash=tx_hash, idempotency_key=idempotency_key)

@@ -34,7 +34,7 @@ SERVERS: dict[str, tuple[set[str], str, dict[str, str], str]] = {
     ),
     # No chain here: the ledger answers without one.
     "wallet": (
-        {"balance", "transfer", "pay_request", "transaction_status", "list_transactions"},
+        {"balance", "transfer", "pay_request", "transaction_status", "list_transactions", "x402_quote", "pay_x402"},
         "list_transactions",
         {"tenant_id": "acme", "agent_id": "mira"},
         "transactions",

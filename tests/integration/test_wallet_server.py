@@ -258,7 +258,15 @@ def _closed_port() -> int:
 async def test_the_server_starts_and_lists_tools_without_a_chain(tmp_path: Path, rpc_url: str | None) -> None:
     async with wallet_session(tmp_path, rpc_url) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) == {"balance", "transfer", "pay_request", "transaction_status", "list_transactions"}
+        assert set(tools) == {
+            "balance",
+            "transfer",
+            "pay_request",
+            "transaction_status",
+            "list_transactions",
+            "x402_quote",
+            "pay_x402",
+        }
         assert all(t.output_schema for t in tools.values())
         assert {"tenant_id", "agent_id"} <= set(tools["transfer"].input_schema["required"])
         down = await refused(session, "balance", **ACME)
@@ -274,7 +282,7 @@ def test_the_allowlist_entry_binds_the_agent_and_hides_the_money_tools() -> None
     entry = default_mcp_servers()["wallet"]
     assert entry.args == ["-m", "mcp_servers.wallet"]
     assert entry.bound_arguments == ["tenant_id", "agent_id"]
-    assert set(entry.publish_tools) == {"transfer", "pay_request"}
+    assert set(entry.publish_tools) == {"transfer", "pay_request", "pay_x402"}
     assert "CHIMERA_WALLET_RPC_URL" in entry.pass_env
 
 
@@ -330,6 +338,7 @@ async def test_the_model_is_offered_only_the_reading_tools_without_the_bound_ids
     host = await approved_host(tmp_path / "sb", {"wallet": default_mcp_servers()["wallet"]}, store=store)
     catalog = await ToolCatalog(host).catalog()
     offered = {t.name: t for t in catalog.tools}
-    assert set(offered) == {"balance", "transaction_status", "list_transactions"}  # no transfer, no pay_request
+    # No transfer, pay_request or pay_x402: a model may quote an x402 resource, never pay it.
+    assert set(offered) == {"balance", "transaction_status", "list_transactions", "x402_quote"}
     for tool in offered.values():
         assert not {"tenant_id", "agent_id"} & set(tool.input_schema.get("properties", {}))
