@@ -131,7 +131,7 @@ class Treasury:
             f"news-{stamp}",
             requester,
             kind="x402",
-            to=f"{self.premium.url}/premium/headlines?topic=secondhand",
+            to=self.premium.headlines_url("sustainability"),
             purpose="premium news on secondhand and thrifting trends for the spring thrift-flip challenge",
         )
         headlines = news.body.get("headlines") if news.body else None
