@@ -77,7 +77,7 @@ KEYS: dict[str, Any] = {
     },
     "content": dict.fromkeys(ContentPolicy.model_fields),
     "memory": dict.fromkeys(["short_term_window", "repeat_window", "recall", "conversation_turns", "engagement_after"]),
-    "news": {"topics": None, "check_every": None},
+    "news": {"topics": None, "check_every": None, "premium_url": None, "premium_max_usdc": None},
     # What the campaign's agent may pay, and to whom (specs/payments.md); the daily caps are the tenant's.
     "payments": dict.fromkeys(
         [

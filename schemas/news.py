@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.plan import Headline
@@ -16,6 +18,10 @@ class NewsWatch(BaseModel):
 
     topics: list[str] = Field(default_factory=list, description="subjects the campaign follows")
     check_every_seconds: int = Field(300, ge=0, description="how often to look for breaking news (0: only per cycle)")
+    # An x402-priced news service the campaign buys headlines from each cycle, paying through PaymentWorkflow under
+    # its payments policy (specs/payments.md): the service must be on the policy's allowlist.
+    premium_url: str | None = Field(None, pattern=r"^https?://", max_length=500)
+    premium_max_usdc: Decimal = Field(Decimal("0.10"), gt=0, description="the most one purchase may cost")
 
     def enabled(self) -> bool:
         return self.check_every_seconds > 0

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.memory import PublishedPost, ReflectRequest
     from schemas.news import MAX_SEEN, BreakingNews, NewsCheck
+    from schemas.payment import payment_workflow_id
     from schemas.plan import Observation, PlannedTask, TaskPlan
     from schemas.review import Ack, AckQuery
     from schemas.task import TERMINAL_STATUSES, TaskOutcome
@@ -45,6 +46,7 @@ from workflows import campaign_views as views
 from workflows.access import SIGNED_REQUESTS, InOrder, authorize_in_order
 from workflows.calls import failure_message, run_activity
 from workflows.content_task import ContentTaskWorkflow
+from workflows.payment import PaymentWorkflow
 
 R = TypeVar("R", bound=ControlRequest)
 MAX_CYCLE_ERRORS = 10  # the newest kept in the campaign's state
@@ -53,6 +55,10 @@ STATE_ATTRIBUTES_PATCH = "campaign-state-search-attributes"
 # Runs from before this patch neither reflected (engagement, archiving) nor watched the news between cycles.
 MEMORY_AND_NEWS_PATCH = "memory-reflect-and-breaking-news"
 MAX_TO_MEASURE = 200  # posts whose engagement is owed; the oldest are dropped beyond this
+# Taken only by campaigns whose news watch names a premium (x402) service: older histories never reach it.
+PREMIUM_NEWS_PATCH = "premium-news-purchase"
+PREMIUM_WAIT = timedelta(minutes=2)  # a purchase the CFO Judge escalated is not waited for: the cycle goes on
+MAX_PREMIUM_HEADLINES = 10
 
 
 @workflow.defn
@@ -121,6 +127,8 @@ class CampaignWorkflow:
                 self.inp.runtime,
                 f"cycle {c.cycle}: read mentions and trends",
             )
+            if spec.news.premium_url and workflow.patched(PREMIUM_NEWS_PATCH):
+                observation = await self._buy_premium_news(observation)
             self._saw_news(observation)
             self._details(f"cycle {c.cycle}: planning")
             plan = await self._plan(observation, prefix=f"c{c.cycle}-")
@@ -133,6 +141,43 @@ class CampaignWorkflow:
                 task_id=task_id_for(spec.tenant_id, spec.campaign_id, task.key), task=task, cycle=c.cycle
             )
         await self._start_ready()
+
+    async def _buy_premium_news(self, observation: Observation) -> Observation:
+        """Buy this cycle's premium headlines: a PaymentWorkflow child pays the x402 service under the campaign's
+        payments policy (the CFO Judge decides). The planner gets what it bought; if the payment waits for a
+        finance approver, is refused or fails, the cycle plans without it and says why."""
+        c, spec = self.campaign, self.spec
+        request = build.premium_news_payment(spec, c.cycle, self.inp.runtime)
+        self._details(f"cycle {c.cycle}: buying premium news")
+        try:
+            handle = await workflow.start_child_workflow(
+                PaymentWorkflow.run,
+                request,
+                id=payment_workflow_id(request.tenant_id, request.payment_id),
+                task_queue=self.inp.runtime.task_queues.planner,
+                parent_close_policy=ParentClosePolicy.ABANDON,  # a payment outlives the run that asked for it
+            )
+        except WorkflowAlreadyStartedError:
+            return observation  # this cycle's purchase was started by an earlier run: it is not bought twice
+        try:
+            await workflow.wait_condition(handle.done, timeout=PREMIUM_WAIT, timeout_summary="premium news payment")
+        except TimeoutError:
+            self._note_premium(f"premium news: payment {request.payment_id} waits for a finance approver")
+            return observation
+        try:
+            outcome = handle.result()
+        except ChildWorkflowError as err:
+            self._note_premium(f"premium news: payment {request.payment_id} failed: {err}")
+            return observation
+        if outcome.status != "settled":
+            self._note_premium(f"premium news not bought ({outcome.status}): {outcome.reason}")
+            return observation
+        bought = build.premium_headlines(outcome, MAX_PREMIUM_HEADLINES)
+        return observation.model_copy(update={"headlines": [*bought, *observation.headlines]})
+
+    def _note_premium(self, message: str) -> None:
+        self._audit("premium_news", "system", {"note": message})
+        self._details(message)
 
     async def _reflect(self) -> None:
         """The Judge looks back: engagement of the posts now due, and conversations to archive. A failed look

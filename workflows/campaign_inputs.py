@@ -15,7 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.campaign_run import CampaignProgress, TaskRecord
     from schemas.news import BreakingNews
     from schemas.options import RuntimeOptions
-    from schemas.plan import Observation
+    from schemas.payment import PaymentInput, PaymentOutcome, usdc_units
+    from schemas.plan import Headline, Observation
     from schemas.task import ContentTaskInput, PlanRequest, TaskRef
 
 from workflows import campaign_views as views
@@ -102,3 +103,36 @@ def child_search_attributes(spec: CampaignSpec, rec: TaskRecord) -> TypedSearchA
             SearchAttributePair(sa.REVIEW_STATE, "none"),
         ]
     )
+
+
+def premium_news_payment(spec: CampaignSpec, cycle: int, runtime: RuntimeOptions) -> PaymentInput:
+    """This cycle's purchase of premium headlines: one payment id per campaign and cycle, so a retried cycle never
+    pays twice. Its purpose names the campaign's topics and first goal, as the CFO Judge asks."""
+    news = spec.news
+    assert news.premium_url is not None
+    topics = ", ".join(news.topics) or "the campaign's subjects"
+    return PaymentInput(
+        payment_id=f"{spec.campaign_id}-news-c{cycle}",
+        tenant_id=spec.tenant_id,
+        campaign_id=spec.campaign_id,
+        agent_id=spec.agent_id,
+        kind="x402",
+        to=news.premium_url,
+        amount_units=usdc_units(news.premium_max_usdc),
+        purpose=f"premium news on {topics} to plan for: {spec.goals[0]}"[:500],
+        requested_by=f"campaign:{spec.campaign_id}",
+        runtime=runtime,
+    )
+
+
+def premium_headlines(outcome: PaymentOutcome, limit: int) -> list[Headline]:
+    """The headlines a settled purchase bought (untrusted third-party text, as every headline); malformed items
+    are skipped, not trusted."""
+    items = outcome.body.get("headlines") if outcome.body else None
+    found: list[Headline] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            found.append(Headline.model_validate(item))
+        except ValueError:
+            continue
+    return found[:limit]
