@@ -76,10 +76,11 @@ def account_name(tenant_id: str, agent_id: str) -> str:
     return "chimera-" + hashlib.sha256(f"{tenant_id}/{agent_id}".encode()).hexdigest()[:28]
 
 
-def cdp_idempotency_key(network: str, tenant_id: str, agent_id: str, key: str) -> str:
-    """The X-Idempotency-Key for one ledger key: CDP requires a UUID v4, so a v4-shaped UUID from a hash."""
-    digest = hashlib.sha256(f"chimera-wallet/{network}/{tenant_id}/{agent_id}/{key}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+def cdp_idempotency_key(network: str, tenant_id: str, agent_id: str, key: str, unsigned: bytes) -> str:
+    """The X-Idempotency-Key for one ledger row: stable for its key and its unsigned transaction, so every resend
+    of the row is the same request to CDP. CDP requires a UUID v4: a v4-shaped UUID from a hash."""
+    text = f"chimera-wallet/{network}/{tenant_id}/{agent_id}/{key}/{unsigned.hex()}"
+    return str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16], version=4))
 
 
 @dataclass(frozen=True)
@@ -414,7 +415,7 @@ class CdpWallet:
             reference=None,
             memo=None,
             nonce=nonce,
-            tx_hash=PENDING_HASH + cdp_idempotency_key(self.network.name, tenant_id, agent_id, key),
+            tx_hash=PENDING_HASH + cdp_idempotency_key(self.network.name, tenant_id, agent_id, key, raw),
             raw_tx=raw,  # unsigned: CDP signs it
             status="pending",
             block_number=None,
@@ -440,10 +441,13 @@ class CdpWallet:
 
     def _sent(self, entry: Entry, *, first: bool) -> str:
         """CDP's hash for the row's transaction. The same CDP idempotency key every time: a send whose answer was
-        lost is answered again, not repeated. A first send refused outright (4xx) sent nothing: the row goes."""
+        lost is answered again, not repeated. A first send refused outright (4xx) sent nothing: the row goes, and
+        the same key later builds a new transaction (new nonce and bytes, so a new CDP key)."""
         from cdp.openapi_client.errors import ApiError, NetworkError
 
-        key = cdp_idempotency_key(self.network.name, entry.tenant_id, entry.agent_id, entry.idempotency_key)
+        key = cdp_idempotency_key(
+            self.network.name, entry.tenant_id, entry.agent_id, entry.idempotency_key, entry.raw_tx
+        )
         network, sender, raw = self.network.name, entry.sender, "0x" + entry.raw_tx.hex()
 
         async def send(client: Any) -> str:
@@ -460,8 +464,7 @@ class CdpWallet:
                 isinstance(exc, ApiError)
                 and not isinstance(exc, NetworkError)
                 and 400 <= (exc.http_code or 500) < 500
-                and exc.http_code != 429
-                and exc.error_type not in ("idempotency_error", "operation_in_progress")
+                and exc.http_code not in (409, 422, 429)  # in progress, idempotency, rate: maybe sent or pending
             )
             if first and refused:
                 self._book().forget(entry.tenant_id, entry.agent_id, entry.idempotency_key)

@@ -10,7 +10,7 @@ It checks what CDP checks: the API-key bearer JWT against the test key's public 
 this request), the X-Wallet-Auth JWT (ES256, wallet secret) on account writes with the body's `reqHash`, and
 X-Idempotency-Key (a UUID v4; the same key and body replay the first response, another body is 422
 idempotency_error). Faults: `fail_status` answers every request with that 5xx; `lose_responses` processes that
-many sends and closes the connection instead of answering.
+many sends and closes the connection instead of answering; `refuse_sends` answers them 400 policy_violation.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class FakeCdp:
     requests: list[Received] = field(default_factory=list)
     fail_status: int | None = None  # answer everything with this status (500, 503, ...)
     lose_responses: int = 0  # process this many sends, then drop the connection instead of answering
+    refuse_sends: bool = False  # answer sends with 400 policy_violation, as a CDP policy would
     sent: list[str] = field(default_factory=list)  # hashes of the transactions the fake signed and submitted
     _accounts: dict[str, tuple[str | None, LocalAccount, str]] = field(default_factory=dict)  # lower address ->
     _names: dict[str, str] = field(default_factory=dict)  # name -> lower address
@@ -291,6 +292,8 @@ class _Handler(JsonHandler):
         found = self.api._accounts.get(address)
         if found is None:
             return _error(404, "not_found", f"EVM account with address {address} not found.")
+        if self.api.refuse_sends:
+            return _error(400, "policy_violation", "The transaction violates a policy of the project.")
         network = self._network(str(body.get("network")))
         try:
             tx = _decode_unsigned(str(body.get("transaction", "")))

@@ -194,7 +194,12 @@ async def test_a_confirmed_transfer_and_one_key_is_one_transfer(
         assert sent["tx_hash"] == cdp.sent[0]
         assert usdc.balance_of(to) == 1_500_000 and usdc.balance_of(address) == 100 * USDC - 1_500_000
         (send,) = cdp.sends()
-        assert send.headers["X-Idempotency-Key"] == cdp_idempotency_key("base-sepolia", "acme", "ava", "pay-1")
+        (row,) = ledger_rows(tmp_path)
+        unsigned = bytes(row["raw_tx"])
+        assert send.headers["X-Idempotency-Key"] == cdp_idempotency_key(
+            "base-sepolia", "acme", "ava", "pay-1", unsigned
+        )
+        assert send.body is not None and send.body["transaction"] == "0x" + unsigned.hex()
         assert send.body is not None and send.body["network"] == "base-sepolia"
         assert send.body["transaction"].startswith("0x02")
 
@@ -280,6 +285,26 @@ async def test_refusals_send_nothing(node: Anvil, usdc: TestUSDC, cdp: FakeCdp, 
         assert no_gas["error"] == "insufficient_funds" and "gas" in no_gas["message"]
         assert cdp.sends() == [] and ledger_rows(tmp_path) == []
         assert usdc.balance_of(address) == 5 * USDC and usdc.next_nonce(address) == 0
+
+
+async def test_a_send_cdp_refuses_outright_leaves_no_row_and_no_nonce_gap(
+    node: Anvil, usdc: TestUSDC, cdp: FakeCdp, keys: TestKeys, tmp_path: Path
+) -> None:
+    to = payee()
+    async with wallet_session(tmp_path, cdp, node, credentials(keys)) as session:
+        address = await funded(session, usdc, ACME, 10)
+        cdp.refuse_sends = True
+        policy = await refused(session, "transfer", **ACME, to=to, amount=USDC, idempotency_key="blocked")
+        assert policy["error"] == "wallet_unavailable" and "policy_violation" in policy["message"]
+        assert ledger_rows(tmp_path) == [] and cdp.sent == []
+        cdp.refuse_sends = False
+        sent = await ok(session, "transfer", **ACME, to=to, amount=USDC, idempotency_key="allowed")
+        assert (sent["status"], sent["nonce"]) == ("confirmed", 0)  # the refused send's nonce was not kept
+        # The refused key was never spent: once the policy allows it, it is a new transfer (new bytes, new CDP key).
+        later = await ok(session, "transfer", **ACME, to=to, amount=USDC, idempotency_key="blocked")
+        assert (later["status"], later["nonce"], later["duplicate"]) == ("confirmed", 1, False)
+        assert usdc.balance_of(to) == 2 * USDC and usdc.next_nonce(address) == 2
+        assert len({r.headers["X-Idempotency-Key"] for r in cdp.sends()}) == 3
 
 
 async def test_credentials_missing_or_wrong_are_wallet_unavailable_naming_the_secret(
@@ -388,12 +413,13 @@ def test_names_keys_and_backend_choice(tmp_path: Path, monkeypatch: pytest.Monke
 
     name = account_name("acme", "ava")
     assert len(name) == 36 and name == account_name("acme", "ava") != account_name("acme", "avb")
-    key = cdp_idempotency_key("base-sepolia", "acme", "ava", "k")
-    assert uuid.UUID(key).version == 4 and key == cdp_idempotency_key("base-sepolia", "acme", "ava", "k")
+    key = cdp_idempotency_key("base-sepolia", "acme", "ava", "k", b"\x02tx")
+    assert uuid.UUID(key).version == 4 and key == cdp_idempotency_key("base-sepolia", "acme", "ava", "k", b"\x02tx")
+    assert key != cdp_idempotency_key("base-sepolia", "acme", "ava", "k", b"\x02other")
     assert (
         key
-        != cdp_idempotency_key("base", "acme", "ava", "k")
-        != cdp_idempotency_key("base-sepolia", "acme", "bob", "k")
+        != cdp_idempotency_key("base", "acme", "ava", "k", b"\x02tx")
+        != cdp_idempotency_key("base-sepolia", "acme", "bob", "k", b"\x02tx")
     )
     assert {n: Web3.is_checksum_address(net.usdc) for n, net in NETWORKS.items()} == {
         "base-sepolia": True,
