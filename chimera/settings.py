@@ -60,7 +60,17 @@ MEMORY_ENV = (
 )
 
 # What reaches the sandbox chain and the keystore password (mcp_servers/wallet/sandbox.py, chimera/chain/keystore.py).
-WALLET_ENV = ("CHIMERA_WALLET_RPC_URL", "CHIMERA_WALLET_SCRYPT_N", "CHIMERA_SECRET_WALLET_KEYSTORE_PASSWORD")
+WALLET_ENV = (
+    "CHIMERA_WALLET_RPC_URL",
+    "CHIMERA_WALLET_SCRYPT_N",
+    "CHIMERA_SECRET_WALLET_KEYSTORE_PASSWORD",
+    "CHIMERA_WALLET_BACKEND",
+    "CHIMERA_CDP_NETWORK",
+    "CHIMERA_CDP_BASE_URL",
+    "CHIMERA_SECRET_CDP_API_KEY_ID",
+    "CHIMERA_SECRET_CDP_API_KEY_SECRET",
+    "CHIMERA_SECRET_CDP_WALLET_SECRET",
+)
 
 
 def _sandbox_server(module: str, **kwargs: Any) -> McpServerConfig:

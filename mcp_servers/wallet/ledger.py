@@ -239,6 +239,23 @@ class Ledger:
             ).fetchall()
         return [_entry(r) for r in rows]
 
+    def set_tx_hash(self, tenant_id: str, agent_id: str, key: str, tx_hash: str) -> None:
+        """A backend whose signer answers with the hash (CDP) records it once known, in place of its placeholder."""
+        with sqlite_transaction(self.path, write=True) as conn:
+            conn.execute(
+                "UPDATE transfers SET tx_hash = ? WHERE tenant_id = ? AND agent_id = ? AND idempotency_key = ?",
+                (tx_hash.lower(), tenant_id, agent_id, key),
+            )
+
+    def forget(self, tenant_id: str, agent_id: str, key: str) -> None:
+        """Drop a pending row whose only send was refused outright: nothing was sent, and its nonce is free again."""
+        with sqlite_transaction(self.path, write=True) as conn:
+            conn.execute(
+                "DELETE FROM transfers WHERE tenant_id = ? AND agent_id = ? AND idempotency_key = ? "
+                "AND status = 'pending'",
+                (tenant_id, agent_id, key),
+            )
+
     def set_status(self, tx_hash: str, status: str, block_number: int | None) -> None:
         with sqlite_transaction(self.path, write=True) as conn:
             conn.execute(

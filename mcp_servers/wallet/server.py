@@ -101,11 +101,11 @@ class PaymentRequest(BaseModel):
 
 
 def build_server(backend: WalletBackend | None = None) -> MCPServer:
-    """A wallet MCP server; `backend` defaults to the sandbox backend configured from the environment."""
+    """A wallet MCP server; `backend` defaults to the one the environment chooses (backends.py)."""
     if backend is None:
-        from mcp_servers.wallet.sandbox import sandbox_wallet_from_env
+        from mcp_servers.wallet.backends import wallet_backend_from_env
 
-        backend = sandbox_wallet_from_env(sandbox_dir_from_env())
+        backend = wallet_backend_from_env(sandbox_dir_from_env())
     wallet = backend
     server = MCPServer(
         "wallet",
