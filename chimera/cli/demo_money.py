@@ -1,6 +1,6 @@
 """The demo's money act (specs/payments.md): Mira's agent pays, through PaymentWorkflow and the CFO Judge,
 
-1. an x402-priced premium news service in the sandbox (HTTP 402, within policy: approved by the Judge),
+1. an x402-priced premium news service in the sandbox, each cycle before planning (HTTP 402, within policy),
 2. Jonas's agent a collaboration fee (agent to agent, credited to his campaign as revenue),
 3. Jonas's agent a larger fee, which the CFO Judge escalates and a finance approver approves.
 
@@ -115,29 +115,26 @@ class Treasury:
         return cls(rt, node, console, token, premium, publisher, partner)
 
     def policy_for(self, spec: CampaignSpec) -> CampaignSpec:
-        """The campaign file's payments policy, with the sandbox premium news service allowlisted (its address and
-        port are this run's)."""
+        """The campaign buys the sandbox premium news each cycle: its news watch names the service, and its payments
+        policy allowlists it, pinned to the publisher's address (both are this run's)."""
         service = Counterparty(name="premium-news", url_prefix=f"{self.premium.url}/premium/", address=self.publisher)
         payments = spec.payments.model_copy(update={"counterparties": [*spec.payments.counterparties, service]})
-        return spec.model_copy(update={"payments": payments})
+        news = spec.news.model_copy(update={"premium_url": self.premium.headlines_url()})
+        return spec.model_copy(update={"payments": payments, "news": news})
 
     async def run(self, spec: CampaignSpec, stamp: str) -> None:
         self.console.rule("payments")
         requester = load_credentials(self.rt.settings)
         approver = await asyncio.to_thread(self._finance_approver, spec.tenant_id, requester)
         jonas = self.partner.persona.id
-        news = await self._pay(
-            spec,
-            f"news-{stamp}",
-            requester,
-            kind="x402",
-            to=self.premium.headlines_url("sustainability"),
-            purpose="premium news on secondhand and thrifting trends for the spring thrift-flip challenge",
-        )
-        headlines = news.body.get("headlines") if news.body else None
-        for item in headlines[:3] if isinstance(headlines, list) else []:
-            title = item.get("title", "") if isinstance(item, dict) else item
-            self.console.print(f"    bought: “{escape(str(title))}”")
+        store = self.rt.deps.store
+        bought = await asyncio.to_thread(store.list_payments, spec.tenant_id, spec.campaign_id)
+        for line in sorted((p for p in bought if p.kind == "x402"), key=lambda p: p.payment_id):
+            self.console.print(
+                f"  [bold]{line.payment_id}[/] x402 → premium news (the campaign's own purchase, before planning): "
+                f"{render_status(line.status)} {display_usdc(line.amount_units)} · approved by {line.decided_by}"
+                f" · tx {line.tx_hash or '-'}"
+            )
         await self._pay(
             spec,
             f"collab-{stamp}",
@@ -229,6 +226,10 @@ async def _wallet(rt: Runtime, spec: CampaignSpec, tool: str, args: dict[str, An
     context = CallContext(tenant_id=spec.tenant_id, actor="demo", agent_id=spec.persona.id)
     full = {"tenant_id": spec.tenant_id, "agent_id": spec.persona.id, **args}
     return (await rt.deps.mcp.call_tool("wallet", tool, full, context)).data
+
+
+def render_status(status: str) -> str:
+    return f"[{'green' if status == 'settled' else 'red'}]{status}[/]"
 
 
 def partner_file(campaign: Path) -> Path:

@@ -26,6 +26,7 @@ from tests.helpers.polling import eventually
 from tests.helpers.scripted import Script
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.payment import PaymentWorkflow
 
 
 def runtime(queue: str) -> RuntimeOptions:
@@ -39,7 +40,7 @@ async def running(client: Client, script: Script) -> AsyncIterator[str]:
     async with Worker(
         client,
         task_queue=queue,
-        workflows=[CampaignWorkflow, ContentTaskWorkflow],
+        workflows=[CampaignWorkflow, ContentTaskWorkflow, PaymentWorkflow],
         activities=script.activities(),
     ):
         yield queue

@@ -22,6 +22,20 @@ from schemas.campaign_run import ObserveRequest
 from schemas.events import ControlAudit, ScopeMembers, ScopeStop, StopRecord, StopRecorded
 from schemas.memory import Reflection, ReflectRequest
 from schemas.news import BreakingNews, NewsCheck, NewsFound
+from schemas.payment import (
+    AssessRequest,
+    PaymentAssessment,
+    PaymentConfirmation,
+    PaymentEvent,
+    PaymentInput,
+    PaymentPolicy,
+    PaymentReservation,
+    PaymentSettle,
+    Prepared,
+    ReserveRequest,
+    SendRequest,
+    WalletSent,
+)
 from schemas.persona import Persona
 from schemas.plan import Headline, Mention, Observation, PlannedTask, TaskPlan, Usage
 from schemas.policy import ConfidenceComponents, JudgeScores, SafetyFlag
@@ -104,6 +118,9 @@ def reply(key: str, mention_id: str = "m1") -> PlannedTask:
     return PlannedTask(key=key, task_type="reply", platform="twitter", brief="answer", mention=mention)
 
 
+PAYEE = "0x000000000000000000000000000000000000bEEF"
+
+
 @dataclass
 class Script:
     """What the scripted activities answer, and what they saw."""
@@ -136,6 +153,11 @@ class Script:
     news: list[list[BreakingNews]] = field(default_factory=list)  # what each news watch finds, in turn
     news_checks: list[NewsCheck] = field(default_factory=list)
     reflections: list[ReflectRequest] = field(default_factory=list)
+    # Payments (PaymentWorkflow's activities): what the CFO Judge is told, what the wallet sells, what was recorded.
+    payment_facts: dict[str, object] = field(default_factory=dict)  # PaymentAssessment fields to change
+    premium_headlines: list[Headline] = field(default_factory=list)  # what a premium news purchase buys
+    payment_events: list[PaymentEvent] = field(default_factory=list)
+    settled_payments: list[PaymentSettle] = field(default_factory=list)
 
     def scores_for(self, key: str) -> JudgeScores:
         for suffix, scores in self.scores.items():
@@ -282,6 +304,7 @@ class Script:
             return script.scope_members
 
         return [
+            *self._payment_activities(),
             authorize,
             record_scope_stop,
             find_in_scope,
@@ -300,4 +323,68 @@ class Script:
             commit_result,
             publish,
             record_outcome,
+        ]
+
+    def _payment_activities(self) -> list[Callable[..., object]]:
+        script = self
+
+        @activity.defn(name=Activities.prepare_payment.name)
+        async def prepare_payment(inp: PaymentInput) -> Prepared:
+            return Prepared(
+                amount_units=inp.amount_units or 50_000,
+                to_address=PAYEE,
+                counterparty="premium-news" if inp.kind == "x402" else PAYEE,
+                pinned=True,
+                allowlisted=True,
+                policy=PaymentPolicy(approval_deadline_seconds=3600),
+                goals=["Promote the thrift-flip challenge"],
+                timezone="UTC",
+            )
+
+        @activity.defn(name=Activities.reserve_payment.name)
+        async def reserve_payment(req: ReserveRequest) -> PaymentReservation:
+            return PaymentReservation(ok=True, day="2026-12-02")
+
+        @activity.defn(name=Activities.assess_payment.name)
+        async def assess_payment(req: AssessRequest) -> PaymentAssessment:
+            facts: dict[str, object] = {
+                "amount_units": req.prepared.amount_units,
+                "per_payment_units": 5_000_000,
+                "review_above_units": 1_000_000,
+                "allowlisted": True,
+                "pinned": True,
+                "paid_before": True,
+                "history_count": 0,
+                "median_units": 0,
+                "anomaly_factor": 5,
+                "anomaly_history": 3,
+                "goal_match": req.prepared.goals[0],
+            }
+            return PaymentAssessment.model_validate(facts | script.payment_facts)
+
+        @activity.defn(name=Activities.record_payment.name)
+        async def record_payment(event: PaymentEvent) -> None:
+            script.payment_events.append(event)
+
+        @activity.defn(name=Activities.send_payment.name)
+        async def send_payment(req: SendRequest) -> WalletSent:
+            body = {"headlines": [h.model_dump() for h in script.premium_headlines]} if req.inp.kind == "x402" else None
+            return WalletSent(tx_hash="0x" + "ab" * 32, status="confirmed", duplicate=False, body=body)
+
+        @activity.defn(name=Activities.payment_status.name)
+        async def payment_status(req: SendRequest) -> PaymentConfirmation:
+            return PaymentConfirmation(tx_hash="0x" + "ab" * 32, status="confirmed", confirmations=1, block_number=7)
+
+        @activity.defn(name=Activities.settle_payment.name)
+        async def settle_payment(req: PaymentSettle) -> None:
+            script.settled_payments.append(req)
+
+        return [
+            prepare_payment,
+            reserve_payment,
+            assess_payment,
+            record_payment,
+            send_payment,
+            payment_status,
+            settle_payment,
         ]
