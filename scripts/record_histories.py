@@ -46,6 +46,7 @@ from schemas.events import (  # noqa: E402
 from schemas.memory import MemoryPolicy  # noqa: E402
 from schemas.news import BreakingNews, NewsWatch  # noqa: E402
 from schemas.options import RuntimeOptions, TaskQueues  # noqa: E402
+from schemas.payment import PaymentDecision, PaymentInput, payment_workflow_id  # noqa: E402
 from schemas.plan import Headline, Mention  # noqa: E402
 from schemas.review import Ack, AckQuery, ReviewDecision  # noqa: E402
 from schemas.task import TaskOutcome  # noqa: E402
@@ -56,6 +57,7 @@ from tests.helpers.polling import eventually  # noqa: E402
 from tests.helpers.scripted import MEDIUM, Script, banned, post, reply  # noqa: E402
 from workflows.campaign import CampaignWorkflow  # noqa: E402
 from workflows.content_task import ContentTaskWorkflow  # noqa: E402
+from workflows.payment import PaymentWorkflow  # noqa: E402
 from workflows.scope_stop import ScopeStopWorkflow, scope_stop_workflow_id  # noqa: E402
 
 OUT = ROOT / "tests" / "replay" / "histories"
@@ -110,7 +112,7 @@ async def session(client: Client, name: str, script: Script) -> AsyncIterator[Se
     async with Worker(
         client,
         task_queue=s.queue,
-        workflows=[CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow],
+        workflows=[CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow, PaymentWorkflow],
         activities=script.activities(),
     ):
         async with asyncio.timeout(SCENARIO_TIMEOUT):
@@ -287,6 +289,51 @@ async def campaign_breaking_news(client: Client) -> None:
         await save(handle, "campaign_breaking_news_replanned")
 
 
+async def campaign_premium_news(client: Client) -> None:
+    """The campaign buys premium headlines (an x402 payment through a PaymentWorkflow child) before it plans."""
+    news = NewsWatch(topics=["thrifting"], check_every_seconds=0, premium_url="http://127.0.0.1:9/premium/headlines")
+    spec = scripted.spec(campaign_id="premium", news=news)
+    scoop = Headline(id="pn-1", title="Exclusive: resale searches double", topic="fashion")
+    script = Script(plans=[[post("tw")]], premium_headlines=[scoop])
+    async with session(client, "premium", script) as s:
+        handle = await s.start(spec, max_cycles=1)
+        await handle.result()
+        await save(handle, "campaign_bought_premium_news")
+        await save(client.get_workflow_handle(payment_workflow_id(spec.tenant_id, "premium-news-c1")), "payment_x402")
+
+
+async def payment_scenario(client: Client, name: str, facts: dict[str, object], decision: str | None) -> None:
+    """One PaymentWorkflow: the CFO Judge's answer from `facts`; an escalation decided by a finance approver."""
+    script = Script(payment_facts=facts)
+    async with session(client, f"payment-{name}", script) as s:
+        inp = PaymentInput(
+            payment_id=f"rec-{name}",
+            tenant_id="acme",
+            campaign_id="spring",
+            agent_id="mira",
+            kind="agent",
+            to="jonas",
+            amount_units=2_000_000,
+            purpose="collaboration fee for the thrift-flip challenge",
+            requested_by="maya",
+            runtime=runtime(s.queue),
+        )
+        handle = await client.start_workflow(
+            PaymentWorkflow.run, inp, id=payment_workflow_id(inp.tenant_id, inp.payment_id), task_queue=s.queue
+        )
+        if decision is not None:
+
+            async def waiting() -> bool:
+                return (await handle.query(PaymentWorkflow.payment)).status == "pending_approval"
+
+            await eventually(waiting)
+            raw = PaymentDecision(request_id=f"{name}-decision", action=decision, approver=ADMIN.user, reason="ok")
+            await handle.signal(PaymentWorkflow.decide, ADMIN.sign(raw, raw.access_action, handle.id))
+            await accepted(handle, PaymentWorkflow.ack, f"{name}-decision")
+        await handle.result()
+        await save(handle, f"payment_{name.replace('-', '_')}")
+
+
 async def campaign_reflects(client: Client) -> None:
     """Each cycle begins with the Judge's look back; a later one is owed the first cycle's post."""
     memory = MemoryPolicy(engagement_after_seconds=0)
@@ -421,6 +468,11 @@ SCENARIOS: list[Callable[[Client], Awaitable[None]]] = [
     ),
     lambda c: review_scenario(c, "review-expired", "tw", None, review_deadline_seconds=2),
     edit_blocked_then_edited,
+    campaign_premium_news,
+    lambda c: payment_scenario(c, "approved", {"review_above_units": 5_000_000}, None),
+    lambda c: payment_scenario(c, "escalated-approved", {}, "approve"),  # 2 USDC: over the 1 USDC threshold
+    lambda c: payment_scenario(c, "escalated-rejected", {}, "reject"),
+    lambda c: payment_scenario(c, "rejected", {"allowlisted": False}, None),
 ]
 
 

@@ -7,6 +7,7 @@ the change with workflow.patched() (see histories/README.md), then re-record.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.calls import run_activity
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.payment import PaymentWorkflow
 from workflows.scope_stop import ScopeStopWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -49,8 +51,15 @@ EXPECTED = frozenset(
         "campaign_pushed_mention_answered",
         "campaign_breaking_news_replanned",
         "campaign_reflected_on_engagement",
+        "campaign_bought_premium_news",
+        "payment_x402",
+        "payment_approved",
+        "payment_escalated_approved",
+        "payment_escalated_rejected",
+        "payment_rejected",
     }
 )
+WORKFLOW_TYPES = ("CampaignWorkflow", "ContentTaskWorkflow", "ScopeStopWorkflow", "PaymentWorkflow")
 
 
 def recorded() -> list[Path]:
@@ -146,14 +155,15 @@ def test_every_scenario_has_a_history() -> None:
     missing = sorted(EXPECTED - names)
     assert not missing, f"missing histories {missing}: run .venv/bin/python scripts/record_histories.py"
     types = {workflow_type(load(p)) for p in recorded()}
-    assert types == {"CampaignWorkflow", "ContentTaskWorkflow", "ScopeStopWorkflow"}
+    assert types == set(WORKFLOW_TYPES)
 
 
 @pytest.mark.parametrize("path", recorded(), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix("")))
 async def test_history_replays_on_current_code(path: Path) -> None:
     history = load(path)
-    assert workflow_type(history) in ("CampaignWorkflow", "ContentTaskWorkflow", "ScopeStopWorkflow")
-    result = await replayer(CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow).replay_workflow(history)
+    assert workflow_type(history) in WORKFLOW_TYPES
+    replaying = replayer(CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow, PaymentWorkflow)
+    result = await replaying.replay_workflow(history)
     assert result.replay_failure is None
 
 
@@ -227,3 +237,47 @@ def test_edits_decided_before_judge_human_edits_keep_their_path() -> None:
     assert before.count("judge_result") == 1
     assert after.count("judge_result") == 2 and after.count("record_verdict") == 2
     assert blocked.count("judge_result") == 3  # the draft, the blocked edit, the accepted edit
+
+
+def test_only_campaigns_that_buy_premium_news_take_the_purchase_path() -> None:
+    """`premium-news-purchase` is taken only by a campaign whose news watch names a premium service: a cycle then
+    starts a PaymentWorkflow child between observe and plan; every other campaign's history is unchanged."""
+    bought = load(HISTORIES / "campaign_bought_premium_news.json")
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name
+        for e in bought.events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+    assert children[0] == "PaymentWorkflow"
+    steps = activity_types(bought)
+    assert steps.index("observe") < steps.index("plan")
+    patches = [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in bought.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert any(b"premium-news-purchase" in p for p in patches)
+    plain = load(HISTORIES / "campaign_one_cycle_approved_with_dependency.json")
+    assert not any(
+        e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        and e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name == "PaymentWorkflow"
+        for e in plain.events
+    )
+
+
+def test_recorded_histories_hold_no_key_material() -> None:
+    """No private key, keystore or signing secret in any recorded history: a 32-byte hex string that is a valid
+    key would give the address it controls, so every one found is checked against the addresses in the file."""
+    from eth_account import Account
+
+    hex32 = re.compile(r"(?<![0-9a-fA-F])(?:0x)?([0-9a-fA-F]{64})(?![0-9a-fA-F])")
+    for path in recorded():
+        text = path.read_text()
+        assert not re.search(r"private[_ ]?key|ciphertext|\"kdfparams\"|mnemonic", text, re.IGNORECASE), path
+        addresses = {a.lower() for a in re.findall(r"0x[0-9a-fA-F]{40}", text)}
+        for candidate in set(hex32.findall(text)):
+            try:
+                derived = Account.from_key(bytes.fromhex(candidate)).address.lower()
+            except ValueError:
+                continue
+            assert derived not in addresses, f"{path.name}: a private key of {derived}"
