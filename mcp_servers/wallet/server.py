@@ -2,7 +2,8 @@
 
 tenant_id and agent_id are bound arguments: the host fills them from the task and hides them from the model.
 `transfer`, `pay_request` and `pay_x402` move money: they are allowlisted as publish_tools, so no model is ever
-offered them. The backend is the sandbox chain (mcp_servers.wallet.sandbox); the x402 tools need a backend that
+offered them; only PaymentWorkflow calls them (specs/payments.md). The backend is chosen by CHIMERA_WALLET_BACKEND
+(mcp_servers.wallet.backends): the sandbox chain or CDP server wallets; the x402 tools need a backend that
 is also an X402Payer, and answer `unsupported_backend` otherwise. Failures are is_error results with
 `{"error", "message", "retry_after_seconds"}`; only `chain_unavailable` and `resource_unavailable` are worth retrying.
 """
