@@ -36,8 +36,9 @@ from chimera.secrets.base import SecretSource
 from chimera.secrets.env import env_name
 from mcp_servers.common import ToolError
 from mcp_servers.wallet.backend import ASSET, display
+from mcp_servers.wallet.checks import check_key, checked_transfer
 from mcp_servers.wallet.ledger import Entry, Ledger, now
-from mcp_servers.wallet.sandbox import MEMO_MAX, RPC_URL_ENV, _check_key, _is_address, _listed
+from mcp_servers.wallet.sandbox import RPC_URL_ENV, _listed
 
 NETWORK_ENV = "CHIMERA_CDP_NETWORK"
 BASE_URL_ENV = "CHIMERA_CDP_BASE_URL"
@@ -330,14 +331,7 @@ class CdpWallet:
         reference: str | None = None,
         kind: str = "transfer",
     ) -> dict[str, Any]:
-        _check_key(idempotency_key)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise ToolError("invalid_amount", f"amount is a positive whole number of USDC base units, got {amount!r}")
-        if not _is_address(to):
-            raise ToolError("invalid_address", f"{to!r} is not an EVM address (0x and 40 hex digits, valid checksum)")
-        if memo is not None and len(memo) > MEMO_MAX:
-            raise ToolError("invalid_memo", f"a memo is at most {MEMO_MAX} characters")
-        recipient = Web3.to_checksum_address(to)
+        recipient = checked_transfer(to, amount, idempotency_key, memo)
         sender = self.address(tenant_id, agent_id)
         token = self._chain()
         with self._book().writing() as conn:
@@ -478,7 +472,7 @@ class CdpWallet:
         if (tx_hash is None) == (idempotency_key is None):
             raise ToolError("invalid_arguments", "give exactly one of tx_hash and idempotency_key")
         if idempotency_key is not None:
-            _check_key(idempotency_key)
+            check_key(idempotency_key)
         entry = self._book().get(tenant_id, agent_id, key=idempotency_key, tx_hash=tx_hash)
         if entry is None:
             what = f"idempotency_key {idempotency_key!r}" if idempotency_key is not None else f"tx_hash {tx_hash!r}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from chimera.chain.token import TestUSDC, TokenError, TransferRevertedError
 from chimera.secrets.base import SecretSource
 from mcp_servers.common import ToolError
 from mcp_servers.wallet.backend import ASSET, display
+from mcp_servers.wallet.checks import check_key, checked_transfer
 from mcp_servers.wallet.ledger import Entry, Ledger, now
 from mcp_servers.wallet.sandbox_x402 import SandboxX402, listed
 
@@ -33,9 +33,6 @@ RPC_URL_ENV = "CHIMERA_WALLET_RPC_URL"
 SCRYPT_N_ENV = "CHIMERA_WALLET_SCRYPT_N"  # scrypt work factor for new keys; tests lower it, default eth-account's
 UNAVAILABLE_RETRY_SECONDS = 5.0
 RECEIPT_WAIT_SECONDS = 5.0  # anvil mines at once; a slower chain answers "pending" and status tells the rest
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
-MEMO_MAX = 256
 T = TypeVar("T")
 
 
@@ -140,14 +137,7 @@ class SandboxWallet:
         reference: str | None = None,
         kind: str = "transfer",
     ) -> dict[str, Any]:
-        _check_key(idempotency_key)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise ToolError("invalid_amount", f"amount is a positive whole number of USDC base units, got {amount!r}")
-        if not _is_address(to):
-            raise ToolError("invalid_address", f"{to!r} is not an EVM address (0x and 40 hex digits, valid checksum)")
-        if memo is not None and len(memo) > MEMO_MAX:
-            raise ToolError("invalid_memo", f"a memo is at most {MEMO_MAX} characters")
-        recipient = Web3.to_checksum_address(to)
+        recipient = checked_transfer(to, amount, idempotency_key, memo)
         signer = self._signer(tenant_id, agent_id)
         token = self._chain()
         with self._book().writing() as conn:
@@ -251,7 +241,7 @@ class SandboxWallet:
         if (tx_hash is None) == (idempotency_key is None):
             raise ToolError("invalid_arguments", "give exactly one of tx_hash and idempotency_key")
         if idempotency_key is not None:
-            _check_key(idempotency_key)
+            check_key(idempotency_key)
         entry = self._book().get(tenant_id, agent_id, key=idempotency_key, tx_hash=tx_hash)
         if entry is None:
             paid = self._book().get_x402(tenant_id, agent_id, key=idempotency_key, tx_hash=tx_hash)
@@ -308,21 +298,6 @@ def _listed(entry: Entry) -> dict[str, Any]:
         "block_number": entry.block_number,
         "created_at": entry.created_at,
     }
-
-
-def _is_address(text: object) -> bool:
-    """0x and 40 hex digits; mixed case must be the right EIP-55 checksum (a typo is refused, not paid)."""
-    if not isinstance(text, str) or not ADDRESS_PATTERN.match(text):
-        return False
-    digits = text[2:]
-    return digits in (digits.lower(), digits.upper()) or Web3.is_checksum_address(text)
-
-
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise ToolError(
-            "invalid_idempotency_key", 'an idempotency_key is 1 to 128 of letters, digits, "_", ".", ":", "-"'
-        )
 
 
 def sandbox_wallet_from_env(sandbox_dir: Path) -> SandboxWallet:

@@ -59,13 +59,13 @@ class SandboxX402:
     def pay(
         self, tenant_id: str, agent_id: str, url: str, max_amount: int, pay_to: str, idempotency_key: str
     ) -> dict[str, Any]:
-        from mcp_servers.wallet.sandbox import _check_key, _is_address
+        from mcp_servers.wallet.checks import check_key, is_address
 
-        _check_key(idempotency_key)
+        check_key(idempotency_key)
         x402_payer.check_url(url)
         if isinstance(max_amount, bool) or not isinstance(max_amount, int) or max_amount <= 0:
             raise ToolError("invalid_amount", f"max_amount is a positive whole number of base units, {max_amount!r}")
-        if not _is_address(pay_to):
+        if not is_address(pay_to):
             raise ToolError("invalid_address", f"{pay_to!r} is not an EVM address (0x and 40 hex digits)")
         payee = Web3.to_checksum_address(pay_to)
         signer = self._wallet._signer(tenant_id, agent_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,7 +31,7 @@ from activities.payments import PaymentActivities
 from activities.registry import entry_of, implements
 from chimera.access.credentials import UserCredentials
 from chimera.access.signing import new_key_id, new_private_key, public_key_of
-from chimera.chain.anvil import Anvil, AnvilNotInstalledError, find_anvil
+from chimera.chain.anvil import Anvil
 from chimera.chain.keystore import Keystore, keystore_password
 from chimera.chain.token import TestUSDC
 from chimera.db import StateStore
@@ -55,6 +54,7 @@ from schemas.payment import (
     payment_workflow_id,
 )
 from schemas.review import Ack, AckQuery
+from tests.helpers.chain import running_anvil
 from tests.helpers.mcp_hosts import approved_host
 from tests.helpers.polling import eventually
 from tests.unit.test_store import make_spec
@@ -76,14 +76,7 @@ GOALS = ["Grow awareness of the spring launch", "Partner with creators for launc
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Anvil]:
-    try:
-        binary = find_anvil()
-    except AnvilNotInstalledError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"anvil NOT TESTED: {exc}")
-        pytest.skip(f"anvil NOT TESTED: {exc}")
-    with Anvil(binary=binary) as running:
-        yield running
+    yield from running_anvil()
 
 
 @dataclass

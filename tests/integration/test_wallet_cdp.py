@@ -8,7 +8,6 @@ Without the anvil binary (`make chain`) the module is skipped, loudly; with CI s
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import sys
@@ -21,14 +20,16 @@ from typing import Any
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import CallToolResult, TextContent, TextResourceContents
+from mcp.types import TextResourceContents
 from web3 import Web3
 
-from chimera.chain.anvil import Anvil, AnvilNotInstalledError, find_anvil
+from chimera.chain.anvil import Anvil
 from chimera.chain.token import TestUSDC
 from chimera.settings import WALLET_ENV
 from mcp_servers.wallet.cdp_backend import NETWORKS, PENDING_HASH, account_name, cdp_idempotency_key
+from tests.helpers.chain import running_anvil
 from tests.helpers.fake_cdp import FakeCdp, FakeNetwork, TestKeys, fake_cdp
+from tests.integration.test_wallet_server import ok, refused
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 USDC = 10**6
@@ -39,15 +40,7 @@ SEPOLIA = NETWORKS["base-sepolia"]
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Anvil]:
-    try:
-        binary = find_anvil()
-    except AnvilNotInstalledError as exc:
-        message = f"anvil NOT TESTED: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with Anvil(binary=binary, chain_id=SEPOLIA.chain_id) as running:
-        yield running
+    yield from running_anvil(chain_id=SEPOLIA.chain_id)
 
 
 @pytest.fixture(scope="module")
@@ -101,29 +94,6 @@ async def wallet_session(
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
-
-
-def _payload(result: CallToolResult) -> dict[str, Any]:
-    assert isinstance(result.content[0], TextContent)
-    payload = json.loads(result.content[0].text)
-    assert isinstance(payload, dict)
-    if not result.is_error:
-        assert result.structured_content == payload
-    return payload
-
-
-async def ok(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    payload = _payload(result)
-    assert not result.is_error, payload
-    return payload
-
-
-async def refused(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    payload = _payload(result)
-    assert result.is_error, payload
-    return payload
 
 
 async def funded(session: ClientSession, usdc: TestUSDC, ids: dict[str, str], amount: int) -> str:

@@ -4,28 +4,21 @@ transactions wait in the pool as on a real network."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chimera.chain.anvil import Anvil, AnvilNotInstalledError, find_anvil
+from chimera.chain.anvil import Anvil
 from chimera.secrets.env import EnvSecrets
 from mcp_servers.wallet.sandbox import SandboxWallet
+from tests.helpers.chain import running_anvil
 from tests.integration.test_wallet_server import PAYEE, USDC, token_of
 
 
 @pytest.fixture
 def node() -> Iterator[Anvil]:
-    try:
-        binary = find_anvil()
-    except AnvilNotInstalledError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"anvil NOT TESTED: {exc}")
-        pytest.skip(f"anvil NOT TESTED: {exc}")
-    with Anvil(binary=binary) as running:
-        yield running
+    yield from running_anvil()
 
 
 @pytest.fixture

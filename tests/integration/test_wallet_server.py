@@ -7,7 +7,6 @@ anvil binary (`make chain`) the chain tests are skipped, loudly; with CI set the
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import sys
@@ -22,9 +21,10 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 from web3 import Web3
 
-from chimera.chain.anvil import Anvil, AnvilNotInstalledError, find_anvil
+from chimera.chain.anvil import Anvil
 from chimera.chain.token import TestUSDC
 from chimera.settings import default_mcp_servers
+from tests.helpers.chain import running_anvil
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 USDC = 10**6
@@ -34,15 +34,7 @@ PAYEE = "0x000000000000000000000000000000000000bEEF"
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Anvil]:
-    try:
-        binary = find_anvil()
-    except AnvilNotInstalledError as exc:
-        message = f"anvil NOT TESTED: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with Anvil(binary=binary) as running:
-        yield running
+    yield from running_anvil()
 
 
 @asynccontextmanager

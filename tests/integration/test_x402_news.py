@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import sqlite3
 import sys
@@ -25,36 +24,27 @@ import pytest
 from eth_account import Account
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from web3 import Web3
 
-from chimera.chain.anvil import Anvil, AnvilNotInstalledError, find_anvil
+from chimera.chain.anvil import Anvil
 from chimera.chain.keystore import AgentSigner
 from chimera.chain.token import TestUSDC
 from mcp_servers.news.premium import PremiumNews, start_premium_news
 from mcp_servers.wallet import x402_payer
+from tests.helpers.chain import running_anvil
+from tests.integration.test_wallet_server import _payload, ok, refused
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 USDC = 10**6
 PRICE = 50_000
 ACME = {"tenant_id": "acme", "agent_id": "ava"}
 PUBLISHER = "0x00000000000000000000000000000000000000Ad"
-# Anvil's second dev account (public, from the well-known test mnemonic): the facilitator, which pays the gas
-# of settlements. Not the first one, which owns the token and mints: two senders, no nonce races.
-FACILITATOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Anvil]:
-    try:
-        binary = find_anvil()
-    except AnvilNotInstalledError as exc:
-        message = f"anvil NOT TESTED: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with Anvil(binary=binary) as running:
-        yield running
+    yield from running_anvil()
 
 
 def token_of(node: Anvil, sandbox: Path) -> TestUSDC:
@@ -64,9 +54,10 @@ def token_of(node: Anvil, sandbox: Path) -> TestUSDC:
 
 @pytest.fixture
 def news(node: Anvil, tmp_path: Path) -> Iterator[PremiumNews]:
-    with start_premium_news(
-        node.url, token_of(node, tmp_path).address, PUBLISHER, FACILITATOR_KEY, sandbox_dir=tmp_path
-    ) as running:
+    token = token_of(node, tmp_path)
+    facilitator = Account.create()  # submits the authorizations and pays their gas: a key made for this test
+    assert token.fund_gas(facilitator.address, 10**18).succeeded
+    with start_premium_news(node.url, token.address, PUBLISHER, facilitator.key.hex(), sandbox_dir=tmp_path) as running:
         yield running
 
 
@@ -82,29 +73,6 @@ async def wallet_session(sandbox: Path, rpc_url: str) -> AsyncIterator[ClientSes
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
-
-
-def _payload(result: CallToolResult) -> dict[str, Any]:
-    assert isinstance(result.content[0], TextContent)
-    payload = json.loads(result.content[0].text)
-    assert isinstance(payload, dict)
-    if not result.is_error:
-        assert result.structured_content == payload
-    return payload
-
-
-async def ok(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    payload = _payload(result)
-    assert not result.is_error, payload
-    return payload
-
-
-async def refused(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool(tool, arguments)
-    payload = _payload(result)
-    assert result.is_error, payload
-    return payload
 
 
 async def funded(session: ClientSession, node: Anvil, sandbox: Path, usdc: int) -> str:
