@@ -1,0 +1,161 @@
+"""Exactly one on-chain transfer when a worker dies after the payment was broadcast but before the activity
+completed.
+
+The Worker role runs as a real `chimera worker --role worker` process; its wallet server broadcasts the transfer
+(anvil mines it) and then hangs (tests/e2e/hanging_wallet.py). The test kills the worker's whole process group
+once the payee holds the money, and a second worker takes over. Temporal retries `send_payment` after its
+start-to-close timeout; the retry looks the payment up by its idempotency key and settles the first transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+from web3 import Web3
+
+from chimera.chain.anvil import Anvil
+from chimera.chain.token import TestUSDC
+from chimera.settings import McpServerConfig, Settings, default_mcp_servers
+from schemas.activity_table import Role
+from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
+from schemas.payment import Counterparty, PaymentInput, PaymentOutcome, PaymentPolicy, payment_workflow_id
+from tests.e2e.hanging_wallet import HANG_FILE_ENV
+from tests.helpers.chain import running_anvil
+from tests.helpers.dev_server import start_dev_server
+from tests.helpers.polling import eventually
+from tests.unit.test_store import make_spec
+from workers.dependencies import Dependencies
+from workers.roles import activity_threads, build_workers
+from workflows.payment import PaymentWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHIMERA = str(Path(sys.executable).parent / "chimera")
+PAYEE = "0x000000000000000000000000000000000000bEEF"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def node() -> Iterator[Anvil]:
+    yield from running_anvil()
+
+
+def servers(flag: Path, rpc_url: str) -> dict[str, McpServerConfig]:
+    """The allowlist: only the wallet, served by its hanging variant (same tools, same bound arguments)."""
+    wallet = default_mcp_servers()["wallet"]
+    hanging = wallet.model_copy(
+        update={
+            "args": ["-m", "tests.e2e.hanging_wallet"],
+            "env": {HANG_FILE_ENV: str(flag), "CHIMERA_WALLET_RPC_URL": rpc_url, "CHIMERA_WALLET_SCRYPT_N": "16384"},
+        }
+    )
+    return {"wallet": hanging}
+
+
+def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Its own process group, so killing it kills its MCP server children too, as a crashed pod would.
+    return subprocess.Popen(
+        [CHIMERA, "worker", "--role", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def test_killed_worker_after_the_broadcast_still_pays_once(
+    dev_server_path: str, tmp_path: Path, node: Anvil
+) -> None:
+    flag = tmp_path / "hang"
+    flag.touch()
+    env_server: WorkflowEnvironment = await start_dev_server(dev_server_path)
+    state = tmp_path / "state"
+    config = yaml.safe_load((ROOT / "temporal.yaml").read_text())
+    config["address"] = env_server.client.service_client.config.target_host
+    (tmp_path / "temporal.yaml").write_text(yaml.safe_dump(config))
+    allowlist = servers(flag, node.url)
+    settings = Settings(state_dir=state, temporal_config=tmp_path / "temporal.yaml", mcp_servers=allowlist)
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CHIMERA_"))}
+    child_env.update(
+        CHIMERA_STATE_DIR=str(state),
+        CHIMERA_TEMPORAL_CONFIG=str(tmp_path / "temporal.yaml"),
+        CHIMERA_MCP_SERVERS=json.dumps({k: v.model_dump() for k, v in allowlist.items()}),
+    )
+    deps = Dependencies.build(settings)
+    policy = PaymentPolicy(counterparties=[Counterparty(name="newswire", address=PAYEE)])
+    spec = make_spec(campaign="launch", agent="ava", goals=["Grow the spring launch"], payments=policy)
+    deps.store.ensure_campaign(spec)
+    await deps.mcp.approve("wallet", actor="test")
+    payer = (await deps.mcp.read_resource("wallet", f"wallet://{spec.tenant_id}/ava/address"))["address"]
+    token = TestUSDC.load_or_deploy(Web3(Web3.HTTPProvider(node.url)), settings.sandbox_dir / "wallet" / "token.json")
+    assert token.mint(payer, 5 * 10**6).succeeded and token.fund_gas(payer, 10**18).succeeded
+
+    send = ActivityOptions(start_to_close_seconds=5, retry=RetrySpec(initial_interval_seconds=0.5))
+    inp = PaymentInput(
+        payment_id="killed-worker",
+        tenant_id=spec.tenant_id,
+        campaign_id=spec.campaign_id,
+        agent_id="ava",
+        kind="address",
+        to=PAYEE,
+        amount_units=700_000,
+        purpose="newswire coverage of the spring launch",
+        requested_by="maya",
+        poll_seconds=1,
+        runtime=RuntimeOptions(activities={"send_payment": send}),
+    )
+    roles: tuple[Role, ...] = ("planner", "judge")  # in this process; the worker role runs in the child
+    first = worker_process(child_env)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=activity_threads(deps, roles)) as executor:
+            workers = build_workers(env_server.client, roles, deps, inp.runtime.task_queues, executor)
+            runs = [asyncio.create_task(w.run()) for w in workers]
+            try:
+                handle = await env_server.client.start_workflow(
+                    PaymentWorkflow.run,
+                    inp,
+                    id=payment_workflow_id(inp.tenant_id, inp.payment_id),
+                    task_queue=inp.runtime.task_queues.planner,
+                )
+
+                async def paid() -> bool:
+                    return await asyncio.to_thread(token.balance_of, PAYEE) == 700_000
+
+                await eventually(paid, "the chain has the payment", within=60)
+                # The payee holds the money; the worker still waits for the wallet's answer. Kill it.
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(timeout=10)
+                await asyncio.to_thread(flag.unlink)
+                second = worker_process(child_env)
+                outcome: PaymentOutcome = await asyncio.wait_for(handle.result(), timeout=120)
+            finally:
+                await asyncio.gather(*(w.shutdown() for w in workers))
+                await asyncio.gather(*runs, return_exceptions=True)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        await deps.aclose()
+        await env_server.shutdown()
+
+    assert outcome.status == "settled", outcome.reason
+    assert token.balance_of(PAYEE) == 700_000 and token.balance_of(payer) == 5 * 10**6 - 700_000  # one transfer
+    assert token.next_nonce(payer) == 1  # the agent signed exactly one transaction
+    line = deps.store.payment(spec.tenant_id, "killed-worker")
+    assert line is not None and line.status == "settled" and line.tx_hash == outcome.tx_hash
+    audit = deps.store.audit_entries(spec.tenant_id, limit=500)
+    calls = [e.detail for e in audit if e.action == "mcp_call" and e.detail.get("server") == "wallet"]
+    lookups = [d for d in calls if d.get("tool") == "transaction_status"]
+    assert lookups and lookups[0]["outcome"] == "ok"  # the retry looked the payment up first
