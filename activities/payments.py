@@ -202,9 +202,13 @@ class PaymentActivities:
     @implements(Activities.reserve_payment)
     def reserve_payment(self, req: ReserveRequest) -> PaymentReservation:
         """Count the payment against the caps; a stop covering it refuses it before anything is counted."""
-        halted = self._store.halted(payment_ref(req.inp))
+        inp = req.inp
+        halted = self._store.halted(payment_ref(inp))
         if halted:
-            return PaymentReservation(ok=False, day="", reason=f"{halted}: nothing more is paid")
+            reason = f"{halted}: nothing more is paid"
+            detail = {"campaign_id": inp.campaign_id, "agent_id": inp.agent_id, "kind": inp.kind, "reason": reason}
+            self._store.append_audit(inp.tenant_id, "cfo", "payment_refused", inp.payment_id, detail)
+            return PaymentReservation(ok=False, day="", reason=reason)
         defaults = Caps(
             agent_units=usdc_units(self._settings.agent_daily_usdc),
             tenant_units=usdc_units(self._settings.tenant_daily_usdc),

@@ -151,12 +151,15 @@ class Activities:
     )
     reserve_payment = ActivityDef("reserve_payment", "planner", ReserveRequest, PaymentReservation)
     assess_payment = ActivityDef("assess_payment", "judge", AssessRequest, PaymentAssessment)
-    record_payment = ActivityDef("record_payment", "judge", PaymentEvent, type(None))
+    # A status move the ledger refuses (InvalidPayment) is a bug: retrying repeats it.
+    record_payment = ActivityDef("record_payment", "judge", PaymentEvent, type(None), _never(Failure.INVALID_PAYMENT))
     send_payment = ActivityDef(
         "send_payment", "worker", SendRequest, WalletSent, _never(Failure.PAYMENT_FAILED, Failure.CAMPAIGN_STOPPED)
     )
     payment_status = ActivityDef("payment_status", "worker", SendRequest, PaymentConfirmation)
-    settle_payment = ActivityDef("settle_payment", "planner", PaymentSettle, type(None))
+    settle_payment = ActivityDef(
+        "settle_payment", "planner", PaymentSettle, type(None), _never(Failure.INVALID_PAYMENT)
+    )
 
     @classmethod
     def all(cls) -> tuple[ActivityDef[Any, Any], ...]:
