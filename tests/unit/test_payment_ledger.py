@@ -127,3 +127,42 @@ def test_history_counts_settled_payments_only(store: StateStore) -> None:
     seen = store.payment_history(TENANT, AGENT, PAYEE_ADDRESS.upper().replace("0X", "0x"))
     assert (seen.count, seen.median_units, seen.paid_before) == (3, 2_000_000, True)
     assert not store.payment_history(TENANT, AGENT, "0x" + "cd" * 20).paid_before
+
+
+def test_campaign_status_and_payment_list_show_the_money(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from chimera.settings import Settings
+    from schemas.events import CampaignStatus
+    from tests.unit.test_costs_store import _cli
+
+    store = StateStore.from_settings(Settings(state_dir=tmp_path / "state"))
+    store.ensure_campaign(make_spec())
+    store.ensure_campaign(make_spec(campaign="collab", agent="bea"))
+    fee, to_bea = payment(1, amount=3_000_000), prepared(3_000_000, payee_agent="bea", payee_campaign="collab")
+    store.reserve_payment(fee, to_bea, DEFAULTS)
+    store.move_payment(fee, "approved", "fran", "approved by fran")
+    store.move_payment(fee, "sent", "cfo", "broadcast", tx_hash="0x" + "33" * 32)
+    store.move_payment(fee, "settled", "cfo", "confirmed", tx_hash="0x" + "33" * 32, credit=to_bea)
+    store.reserve_payment(payment(2), prepared(), DEFAULTS)  # under way
+    store.close()
+    status = CampaignStatus(
+        campaign_id="collab", tenant_id=TENANT, agent_id="bea", state="running", cycle=1, goals=["grow"],
+        daily_budget_usd=5.0, spend_today_usd=0.0, tasks_by_state={}, pending_reviews=[], tasks=[],
+    )  # fmt: skip
+    monkeypatch.setattr("chimera.cli.render.run", lambda operation, loaded=None: status)  # no Temporal here
+    shown = _cli(tmp_path, monkeypatch, "campaign", "status", f"{TENANT}/collab")
+    assert shown.exit_code == 0, shown.output
+    assert "Payments: revenue 3.00 USDC · paid 0.00 USDC" in shown.stdout
+    data = json.loads(_cli(tmp_path, monkeypatch, "campaign", "status", f"{TENANT}/collab", "--json").stdout)
+    assert data["payments"] == {"spent_units": 0, "received_units": 3_000_000, "open_units": 0}
+
+    listed = _cli(tmp_path, monkeypatch, "payment", "list", "--tenant", TENANT)
+    assert listed.exit_code == 0, listed.output
+    assert "p1" in listed.stdout and "settled" in listed.stdout and "reserved" in listed.stdout
+    rows = json.loads(_cli(tmp_path, monkeypatch, "payment", "list", "--tenant", TENANT, "--json").stdout)
+    assert {(r["payment_id"], r["direction"], r["status"]) for r in rows} == {
+        ("p1", "out", "settled"),
+        ("p1", "in", "settled"),
+        ("p2", "out", "reserved"),
+    }
