@@ -12,6 +12,7 @@ from activities.access import AccessActivities
 from activities.budget import BudgetActivities
 from activities.content import ContentActivities
 from activities.judging import JudgeActivities
+from activities.payments import PaymentActivities
 from activities.planning import PlannerActivities
 from activities.registry import RegistryError, by_role, entry_of, implementations, implements
 from chimera.temporal_config import ConfigError, TemporalConfig, load_temporal_config
@@ -21,7 +22,7 @@ from schemas.task import Reservation, SettleRequest
 from workflows.calls import activity_options
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASSES = (AccessActivities, PlannerActivities, BudgetActivities, ContentActivities, JudgeActivities)
+CLASSES = (AccessActivities, PlannerActivities, BudgetActivities, ContentActivities, JudgeActivities, PaymentActivities)
 
 
 def instances() -> list[object]:

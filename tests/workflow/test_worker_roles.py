@@ -36,6 +36,7 @@ async def test_each_role_runs_its_activities_with_the_configured_concurrency(
         "CampaignWorkflow",
         "ContentTaskWorkflow",
         "ScopeStopWorkflow",
+        "PaymentWorkflow",
     ]
     assert configs["worker"]["workflows"] == [] and configs["judge"]["workflows"] == []
     assert all(c["deployment_config"] is None for c in configs.values())  # unversioned unless configured
