@@ -107,3 +107,35 @@ async def test_a_campaign_does_not_wait_for_an_escalated_purchase(env: WorkflowE
     assert SCOOP.title not in [h.title for h in plan.observation.headlines]
     assert final.cycle == 1 and not script.settled_payments
     assert [e.status for e in script.payment_events] == ["pending_approval"]
+
+
+async def test_the_control_functions_request_show_and_decide_a_payment(env: WorkflowEnvironment) -> None:
+    from chimera.control.errors import NotFound
+    from chimera.control.payments import decide_payment, request_payment, show_payment
+
+    script = Script(payment_facts={"review_above_units": 100_000})
+    async with running(env.client, script) as queue:
+        inp = request(queue, payment_id="cli-1")
+        handle, started = await request_payment(env.client, inp, queue)
+        again, started_again = await request_payment(env.client, inp.model_copy(update={"amount_units": 9}), queue)
+        assert started and not started_again and again.id == handle.id  # one id is one payment
+
+        async def waiting() -> bool:
+            view = await show_payment(env.client, "acme", "cli-1")
+            return view.status == "pending_approval"
+
+        await eventually(waiting)
+        maya = person("maya", "acme", "finance_approver")  # the requester
+        refused = await decide_payment(env.client, "acme", "cli-1", "approve", "mine", credentials=maya)
+        fran = person("fran", "acme", "finance_approver")
+        rejected = await decide_payment(env.client, "acme", "cli-1", "reject", "no invoice", credentials=fran)
+        outcome = await handle.result()
+        ended = await show_payment(env.client, "acme", "cli-1")
+        try:
+            await show_payment(env.client, "acme", "nope")
+            raise AssertionError("an unknown payment was found")
+        except NotFound as exc:
+            assert "unknown payment acme/nope" in str(exc)
+    assert not refused.accepted and "cannot also approve it" in refused.message
+    assert rejected.accepted and outcome.status == "rejected" and "rejected by fran: no invoice" in outcome.reason
+    assert ended.status == "rejected" and not script.settled_payments
