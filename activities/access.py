@@ -86,7 +86,8 @@ class AccessActivities:
 
     @implements(Activities.find_in_scope)
     async def find_in_scope(self, stop: ScopeStop) -> ScopeMembers:
-        """The running campaigns and tasks of the scope, from Temporal's visibility (the worker's own client)."""
+        """The running campaigns, tasks and payments of the scope, from Temporal's visibility (the worker's own
+        client)."""
         client = activity.client()
         where = [RUNNING]
         if stop.tenant_id:
@@ -98,7 +99,10 @@ class AccessActivities:
         async for execution in client.list_workflows(f"WorkflowType = 'CampaignWorkflow' AND {query}"):
             if execution.status == WorkflowExecutionStatus.RUNNING:
                 members.campaigns.append(execution.id)
-        async for execution in client.list_workflows(f"WorkflowType = 'ContentTaskWorkflow' AND {query}"):
-            if execution.status == WorkflowExecutionStatus.RUNNING:
-                members.tasks.append(execution.id)
+        # Payments take the same `stop` signal as tasks: one waiting for a finance approver ends at once (the
+        # stop gate already refuses to sign any of them).
+        for kind in ("ContentTaskWorkflow", "PaymentWorkflow"):
+            async for execution in client.list_workflows(f"WorkflowType = '{kind}' AND {query}"):
+                if execution.status == WorkflowExecutionStatus.RUNNING:
+                    members.tasks.append(execution.id)
         return members

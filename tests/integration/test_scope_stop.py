@@ -29,8 +29,9 @@ from schemas.access import FLEET_SCOPE
 from schemas.activity_table import Activities
 from schemas.events import CampaignStatus
 from schemas.options import TaskQueues
+from schemas.payment import PaymentInput, payment_workflow_id
 from tests.helpers import scripted
-from tests.helpers.campaigns import start, status, task_handle
+from tests.helpers.campaigns import runtime, start, status, task_handle
 from tests.helpers.dev_server import start_dev_server
 from tests.helpers.polling import eventually
 from tests.helpers.scripted import MEDIUM, Script, post
@@ -38,6 +39,7 @@ from tests.integration.test_notifiers import Receiver, webhook
 from tests.integration.test_notifiers import receiver as receiver  # the fixture, used by name
 from workflows.campaign import CampaignWorkflow
 from workflows.content_task import ContentTaskWorkflow
+from workflows.payment import PaymentWorkflow
 from workflows.scope_stop import ScopeStopWorkflow
 
 REAL = {Activities.authorize.name, Activities.record_scope_stop.name, Activities.find_in_scope.name}
@@ -82,14 +84,15 @@ async def test_stops_reach_exactly_their_scope_and_alert(client: Client, store: 
     people = People(store, tenants)
     alerts = AlertSender(AlertDispatcher([webhook(receiver.url)], SqlDeliveryStore(store.database)), store)
     access = AccessActivities(store, alerts)
-    script = Script(plans=[[post("rv")]], default_scores=MEDIUM)  # each campaign keeps a review pending
+    # Each campaign keeps a review pending; a payment of tenant a waits for a finance approver.
+    script = Script(plans=[[post("rv")]], default_scores=MEDIUM, payment_facts={"review_above_units": 1})
     scripted_ones = [a for a in script.activities() if activity._Definition.must_from_callable(a).name not in REAL]
     queue = f"q-{uuid.uuid4()}"
     with ThreadPoolExecutor(8) as threads:
         async with Worker(
             client,
             task_queue=queue,
-            workflows=[CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow],
+            workflows=[CampaignWorkflow, ContentTaskWorkflow, ScopeStopWorkflow, PaymentWorkflow],
             activities=[*scripted_ones, access.authorize, access.record_scope_stop, access.find_in_scope],
             activity_executor=threads,
         ):
@@ -98,12 +101,27 @@ async def test_stops_reach_exactly_their_scope_and_alert(client: Client, store: 
             b1 = await start(client, queue, scripted.spec(tenant_id=tenants[1], campaign_id="one"), max_cycles=None)
             review_a1 = await task_handle(client, a1, "rv")
             await task_handle(client, b1, "rv")
+            pay = PaymentInput(
+                payment_id="waiting",
+                tenant_id=tenants[0],
+                campaign_id="one",
+                agent_id="mira-okafor",
+                kind="address",
+                to=scripted.PAYEE,
+                amount_units=500_000,
+                purpose="promote the thrift-flip challenge",
+                requested_by="a-manager",
+                runtime=runtime(queue),
+            )
+            payment = await client.start_workflow(
+                PaymentWorkflow.run, pay, id=payment_workflow_id(pay.tenant_id, pay.payment_id), task_queue=queue
+            )
 
             async def visible() -> bool:  # visibility lags the starts by a moment
                 rows = [
                     e async for e in client.list_workflows(f"TenantId = '{tenants[0]}' AND ExecutionStatus = 'Running'")
                 ]
-                return len(rows) >= 4  # two campaigns, two tasks
+                return len(rows) >= 5  # two campaigns, two tasks, a payment
 
             await eventually(visible)
             not_fleet = await stop(client, queue, people.a_admin, "fleet")
@@ -112,6 +130,7 @@ async def test_stops_reach_exactly_their_scope_and_alert(client: Client, store: 
             tenant_a = await stop(client, queue, people.a_admin, "tenant", tenants[0])
             a1_final, a2_final = await eventually(lambda: ended(a1)), await eventually(lambda: ended(a2))
             task_outcome = await review_a1.result()
+            payment_outcome = await payment.result()
             b_running = await status(b1)
             fleet = await stop(client, queue, people.root, "fleet")
             b1_final = await eventually(lambda: ended(b1))
@@ -124,6 +143,8 @@ async def test_stops_reach_exactly_their_scope_and_alert(client: Client, store: 
     assert a1_final.state == a2_final.state == "stopped"
     assert a1_final.stop_reason == f"tenant:{tenants[0]} stopped: tenant drill"
     assert task_outcome.status == "cancelled" or task_outcome.status == "rejected", task_outcome
+    assert payment_outcome.status == "cancelled" and "stopped" in payment_outcome.reason
+    assert payment.id in tenant_a.tasks
     assert b_running.state == "running"  # the other tenant was not touched
     assert fleet.accepted and b1.id in fleet.campaigns and b1_final.state == "stopped"
     assert not lift_refused.accepted and "only the fleet's operators" in lift_refused.message
