@@ -19,9 +19,12 @@ from activities.spend import CallLedger
 from chimera.db import StateStore
 from chimera.db.errors import CampaignHalted
 from chimera.db.payments import Caps, PaymentStateError
+from chimera.finance.purpose_check import purpose_concerns, purpose_flags
 from chimera.finance.purpose_review import PurposeReviewer
 from chimera.mcp.errors import McpError, McpToolError
 from chimera.mcp.host import CallContext, McpHost
+from chimera.safety.classifier import HarmClassifier
+from chimera.safety.rules import SafetyRules
 from chimera.settings import PaymentSettings
 from schemas.activity_table import Activities, Failure
 from schemas.payment import (
@@ -83,11 +86,15 @@ class PaymentActivities:
         settings: PaymentSettings,
         *,
         reviewer: PurposeReviewer | None = None,
+        classifier: HarmClassifier | None = None,
+        rules: SafetyRules | None = None,
     ) -> None:
         self._store = store
         self._mcp = mcp
         self._settings = settings
         self._reviewer = reviewer
+        self._classifier = classifier  # the Judge's detectors read the purpose as untrusted text
+        self._rules = rules
 
     def _context(self, inp: PaymentInput, agent_id: str | None = None) -> CallContext:
         return CallContext(
@@ -222,6 +229,8 @@ class PaymentActivities:
         inp, prepared = req.inp, req.prepared
         policy = prepared.policy
         past = await asyncio.to_thread(self._store.payment_history, inp.tenant_id, inp.agent_id, prepared.to_address)
+        flags = purpose_flags(inp.purpose, self._rules)
+        concerns = await asyncio.to_thread(purpose_concerns, inp.purpose, self._classifier)
         review, note = None, "no judging model: the policy decided alone"
         if self._reviewer is not None:
             record = await asyncio.to_thread(self._store.get_campaign, inp.tenant_id, inp.campaign_id)
@@ -241,6 +250,8 @@ class PaymentActivities:
             anomaly_factor=policy.anomaly_factor,
             anomaly_history=policy.anomaly_history,
             goal_match=goal_served(inp.purpose, prepared.goals),
+            purpose_flags=flags,
+            purpose_concerns=concerns,
             model_review=review,
             model_note=note,
             problem=prepared.problem,

@@ -259,6 +259,8 @@ class PaymentAssessment(BaseModel):
     anomaly_factor: Decimal
     anomaly_history: int
     goal_match: str = Field("", description="the goal the purpose shares words with ('' if none)")
+    purpose_flags: list[str] = Field(default_factory=list, description="safety rules that match the purpose")
+    purpose_concerns: list[str] = Field(default_factory=list, description="what the harm classifier flags in it")
     model_review: PurposeReview | None = None
     model_note: str = ""
     problem: str = ""
@@ -285,6 +287,7 @@ def cfo_decide(a: PaymentAssessment) -> CfoVerdict:
         )
     if not a.allowlisted:
         rejects.append("the payee is not on the campaign's allowlist")
+    rejects.extend(f"the purpose reads as {flag}" for flag in a.purpose_flags)
     review = a.model_review
     if review is not None and (not review.serves_goal or review.concern == "high"):
         rejects.append(f"the judging model: {review.reason or 'the purpose serves no campaign goal'}")
@@ -309,6 +312,7 @@ def cfo_decide(a: PaymentAssessment) -> CfoVerdict:
                 f"{display_usdc(a.amount_units)} is over {a.anomaly_factor}x the agent's median payment "
                 f"({display_usdc(a.median_units)})"
             )
+    escalations.extend(f"the purpose reads as {concern}" for concern in a.purpose_concerns)
     if review is not None and review.concern == "low":
         escalations.append(f"the judging model: {review.reason or 'a concern about the purpose'}")
     if escalations:

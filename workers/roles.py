@@ -92,7 +92,14 @@ def activity_classes(deps: Dependencies) -> list[object]:
             memory=deps.memory,
             mcp=deps.mcp,
         ),
-        PaymentActivities(deps.store, deps.mcp, s.payments, reviewer=PurposeReviewer(deps.model) if live else None),
+        PaymentActivities(
+            deps.store,
+            deps.mcp,
+            s.payments,
+            reviewer=PurposeReviewer(deps.model) if live else None,
+            classifier=deps.classifier,
+            rules=deps.rules,
+        ),
     ]
 
 
