@@ -27,6 +27,7 @@ from tests.integration.test_store_postgres import (  # noqa: F401  # fixtures, u
     pg_available,
     super_connect,
 )
+from tests.unit.test_payment_ledger import DEFAULTS, payment, prepared
 from tests.unit.test_store import make_spec, ref, review
 
 A, B = "tenant-a", "tenant-b"
@@ -52,6 +53,8 @@ VARY: dict[str, str | tuple[str, ...]] = {
     "band_calibrations": "task_type",
     "platform_accounts": ("handle", "agent_id"),  # the key (platform, handle), one account per agent and platform
     "conversation_turns": "mention_id",
+    "payments": "payment_id",
+    "payment_limits": "scope_id",
 }
 
 
@@ -83,6 +86,9 @@ def seed(url: str) -> None:
                 platform="twitter", author="ana", mention_id="m1", said="hi", at="2026-03-09T12:00:00Z"
             )
             store.record_exchange(tenant, "ava", said)  # short-term memory (conversation_turns)
+            pay = payment(1).model_copy(update={"tenant_id": tenant})
+            store.reserve_payment(pay, prepared(), DEFAULTS)  # the payment ledger
+            store.set_payment_limit(tenant, "agent", "ava", 5_000_000, "finance")
     finally:
         store.close()
 
