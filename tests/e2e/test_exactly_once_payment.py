@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from schemas.activity_table import Role
 from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
 from schemas.payment import Counterparty, PaymentInput, PaymentOutcome, PaymentPolicy, payment_workflow_id
 from tests.e2e.hanging_wallet import HANG_FILE_ENV
+from tests.e2e.test_exactly_once_publish import worker_process  # its own process group, as a crashed pod
 from tests.helpers.chain import running_anvil
 from tests.helpers.dev_server import start_dev_server
 from tests.helpers.polling import eventually
@@ -40,7 +40,6 @@ from workers.roles import activity_threads, build_workers
 from workflows.payment import PaymentWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
-CHIMERA = str(Path(sys.executable).parent / "chimera")
 PAYEE = "0x000000000000000000000000000000000000bEEF"
 pytestmark = pytest.mark.e2e
 
@@ -60,18 +59,6 @@ def servers(flag: Path, rpc_url: str) -> dict[str, McpServerConfig]:
         }
     )
     return {"wallet": hanging}
-
-
-def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # Its own process group, so killing it kills its MCP server children too, as a crashed pod would.
-    return subprocess.Popen(
-        [CHIMERA, "worker", "--role", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 async def test_killed_worker_after_the_broadcast_still_pays_once(
