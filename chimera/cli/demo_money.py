@@ -70,12 +70,10 @@ def sandbox_chain(console: Console) -> Iterator[Anvil | None]:
 
 @dataclass
 class Treasury:
-    """The money act's parts: the chain, the token, the premium news service and who signs what."""
+    """The money act's parts: the premium news service, its payee, and the partner campaign."""
 
     rt: Runtime
-    node: Anvil
     console: Console
-    token: TestUSDC
     premium: Any  # mcp_servers.news.premium.PremiumNews
     publisher: str
     partner: CampaignSpec
@@ -112,7 +110,7 @@ class Treasury:
             f"  {spec.persona.name}'s agent {payer['address']}: funded {FUNDING_USDC} USDC\n"
             f"  premium news (x402, {display_usdc(PREMIUM_PRICE_UNITS)} a request): {premium.url}/premium/headlines"
         )
-        return cls(rt, node, console, token, premium, publisher, partner)
+        return cls(rt, console, premium, publisher, partner)
 
     def policy_for(self, spec: CampaignSpec) -> CampaignSpec:
         """The campaign buys the sandbox premium news each cycle: its news watch names the service, and its payments

@@ -11,26 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from temporalio.testing import WorkflowEnvironment
 from web3 import Web3
 
 from chimera.chain.anvil import Anvil
 from chimera.chain.token import TestUSDC
-from chimera.settings import McpServerConfig, Settings, default_mcp_servers
+from chimera.settings import McpServerConfig, default_mcp_servers
 from schemas.activity_table import Role
 from schemas.options import ActivityOptions, RetrySpec, RuntimeOptions
 from schemas.payment import Counterparty, PaymentInput, PaymentOutcome, PaymentPolicy, payment_workflow_id
 from tests.e2e.hanging_wallet import HANG_FILE_ENV
-from tests.e2e.test_exactly_once_publish import worker_process  # its own process group, as a crashed pod
+from tests.e2e.worker_processes import kill, split_roles, worker_process
 from tests.helpers.chain import running_anvil
 from tests.helpers.dev_server import start_dev_server
 from tests.helpers.polling import eventually
@@ -39,7 +35,6 @@ from workers.dependencies import Dependencies
 from workers.roles import activity_threads, build_workers
 from workflows.payment import PaymentWorkflow
 
-ROOT = Path(__file__).resolve().parents[2]
 PAYEE = "0x000000000000000000000000000000000000bEEF"
 pytestmark = pytest.mark.e2e
 
@@ -67,18 +62,8 @@ async def test_killed_worker_after_the_broadcast_still_pays_once(
     flag = tmp_path / "hang"
     flag.touch()
     env_server: WorkflowEnvironment = await start_dev_server(dev_server_path)
-    state = tmp_path / "state"
-    config = yaml.safe_load((ROOT / "temporal.yaml").read_text())
-    config["address"] = env_server.client.service_client.config.target_host
-    (tmp_path / "temporal.yaml").write_text(yaml.safe_dump(config))
     allowlist = servers(flag, node.url)
-    settings = Settings(state_dir=state, temporal_config=tmp_path / "temporal.yaml", mcp_servers=allowlist)
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CHIMERA_"))}
-    child_env.update(
-        CHIMERA_STATE_DIR=str(state),
-        CHIMERA_TEMPORAL_CONFIG=str(tmp_path / "temporal.yaml"),
-        CHIMERA_MCP_SERVERS=json.dumps({k: v.model_dump() for k, v in allowlist.items()}),
-    )
+    settings, child_env = split_roles(env_server, tmp_path, allowlist)
     deps = Dependencies.build(settings)
     policy = PaymentPolicy(counterparties=[Counterparty(name="newswire", address=PAYEE)])
     spec = make_spec(campaign="launch", agent="ava", goals=["Grow the spring launch"], payments=policy)
@@ -122,8 +107,7 @@ async def test_killed_worker_after_the_broadcast_still_pays_once(
 
                 await eventually(paid, "the chain has the payment", within=60)
                 # The payee holds the money; the worker still waits for the wallet's answer. Kill it.
-                os.killpg(first.pid, signal.SIGKILL)
-                first.wait(timeout=10)
+                kill(first)
                 await asyncio.to_thread(flag.unlink)
                 second = worker_process(child_env)
                 outcome: PaymentOutcome = await asyncio.wait_for(handle.result(), timeout=120)
@@ -132,8 +116,7 @@ async def test_killed_worker_after_the_broadcast_still_pays_once(
                 await asyncio.gather(*runs, return_exceptions=True)
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill(proc)
         await deps.aclose()
         await env_server.shutdown()
 

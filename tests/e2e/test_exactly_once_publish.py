@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from chimera.campaign_file import load_campaign
-from chimera.settings import McpServerConfig, Settings, default_mcp_servers
+from chimera.settings import McpServerConfig, default_mcp_servers
 from chimera.temporal_config import TemporalConfig
 from mcp_servers.social.sandbox import SandboxPlatform
 from schemas.activity_table import Role
@@ -32,6 +28,7 @@ from schemas.plan import PlannedTask
 from schemas.policy import ConfidenceBands, JudgePolicy
 from schemas.task import TaskOutcome
 from tests.e2e.hanging_twitter import HANG_FILE_ENV
+from tests.e2e.worker_processes import kill, split_roles, worker_process
 from tests.helpers.dev_server import start_dev_server
 from tests.helpers.polling import eventually
 from tests.helpers.tasks import content_input
@@ -40,7 +37,6 @@ from workers.roles import activity_threads, build_workers
 from workflows.content_task import ContentTaskWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
-CHIMERA = str(Path(sys.executable).parent / "chimera")
 pytestmark = pytest.mark.e2e
 
 
@@ -63,33 +59,11 @@ def flag(tmp_path: Path) -> Iterator[Path]:
     path.unlink(missing_ok=True)
 
 
-def worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # Its own process group, so killing it kills its MCP server children too, as a crashed pod would.
-    return subprocess.Popen(
-        [CHIMERA, "worker", "--role", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 async def test_killed_worker_after_platform_accepted_still_posts_once(
     dev_server_path: str, tmp_path: Path, flag: Path
 ) -> None:
     env_server: WorkflowEnvironment = await start_dev_server(dev_server_path)
-    state = tmp_path / "state"
-    config = yaml.safe_load((ROOT / "temporal.yaml").read_text())
-    config["address"] = env_server.client.service_client.config.target_host
-    (tmp_path / "temporal.yaml").write_text(yaml.safe_dump(config))
-    settings = Settings(state_dir=state, temporal_config=tmp_path / "temporal.yaml", mcp_servers=servers(flag))
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CHIMERA_"))}
-    child_env.update(
-        CHIMERA_STATE_DIR=str(state),
-        CHIMERA_TEMPORAL_CONFIG=str(tmp_path / "temporal.yaml"),
-        CHIMERA_MCP_SERVERS=json.dumps({k: v.model_dump() for k, v in servers(flag).items()}),
-    )
+    settings, child_env = split_roles(env_server, tmp_path, servers(flag))
     deps = Dependencies.build(settings)
     spec = load_campaign(ROOT / "examples" / "campaign.yaml", TemporalConfig())
     deps.store.ensure_campaign(spec)
@@ -119,8 +93,7 @@ async def test_killed_worker_after_platform_accepted_still_posts_once(
                     lambda: asyncio.to_thread(sandbox.find_post, inp.ref.task_id), "the platform accepted the post"
                 )
                 # The platform has the post; the worker is still waiting for its answer. Kill it.
-                os.killpg(first.pid, signal.SIGKILL)
-                first.wait(timeout=10)
+                kill(first)
                 await asyncio.to_thread(flag.unlink)
                 second = worker_process(child_env)
 
@@ -130,8 +103,7 @@ async def test_killed_worker_after_platform_accepted_still_posts_once(
                 await asyncio.gather(*runs, return_exceptions=True)
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill(proc)
         await deps.aclose()
         await env_server.shutdown()
 
